@@ -1,0 +1,106 @@
+"""The append-only audit log.
+
+Each event's body is the RFC 8785 canonical JSON of the event, stored byte for byte as it was hashed;
+the other columns are projections of the body for querying. Positions (`seq`) are assigned under the lock
+on the single AuditHead row, inside the writing transaction, so they have no gap and no fork.
+"""
+
+from django.db import models
+
+
+class ActorKind(models.TextChoices):
+    USER = "user", "User"
+    SERVICE_ACCOUNT = "service_account", "Service account"
+    SYSTEM = "system", "System"
+
+
+class Action(models.TextChoices):
+    ASSET_CREATED = "asset.created"
+    ASSET_UPDATED = "asset.updated"
+    ASSET_ARCHIVED = "asset.archived"
+    VERSION_CREATED = "version.created"
+    VERSION_UPDATED = "version.updated"
+    EVALUATION_ADDED = "evaluation.added"
+    LINEAGE_ADDED = "lineage.added"
+    STAGE_SET = "stage.set"
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or remove an audit row."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("The audit log is append-only: update is refused.")
+
+    def delete(self):
+        raise AppendOnlyError("The audit log is append-only: delete is refused.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError("The audit log is append-only: bulk_update is refused.")
+
+
+class AppendOnlyModel(models.Model):
+    """A model whose rows can be inserted and never changed or deleted through the ORM."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only.")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only.")
+
+
+class AuditEvent(AppendOnlyModel):
+    """One recorded change: who did what to which object, when, from where, with before and after."""
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    # Actors and targets are kept as values, not foreign keys: the record outlives what it names.
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_repr = models.CharField(max_length=200)
+    actor_kind = models.CharField(max_length=20, choices=ActorKind.choices)
+    action = models.CharField(max_length=64, choices=Action.choices)
+    target_kind = models.CharField(max_length=40)
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField(max_length=300)
+    asset_id = models.BigIntegerField(null=True, blank=True)
+    changes = models.JSONField(default=dict)
+    source = models.CharField(max_length=10)
+    context = models.JSONField(default=dict)
+    body = models.BinaryField()
+    leaf_hash = models.BinaryField(max_length=32)
+    chain_hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [
+            models.Index(fields=["asset_id", "seq"], name="audit_asset_seq"),
+            models.Index(fields=["actor_id", "seq"], name="audit_actor_seq"),
+            models.Index(fields=["action", "seq"], name="audit_action_seq"),
+            models.Index(fields=["target_kind", "target_id"], name="audit_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.target_repr} by {self.actor_repr}"
+
+
+class AuditHead(models.Model):
+    """The single row that holds the log's tail; locking it serialises appends."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.PositiveBigIntegerField(default=0)
+    chain_hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_head_singleton")]
+
+    def __str__(self) -> str:
+        return f"audit head at seq {self.seq}"

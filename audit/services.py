@@ -1,0 +1,88 @@
+"""audit_record: the only writer of audit events."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.utils import timezone
+
+from audit.canonical import canonical_bytes, chain_hash, format_time, jsonable, leaf_hash
+from audit.models import Action, ActorKind, AuditEvent, AuditHead
+from core.source import Source
+
+BODY_VERSION = 1
+
+
+def actor_kind_of(actor) -> ActorKind:
+    if actor is None:
+        return ActorKind.SYSTEM
+    if getattr(actor, "is_service_account", False):
+        return ActorKind.SERVICE_ACCOUNT
+    return ActorKind.USER
+
+
+def lock_log() -> None:
+    """Take the log's append lock now (it is taken anyway by the transaction's first event)."""
+    AuditHead.objects.select_for_update().get(pk=1)
+
+
+def audit_record(
+    *,
+    actor,
+    action: Action,
+    target,
+    source: Source,
+    changes: dict | None = None,
+    asset_id: int | None = None,
+) -> AuditEvent:
+    """Append one event to the log, inside the caller's transaction (it commits or rolls back with it)."""
+    if not connection.in_atomic_block:
+        # An event outside the change's transaction could survive a rolled-back change, or vice versa.
+        raise RuntimeError("audit_record must run inside the transaction of the change it records")
+    kind = actor_kind_of(actor)
+    actor_repr = "system" if actor is None else actor.get_username()
+    target_kind = target._meta.label_lower
+    occurred_at = timezone.now()
+    changes = jsonable(changes or {})
+    context = jsonable(source.context())
+
+    # The head lock serialises appends until commit: positions are gapless and the chain cannot fork.
+    head = AuditHead.objects.select_for_update().get(pk=1)
+    seq = head.seq + 1
+    body = canonical_bytes(
+        {
+            "v": BODY_VERSION,
+            "seq": seq,
+            "occurred_at": format_time(occurred_at),
+            "actor": {"kind": kind.value, "id": actor.pk if actor else None, "name": actor_repr},
+            "action": str(action),
+            "target": {"kind": target_kind, "id": str(target.pk), "repr": str(target)[:300]},
+            "asset_id": asset_id,
+            "changes": changes,
+            "source": str(source.channel),
+            "context": context,
+        }
+    )
+    leaf = leaf_hash(body)
+    chain = chain_hash(bytes(head.chain_hash), leaf)
+    event = AuditEvent(
+        seq=seq,
+        occurred_at=occurred_at,
+        actor_id=actor.pk if actor else None,
+        actor_repr=actor_repr,
+        actor_kind=kind,
+        action=action,
+        target_kind=target_kind,
+        target_id=str(target.pk),
+        target_repr=str(target)[:300],
+        asset_id=asset_id,
+        changes=changes,
+        source=source.channel,
+        context=context,
+        body=body,
+        leaf_hash=leaf,
+        chain_hash=chain,
+    )
+    event.save()
+    head.seq, head.chain_hash = seq, chain
+    head.save(update_fields=["seq", "chain_hash"])
+    return event

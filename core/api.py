@@ -1,0 +1,83 @@
+"""One error shape for the whole API: RFC 9457 problem details (application/problem+json).
+
+Every refusal carries a stable `type` slug, a human `title` and `detail`, the HTTP `status`, and for input
+problems an `errors` list of {field, message}.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from core.exceptions import DomainError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# The body of every 404: identical whether the thing does not exist or may not be seen.
+NOT_FOUND_BODY = {"type": "not-found", "title": "Not found", "status": 404, "detail": "Not found."}
+
+
+def problem(status_code: int, type_: str, title: str, detail: str, **members) -> Response:
+    body = {"type": type_, "title": title, "status": status_code, "detail": detail, **members}
+    return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _flatten(detail, prefix: str = "") -> list[dict]:
+    """Turn DRF's nested error structure into [{field, message}] with dotted / indexed paths."""
+    if isinstance(detail, dict):
+        out = []
+        for key, value in detail.items():
+            name = "" if key == "non_field_errors" else str(key)
+            path = f"{prefix}.{name}" if prefix and name else (prefix or name)
+            out.extend(_flatten(value, path))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return [{"field": prefix, "message": str(item)} for item in detail]
+        out = []
+        for index, item in enumerate(detail):
+            if item:
+                out.extend(_flatten(item, f"{prefix}[{index}]"))
+        return out
+    return [{"field": prefix, "message": str(detail)}]
+
+
+def problem_exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        members = dict(exc.extra)
+        if exc.errors:
+            members["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
+        return problem(exc.status, exc.type, exc.title, exc.detail, **members)
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        return Response(dict(NOT_FOUND_BODY), status=404, content_type=PROBLEM_CONTENT_TYPE)
+    if isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        summary = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+        return problem(400, "invalid-input", "The input is not valid", summary, errors=errors)
+
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    slug = {
+        status.HTTP_401_UNAUTHORIZED: "not-authenticated",
+        status.HTTP_403_FORBIDDEN: "forbidden",
+        status.HTTP_405_METHOD_NOT_ALLOWED: "method-not-allowed",
+        status.HTTP_406_NOT_ACCEPTABLE: "not-acceptable",
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "unsupported-media-type",
+        status.HTTP_429_TOO_MANY_REQUESTS: "throttled",
+    }.get(response.status_code, getattr(exc, "default_code", "error").replace("_", "-"))
+    detail = exc.detail if isinstance(getattr(exc, "detail", None), str) else str(exc)
+    body = {
+        "type": slug,
+        "title": response.status_text,
+        "status": response.status_code,
+        "detail": str(detail),
+    }
+    response.data = body
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response

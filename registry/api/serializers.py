@@ -1,0 +1,263 @@
+"""API shapes for the registry. Serializers validate shape only; the rules live in services."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group
+from rest_framework import serializers
+
+from registry.models import AssetKind, Relation, RiskTier
+
+PLURAL = {AssetKind.MODEL: "models", AssetKind.PROMPT: "prompts", AssetKind.DATASET: "datasets"}
+
+
+def asset_path(asset) -> str:
+    return f"/api/v1/{PLURAL[asset.kind]}/{asset.name}"
+
+
+class StrictInput(serializers.Serializer):
+    """An input serializer that names unknown fields instead of silently dropping them."""
+
+    immutable_message = "is not a field of this request"
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: [self.immutable_message] for name in unknown})
+        return super().to_internal_value(data)
+
+
+# Assets -------------------------------------------------------------------------------------------
+
+
+class AssetOut(serializers.Serializer):
+    kind = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    team = serializers.CharField(source="team.name", allow_null=True, default=None)
+    risk_tier = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    latest_version = serializers.IntegerField(source="latest_version_number")
+    archived = serializers.BooleanField(source="is_archived")
+    archived_at = serializers.DateTimeField(allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, asset) -> str:
+        return asset_path(asset)
+
+
+class AssetCreateIn(StrictInput):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    team = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Group.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+    )
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, default=RiskTier.MEDIUM)
+    tags = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+
+
+class AssetUpdateIn(StrictInput):
+    immutable_message = "cannot be changed; editable fields: description, team, risk_tier, tags"
+    description = serializers.CharField(required=False, allow_blank=True)
+    team = serializers.SlugRelatedField(
+        slug_field="name", queryset=Group.objects.all(), required=False, allow_null=True
+    )
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class ArchiveIn(StrictInput):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+# Versions -----------------------------------------------------------------------------------------
+
+
+class VersionRefIn(StrictInput):
+    kind = serializers.ChoiceField(choices=AssetKind.choices)
+    name = serializers.CharField(max_length=100)
+    version = serializers.IntegerField(min_value=1)
+
+
+class LineageIn(VersionRefIn):
+    relation = serializers.ChoiceField(choices=Relation.choices)
+
+
+class SourceIn(serializers.Serializer):
+    commit = serializers.RegexField(r"^[0-9a-f]{7,64}$", required=False)
+    ref = serializers.CharField(required=False, max_length=300)
+    run_url = serializers.URLField(required=False, max_length=1000)
+    repository = serializers.CharField(required=False, max_length=300)
+
+
+class VersionInBase(StrictInput):
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    uri = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+    metadata = serializers.DictField(required=False, default=dict)
+    source = SourceIn(required=False, default=dict)
+    lineage = LineageIn(many=True, required=False, default=list)
+
+
+class ModelVersionIn(VersionInBase):
+    digest = serializers.CharField(max_length=71)
+    framework = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+    metrics = serializers.DictField(required=False, default=dict)
+    params = serializers.DictField(required=False, default=dict)
+    signature = serializers.DictField(required=False, default=dict)
+    model_card = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class PromptVersionIn(VersionInBase):
+    template = serializers.CharField(trim_whitespace=False)
+    model_config = serializers.DictField(required=False, default=dict)
+    commit_message = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    variables = serializers.ListField(child=serializers.CharField(), required=False)
+    digest = serializers.CharField(
+        required=False, max_length=71, help_text="Optional: checked against the computed digest."
+    )
+
+
+class DatasetVersionIn(VersionInBase):
+    digest = serializers.CharField(max_length=71)
+    row_count = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
+    schema = serializers.DictField(required=False, default=dict)
+
+
+class VersionUpdateIn(StrictInput):
+    immutable_message = "is immutable; only description and tags can change"
+    description = serializers.CharField(required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class VersionOutBase(serializers.Serializer):
+    kind = serializers.CharField(source="asset.kind")
+    name = serializers.CharField(source="asset.name")
+    version = serializers.IntegerField(source="number")
+    description = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    digest = serializers.CharField()
+    uri = serializers.CharField()
+    metadata = serializers.DictField()
+    source = serializers.DictField(source="origin")
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, version) -> str:
+        return f"{asset_path(version.asset)}/versions/{version.number}"
+
+
+class ModelVersionOut(VersionOutBase):
+    framework = serializers.CharField()
+    metrics = serializers.DictField()
+    params = serializers.DictField()
+    signature = serializers.DictField()
+    model_card = serializers.CharField()
+
+
+class PromptVersionOut(VersionOutBase):
+    template = serializers.CharField()
+    variables = serializers.ListField(child=serializers.CharField())
+    model_config = serializers.DictField()
+    commit_message = serializers.CharField()
+
+
+class DatasetVersionOut(VersionOutBase):
+    row_count = serializers.IntegerField(allow_null=True)
+    schema = serializers.DictField()
+
+
+VERSION_IN = {
+    AssetKind.MODEL: ModelVersionIn,
+    AssetKind.PROMPT: PromptVersionIn,
+    AssetKind.DATASET: DatasetVersionIn,
+}
+VERSION_OUT = {
+    AssetKind.MODEL: ModelVersionOut,
+    AssetKind.PROMPT: PromptVersionOut,
+    AssetKind.DATASET: DatasetVersionOut,
+}
+
+
+class VersionRefOut(serializers.Serializer):
+    kind = serializers.CharField(source="asset.kind")
+    name = serializers.CharField(source="asset.name")
+    version = serializers.IntegerField(source="number")
+    digest = serializers.CharField()
+
+
+# Evaluations and lineage --------------------------------------------------------------------------
+
+
+class DatasetRefIn(StrictInput):
+    name = serializers.CharField(max_length=100)
+    version = serializers.IntegerField(min_value=1)
+
+
+class EvaluationIn(StrictInput):
+    name = serializers.CharField(max_length=100)
+    metrics = serializers.DictField()
+    dataset = DatasetRefIn(required=False, allow_null=True, default=None)
+    details = serializers.DictField(required=False, default=dict)
+
+
+class EvaluationOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    metrics = serializers.DictField()
+    dataset = VersionRefOut(source="dataset_version", allow_null=True)
+    details = serializers.DictField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+
+
+class LineageEdgeOut(serializers.Serializer):
+    parent = VersionRefOut()
+    child = VersionRefOut()
+    relation = serializers.CharField()
+    depth = serializers.IntegerField()
+
+
+class LineageOut(serializers.Serializer):
+    version = VersionRefOut()
+    direction = serializers.CharField()
+    depth = serializers.IntegerField()
+    edges = LineageEdgeOut(many=True)
+
+
+class LineageQuery(serializers.Serializer):
+    direction = serializers.ChoiceField(choices=["upstream", "downstream"], default="upstream")
+    depth = serializers.IntegerField(min_value=1, max_value=100, default=10)
+
+
+# Stages -------------------------------------------------------------------------------------------
+
+
+class StageOut(serializers.Serializer):
+    name = serializers.CharField()
+    order = serializers.IntegerField()
+    protected = serializers.BooleanField()
+    description = serializers.CharField()
+
+
+class StagePointerOut(serializers.Serializer):
+    stage = serializers.CharField()
+    protected = serializers.BooleanField()
+    version = serializers.IntegerField(allow_null=True)
+    digest = serializers.CharField(allow_null=True)
+    uri = serializers.CharField(allow_null=True)
+    updated_by = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+class StageSetIn(StrictInput):
+    version = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)

@@ -1,0 +1,421 @@
+"""Every change to the registry, each in one transaction together with its audit event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.models import Action
+from audit.services import audit_record, lock_log
+from core.exceptions import Conflict, InvalidInput
+from core.source import Source
+from registry import content
+from registry.models import (
+    Asset,
+    AssetKind,
+    AssetVersion,
+    Evaluation,
+    LineageEdge,
+    Relation,
+    RiskTier,
+    Stage,
+    StageHistory,
+    StagePointer,
+    name_validator,
+)
+from registry.selectors import lineage_reaches
+
+VERSION_FIELDS = {
+    AssetKind.MODEL: {"framework", "metrics", "params", "signature", "model_card"},
+    AssetKind.PROMPT: {"template", "variables", "model_config", "commit_message"},
+    AssetKind.DATASET: {"row_count", "schema"},
+}
+VERSION_COMMON_FIELDS = {"description", "tags", "digest", "uri", "metadata", "origin"}
+ASSET_EDITABLE = ("description", "team", "risk_tier", "tags")
+VERSION_EDITABLE = ("description", "tags")
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A reference to another version by kind, name and number, as clients write it."""
+
+    kind: str
+    name: str
+    version: int
+
+
+def _check_name(name: str) -> None:
+    try:
+        name_validator(name)
+    except Exception:
+        raise InvalidInput.field("name", name_validator.message) from None
+
+
+def _check_writable(asset: Asset) -> None:
+    if asset.is_archived:
+        raise Conflict(f"{asset} is archived; it accepts no changes.", type="asset-archived")
+
+
+def _resolve(ref: VersionRef, *, field: str) -> AssetVersion:
+    version = (
+        AssetVersion.objects.select_related("asset")
+        .filter(asset__kind=ref.kind, asset__name=ref.name, number=ref.version)
+        .first()
+    )
+    if version is None:
+        raise InvalidInput.field(
+            field,
+            f"{ref.kind}/{ref.name} version {ref.version} does not exist",
+            type="unknown-version",
+        )
+    return version
+
+
+@transaction.atomic(durable=True)
+def asset_create(
+    *,
+    actor,
+    source: Source,
+    kind: AssetKind,
+    name: str,
+    description: str = "",
+    team: Group | None = None,
+    risk_tier: RiskTier = RiskTier.MEDIUM,
+    tags: list[str] | None = None,
+) -> Asset:
+    """Register a new model, prompt or dataset."""
+    _check_name(name)
+    if Asset.objects.filter(kind=kind, name=name).exists():
+        raise Conflict(f"A {kind} named {name!r} already exists.", type="duplicate-name")
+    asset = Asset(
+        kind=kind,
+        name=name,
+        description=description,
+        team=team,
+        risk_tier=risk_tier,
+        tags=content.validate_tags(tags or []),
+        created_by=actor,
+    )
+    try:
+        with transaction.atomic():
+            asset.save()
+    except IntegrityError:  # lost a race with a concurrent create of the same name
+        raise Conflict(f"A {kind} named {name!r} already exists.", type="duplicate-name") from None
+    audit_record(
+        actor=actor,
+        action=Action.ASSET_CREATED,
+        target=asset,
+        source=source,
+        asset_id=asset.pk,
+        changes={"after": _asset_fields(asset)},
+    )
+    return asset
+
+
+def _asset_fields(asset: Asset) -> dict:
+    return {
+        "description": asset.description,
+        "team": asset.team.name if asset.team else None,
+        "risk_tier": asset.risk_tier,
+        "tags": asset.tags,
+    }
+
+
+@transaction.atomic(durable=True)
+def asset_update(*, actor, source: Source, asset: Asset, **fields) -> Asset:
+    """Change an asset's description, owning team, risk tier or tags."""
+    unknown = set(fields) - set(ASSET_EDITABLE)
+    if unknown:
+        raise InvalidInput.field(sorted(unknown)[0], "cannot be changed")
+    asset = Asset.objects.select_for_update().select_related("team").get(pk=asset.pk)
+    _check_writable(asset)
+    if "tags" in fields:
+        fields["tags"] = content.validate_tags(fields["tags"])
+    before = _asset_fields(asset)
+    for key, value in fields.items():
+        setattr(asset, key, value)
+    after = _asset_fields(asset)
+    changed = [key for key in ASSET_EDITABLE if before[key] != after[key]]
+    if not changed:
+        return asset
+    asset.save(update_fields=[*changed, "updated_at"])
+    audit_record(
+        actor=actor,
+        action=Action.ASSET_UPDATED,
+        target=asset,
+        source=source,
+        asset_id=asset.pk,
+        changes={
+            "before": {k: before[k] for k in changed},
+            "after": {k: after[k] for k in changed},
+        },
+    )
+    return asset
+
+
+@transaction.atomic(durable=True)
+def asset_archive(*, actor, source: Source, asset: Asset, reason: str = "") -> Asset:
+    """Archive an asset: it stays readable, and takes no new versions or stage moves."""
+    asset = Asset.objects.select_for_update().get(pk=asset.pk)
+    _check_writable(asset)
+    asset.archived_at = timezone.now()
+    asset.save(update_fields=["archived_at", "updated_at"])
+    audit_record(
+        actor=actor,
+        action=Action.ASSET_ARCHIVED,
+        target=asset,
+        source=source,
+        asset_id=asset.pk,
+        changes={"reason": reason},
+    )
+    return asset
+
+
+def _version_content(asset: Asset, data: dict) -> dict:
+    """Validate the kind-specific content of a new version and derive what the server computes."""
+    data = dict(data)
+    kind = asset.kind
+    unknown = sorted(set(data) - VERSION_COMMON_FIELDS - VERSION_FIELDS[kind])
+    if unknown:
+        raise InvalidInput.field(unknown[0], f"is not a field of a {kind} version")
+    if "metrics" in data:
+        content.validate_metrics(data["metrics"])
+    data["tags"] = content.validate_tags(data.get("tags", []))
+    if kind == AssetKind.PROMPT:
+        template = data.get("template") or ""
+        if not template.strip():
+            raise InvalidInput.field("template", "is required for a prompt")
+        derived = content.template_variables(template)
+        if "variables" in data and list(data["variables"]) != derived:
+            raise InvalidInput.field("variables", f"do not match the template's placeholders {derived}")
+        data["variables"] = derived
+        digest = content.prompt_digest(template=template, model_config=data.get("model_config", {}))
+        if data.get("digest") and data["digest"] != digest:
+            raise InvalidInput.field(
+                "digest", f"does not match the prompt's content; the server computes {digest}"
+            )
+        data["digest"] = digest
+    else:
+        if not data.get("digest"):
+            raise InvalidInput.field("digest", f"is required for a {kind}")
+        content.validate_digest(data["digest"])
+        if kind == AssetKind.DATASET and not data.get("uri"):
+            raise InvalidInput.field("uri", "is required for a dataset")
+    return data
+
+
+@transaction.atomic(durable=True)
+def version_register(
+    *,
+    actor,
+    source: Source,
+    asset: Asset,
+    data: dict,
+    lineage: list[tuple[Relation, VersionRef]] = (),
+) -> AssetVersion:
+    """Register the next version of an asset, with its lineage, numbered without gaps."""
+    data = _version_content(asset, data)
+    parents = []
+    for index, (relation, ref) in enumerate(lineage):
+        parent = _resolve(ref, field=f"lineage[{index}]")
+        if (relation, parent.pk) in {(r, p.pk) for r, p in parents}:
+            raise InvalidInput.field(f"lineage[{index}]", "is listed twice")
+        parents.append((relation, parent))
+    # The row lock on the asset serialises registrations of one asset: numbers never gap or repeat.
+    locked = Asset.objects.select_for_update().get(pk=asset.pk)
+    _check_writable(locked)
+    number = locked.latest_version_number + 1
+    version = AssetVersion.objects.create(asset=locked, number=number, created_by=actor, **data)
+    locked.latest_version_number = number
+    locked.save(update_fields=["latest_version_number"])
+    LineageEdge.objects.bulk_create(
+        LineageEdge(parent=parent, child=version, relation=relation, created_by=actor)
+        for relation, parent in parents
+    )
+    audit_record(
+        actor=actor,
+        action=Action.VERSION_CREATED,
+        target=version,
+        source=source,
+        asset_id=locked.pk,
+        changes={
+            "after": {
+                "number": number,
+                "digest": version.digest,
+                "uri": version.uri,
+                "metrics": version.metrics,
+                "source": version.origin,
+                "lineage": [{"relation": relation, "parent": str(parent)} for relation, parent in parents],
+            }
+        },
+    )
+    return version
+
+
+@transaction.atomic(durable=True)
+def version_update(*, actor, source: Source, version: AssetVersion, **fields) -> AssetVersion:
+    """Change a version's description or tags; its content is immutable."""
+    unknown = set(fields) - set(VERSION_EDITABLE)
+    if unknown:
+        raise InvalidInput.field(sorted(unknown)[0], "is immutable; only description and tags can change")
+    version = AssetVersion.objects.select_for_update().select_related("asset").get(pk=version.pk)
+    if "tags" in fields:
+        fields["tags"] = content.validate_tags(fields["tags"])
+    changed = [key for key, value in fields.items() if getattr(version, key) != value]
+    if not changed:
+        return version
+    before = {key: getattr(version, key) for key in changed}
+    for key in changed:
+        setattr(version, key, fields[key])
+    version.save(update_fields=changed)
+    audit_record(
+        actor=actor,
+        action=Action.VERSION_UPDATED,
+        target=version,
+        source=source,
+        asset_id=version.asset_id,
+        changes={"before": before, "after": {key: fields[key] for key in changed}},
+    )
+    return version
+
+
+@transaction.atomic(durable=True)
+def evaluation_add(
+    *,
+    actor,
+    source: Source,
+    version: AssetVersion,
+    name: str,
+    metrics: dict,
+    dataset: VersionRef | None = None,
+    details: dict | None = None,
+) -> Evaluation:
+    """Attach evaluation results to a version."""
+    content.validate_metrics(metrics)
+    if not metrics:
+        raise InvalidInput.field("metrics", "must name at least one metric")
+    dataset_version = None
+    if dataset is not None:
+        dataset_version = _resolve(dataset, field="dataset")
+    _check_writable(version.asset)
+    evaluation = Evaluation.objects.create(
+        version=version,
+        name=name,
+        metrics=metrics,
+        dataset_version=dataset_version,
+        details=details or {},
+        created_by=actor,
+    )
+    audit_record(
+        actor=actor,
+        action=Action.EVALUATION_ADDED,
+        target=evaluation,
+        source=source,
+        asset_id=version.asset_id,
+        changes={
+            "after": {
+                "version": str(version),
+                "name": name,
+                "metrics": metrics,
+                "dataset": str(dataset_version) if dataset_version else None,
+            }
+        },
+    )
+    return evaluation
+
+
+@transaction.atomic(durable=True)
+def lineage_add(
+    *, actor, source: Source, child: AssetVersion, parent_ref: VersionRef, relation: Relation
+) -> LineageEdge:
+    """Declare after registration that child was made from parent; refuses cycles."""
+    parent = _resolve(parent_ref, field="parent")
+    if parent.pk == child.pk:
+        raise InvalidInput.field("parent", "a version cannot be its own parent", type="lineage-cycle")
+    # Edges closing a cycle can be far apart in the graph, so lineage additions are serialised as a
+    # whole (on the audit log's lock, which this transaction takes anyway) before the cycle check.
+    lock_log()
+    if lineage_reaches(start=child, target=parent):
+        raise Conflict(
+            f"{parent} already descends from {child}; the edge would make a cycle.",
+            type="lineage-cycle",
+        )
+    if LineageEdge.objects.filter(parent=parent, child=child, relation=relation).exists():
+        raise Conflict("This lineage edge already exists.", type="duplicate-edge")
+    edge = LineageEdge.objects.create(parent=parent, child=child, relation=relation, created_by=actor)
+    audit_record(
+        actor=actor,
+        action=Action.LINEAGE_ADDED,
+        target=edge,
+        source=source,
+        asset_id=child.asset_id,
+        changes={"after": {"parent": str(parent), "child": str(child), "relation": relation}},
+    )
+    return edge
+
+
+@transaction.atomic(durable=True)
+def stage_set(
+    *, actor, source: Source, asset: Asset, stage: Stage, version: AssetVersion, reason: str = ""
+) -> StagePointer:
+    """Put a version in an unprotected stage directly; protected stages need an approved promotion."""
+    if stage.protected:
+        raise Conflict(
+            f"Stage {stage.name!r} is protected: it changes only through an approved promotion "
+            "(POST /api/v1/promotions).",
+            type="stage-protected",
+        )
+    return _stage_move(actor=actor, source=source, asset=asset, stage=stage, version=version, reason=reason)
+
+
+def _stage_move(
+    *, actor, source: Source, asset: Asset, stage: Stage, version: AssetVersion, reason: str
+) -> StagePointer:
+    """Move the stage pointer and write its history and audit event (caller holds the transaction)."""
+    locked = Asset.objects.select_for_update().get(pk=asset.pk)
+    _check_writable(locked)
+    if version.asset_id != locked.pk:
+        raise InvalidInput.field("version", f"is not a version of {locked}")
+    pointer = StagePointer.objects.filter(asset=locked, stage=stage).first()
+    previous = pointer.version if pointer else None
+    if previous is not None and previous.pk == version.pk:
+        raise Conflict(
+            f"{version} is already in {stage.name}.",
+            type="already-in-stage",
+            extra={"current_version": version.number},
+        )
+    now = timezone.now()
+    if pointer is None:
+        pointer = StagePointer.objects.create(
+            asset=locked, stage=stage, version=version, updated_by=actor, updated_at=now
+        )
+    else:
+        pointer.version, pointer.updated_by, pointer.updated_at = version, actor, now
+        pointer.save(update_fields=["version", "updated_by", "updated_at"])
+    StageHistory.objects.create(
+        asset=locked,
+        stage=stage,
+        version=version,
+        previous_version=previous,
+        reason=reason,
+        actor=actor,
+        source=source.channel,
+        created_at=now,
+    )
+    audit_record(
+        actor=actor,
+        action=Action.STAGE_SET,
+        target=pointer,
+        source=source,
+        asset_id=locked.pk,
+        changes={
+            "stage": stage.name,
+            "before": {"version": previous.number if previous else None},
+            "after": {"version": version.number},
+            "reason": reason,
+        },
+    )
+    return pointer
