@@ -8,3 +8,11 @@ class CursorPagination(pagination.CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
     ordering = "-id"
+
+
+class AssetPagination(CursorPagination):
+    ordering = "name"
+
+
+class VersionPagination(CursorPagination):
+    ordering = "-number"

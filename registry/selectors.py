@@ -65,7 +65,7 @@ def stage_pointer_resolve(*, kind: AssetKind, name: str, stage: str) -> StagePoi
     """What is in <stage> for <kind>/<name>: one indexed query joining asset, stage and version."""
     return (
         StagePointer.objects.filter(asset__kind=kind, asset__name=name, stage__name=stage)
-        .select_related("version", "stage", "asset")
+        .select_related("version", "stage", "updated_by")
         .first()
     )
 
@@ -92,7 +92,7 @@ SELECT edge_id, MIN(depth) FROM walk GROUP BY edge_id
 """
 _REACHES_SQL = """
 WITH RECURSIVE down(id) AS (
-    SELECT %s
+    SELECT CAST(%s AS BIGINT)
     UNION
     SELECT e.child_id FROM registry_lineageedge e JOIN down d ON e.parent_id = d.id
 )

@@ -130,7 +130,7 @@ def asset_update(*, actor, source: Source, asset: Asset, **fields) -> Asset:
     unknown = set(fields) - set(ASSET_EDITABLE)
     if unknown:
         raise InvalidInput.field(sorted(unknown)[0], "cannot be changed")
-    asset = Asset.objects.select_for_update().select_related("team").get(pk=asset.pk)
+    asset = Asset.objects.select_for_update(of=("self",)).select_related("team").get(pk=asset.pk)
     _check_writable(asset)
     if "tags" in fields:
         fields["tags"] = content.validate_tags(fields["tags"])
@@ -261,7 +261,7 @@ def version_update(*, actor, source: Source, version: AssetVersion, **fields) ->
     unknown = set(fields) - set(VERSION_EDITABLE)
     if unknown:
         raise InvalidInput.field(sorted(unknown)[0], "is immutable; only description and tags can change")
-    version = AssetVersion.objects.select_for_update().select_related("asset").get(pk=version.pk)
+    version = AssetVersion.objects.select_for_update(of=("self",)).select_related("asset").get(pk=version.pk)
     if "tags" in fields:
         fields["tags"] = content.validate_tags(fields["tags"])
     changed = [key for key, value in fields.items() if getattr(version, key) != value]

@@ -9,6 +9,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 
 from core.exceptions import InvalidInput, NotFound
+from core.pagination import AssetPagination, VersionPagination
 from core.source import Channel, Source
 from registry import selectors, services
 from registry.api import serializers as s
@@ -56,7 +57,7 @@ class VersionSchema(AutoSchema):
 class AssetListView(KindView):
     serializer_class = s.AssetOut
     filterset_class = AssetFilter
-    ordering = "name"
+    pagination_class = AssetPagination
 
     def get_queryset(self):
         return selectors.asset_list(kind=self.kind).select_related("created_by")
@@ -102,7 +103,7 @@ class VersionListView(KindView):
     queryset = AssetVersion.objects.none()
     filterset_class = VersionFilter
     schema = VersionSchema()
-    ordering = "-number"
+    pagination_class = VersionPagination
 
     def get_serializer_class(self):
         return s.VERSION_OUT[self.kind]

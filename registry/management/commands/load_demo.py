@@ -77,7 +77,9 @@ class Command(BaseCommand):
             for number, spec in enumerate(versions, start=1):
                 if asset.latest_version_number < number:
                     services.version_register(
-                        actor=admin, source=source, asset=asset,
+                        actor=admin,
+                        source=source,
+                        asset=asset,
                         data={
                             "digest": _digest(f"{name}-{number}"),
                             "uri": f"s3://datasets/{name}/v{number}.parquet",
@@ -91,7 +93,9 @@ class Command(BaseCommand):
                 if asset.latest_version_number >= number:
                     continue
                 version = services.version_register(
-                    actor=admin, source=source, asset=asset,
+                    actor=admin,
+                    source=source,
+                    asset=asset,
                     data={
                         "digest": _digest(f"{name}-{number}"),
                         "uri": f"s3://models/{name}/{number}/model.pkl",
@@ -104,7 +108,10 @@ class Command(BaseCommand):
                     lineage=[(Relation.TRAINED_ON, VersionRef("dataset", spec["trained_on"], data_version))],
                 )
                 services.evaluation_add(
-                    actor=admin, source=source, version=version, name="holdout",
+                    actor=admin,
+                    source=source,
+                    version=version,
+                    name="holdout",
                     metrics={key: round(value - 0.01, 4) for key, value in metrics.items()},
                     dataset=VersionRef("dataset", spec["trained_on"], data_version),
                 )
@@ -113,7 +120,9 @@ class Command(BaseCommand):
         for number, (template, config) in enumerate(PROMPT_VERSIONS, start=1):
             if prompt.latest_version_number < number:
                 services.version_register(
-                    actor=admin, source=source, asset=prompt,
+                    actor=admin,
+                    source=source,
+                    asset=prompt,
                     data={"template": template, "model_config": config, "commit_message": f"v{number}"},
                 )
                 prompt.refresh_from_db()
@@ -134,7 +143,12 @@ class Command(BaseCommand):
     def _asset(self, admin, source, kind, name, team, risk_tier) -> Asset:
         asset = Asset.objects.filter(kind=kind, name=name).first()
         return asset or services.asset_create(
-            actor=admin, source=source, kind=kind, name=name, team=team, risk_tier=risk_tier,
+            actor=admin,
+            source=source,
+            kind=kind,
+            name=name,
+            team=team,
+            risk_tier=risk_tier,
             description=f"Demo {kind}: {name}.",
         )
 
@@ -143,6 +157,10 @@ class Command(BaseCommand):
         stage = Stage.objects.get(name="staging")
         if not StagePointer.objects.filter(asset=asset, stage=stage).exists():
             services.stage_set(
-                actor=admin, source=source, asset=asset, stage=stage,
-                version=asset.versions.get(number=number), reason="demo data",
+                actor=admin,
+                source=source,
+                asset=asset,
+                stage=stage,
+                version=asset.versions.get(number=number),
+                reason="demo data",
             )

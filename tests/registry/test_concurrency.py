@@ -1,0 +1,92 @@
+"""Concurrent writers on PostgreSQL: gapless version numbers and a gapless, fork-free audit log."""
+
+import contextlib
+import threading
+
+import pytest
+from django.db import close_old_connections, connection
+
+from audit.models import Action, AuditEvent
+from core.source import Source
+from registry import services
+from registry.models import AssetVersion
+from tests.audit.test_audit_log import verify_chain
+from tests.factories import AssetFactory, digest_for
+
+WRITERS = 16
+
+
+def run_at_once(target, count):
+    barrier = threading.Barrier(count)
+    errors = []
+
+    def worker(index):
+        try:
+            barrier.wait()
+            target(index)
+        except Exception as exc:  # collected and asserted on below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    close_old_connections()
+    return errors
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_registrations_get_numbers_1_to_16(user):
+    asset = AssetFactory(name="busy")
+
+    def register(index):
+        services.version_register(
+            actor=user, source=Source.cli(), asset=asset, data={"digest": digest_for(f"c{index}")}
+        )
+
+    assert run_at_once(register, WRITERS) == []
+    numbers = sorted(AssetVersion.objects.filter(asset=asset).values_list("number", flat=True))
+    assert numbers == list(range(1, WRITERS + 1))
+    assert AuditEvent.objects.filter(action=Action.VERSION_CREATED).count() == WRITERS
+    assert sorted(AuditEvent.objects.values_list("seq", flat=True)) == list(range(1, WRITERS + 1))
+    assert verify_chain() is None
+    asset.refresh_from_db()
+    assert asset.latest_version_number == WRITERS
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_writers_on_many_assets_keep_one_chain(user):
+    assets = [AssetFactory(name=f"a-{i}") for i in range(WRITERS)]
+
+    def register(index):
+        for round_ in range(3):
+            services.version_register(
+                actor=user,
+                source=Source.cli(),
+                asset=assets[index],
+                data={"digest": digest_for(f"{index}-{round_}")},
+            )
+
+    assert run_at_once(register, WRITERS) == []
+    assert AuditEvent.objects.count() == WRITERS * 3
+    assert verify_chain() is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_creates_of_one_name_give_one_asset(user):
+    from core.exceptions import Conflict
+    from registry.models import Asset, AssetKind
+
+    def create(index):
+        with contextlib.suppress(Conflict):
+            services.asset_create(actor=user, source=Source.cli(), kind=AssetKind.MODEL, name="same")
+
+    assert run_at_once(create, 8) == []
+    assert Asset.objects.filter(name="same").count() == 1
+    assert AuditEvent.objects.count() == 1
