@@ -1,10 +1,92 @@
-"""People and teams. A team is a Django group, so object permissions can be granted to it."""
+"""People, service accounts, teams, and API tokens."""
 
-from django.contrib.auth.models import Group
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, Group
+from django.db import models
+from django.utils import timezone
+
+
+class GlobalRole(models.TextChoices):
+    NONE = "", "None"
+    ADMIN = "admin", "Registry admin"
+    AUDITOR = "auditor", "Auditor"
+
+
+class User(AbstractUser):
+    """A person, or a service account that CI uses (never logs in to the browser, never reviews)."""
+
+    global_role = models.CharField(max_length=10, choices=GlobalRole.choices, blank=True, default="")
+    is_service_account = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "accounts_user"
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def is_registry_admin(self) -> bool:
+        """Admins manage every asset, grant and token; superusers count as admins (not as reviewers)."""
+        return self.is_active and (self.is_superuser or self.global_role == GlobalRole.ADMIN)
+
+    @property
+    def is_auditor(self) -> bool:
+        """Auditors read everything, the audit log included, and change nothing."""
+        return self.is_active and self.global_role == GlobalRole.AUDITOR
 
 
 class Team(Group):
-    """A group of people that owns assets."""
+    """A group of people that owns assets and can be granted roles on them."""
 
     class Meta:
         proxy = True
+
+
+class Scope(models.TextChoices):
+    READ = "read", "Read"
+    WRITE = "write", "Register versions, evaluations, lineage and set unprotected stages"
+    PROMOTE = "promote", "Request promotions"
+    MANAGE = "manage", "Manage grants, service accounts and tokens"
+
+
+class ApiToken(models.Model):
+    """A bearer token: only its SHA-256 is stored, with a lookup id and the last four characters."""
+
+    PREFIX = "mgr"
+
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tokens")
+    name = models.CharField(max_length=100)
+    lookup = models.CharField(max_length=12, unique=True)
+    hashed = models.CharField(max_length=64)
+    last4 = models.CharField(max_length=4)
+    scopes = models.JSONField(default=list)
+    expires_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.PREFIX}_{self.lookup}_…{self.last4} ({self.name})"
+
+    @staticmethod
+    def hash(token: str) -> str:
+        # Tokens carry 238 bits of randomness, so a fast hash is enough: nothing to brute-force.
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()

@@ -23,6 +23,14 @@ class Action(models.TextChoices):
     EVALUATION_ADDED = "evaluation.added"
     LINEAGE_ADDED = "lineage.added"
     STAGE_SET = "stage.set"
+    GRANT_ADDED = "grant.added"
+    GRANT_REMOVED = "grant.removed"
+    ACCOUNT_CREATED = "account.created"
+    TOKEN_CREATED = "token.created"
+    TOKEN_REVOKED = "token.revoked"
+    LOGIN_SUCCEEDED = "login.succeeded"
+    LOGIN_FAILED = "login.failed"
+    LOGOUT = "logout"
 
 
 class AppendOnlyError(Exception):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import connection
 from django.utils import timezone
 
@@ -10,6 +12,21 @@ from audit.models import Action, ActorKind, AuditEvent, AuditHead
 from core.source import Source
 
 BODY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    """A target that is not a row, e.g. the username of a failed sign-in."""
+
+    kind: str
+    id: str
+    repr: str
+
+
+def _target(target) -> TargetRef:
+    if isinstance(target, TargetRef):
+        return target
+    return TargetRef(kind=target._meta.label_lower, id=str(target.pk), repr=str(target)[:300])
 
 
 def actor_kind_of(actor) -> ActorKind:
@@ -40,7 +57,7 @@ def audit_record(
         raise RuntimeError("audit_record must run inside the transaction of the change it records")
     kind = actor_kind_of(actor)
     actor_repr = "system" if actor is None else actor.get_username()
-    target_kind = target._meta.label_lower
+    target = _target(target)
     occurred_at = timezone.now()
     changes = jsonable(changes or {})
     context = jsonable(source.context())
@@ -55,7 +72,7 @@ def audit_record(
             "occurred_at": format_time(occurred_at),
             "actor": {"kind": kind.value, "id": actor.pk if actor else None, "name": actor_repr},
             "action": str(action),
-            "target": {"kind": target_kind, "id": str(target.pk), "repr": str(target)[:300]},
+            "target": {"kind": target.kind, "id": target.id, "repr": target.repr},
             "asset_id": asset_id,
             "changes": changes,
             "source": str(source.channel),
@@ -71,9 +88,9 @@ def audit_record(
         actor_repr=actor_repr,
         actor_kind=kind,
         action=action,
-        target_kind=target_kind,
-        target_id=str(target.pk),
-        target_repr=str(target)[:300],
+        target_kind=target.kind,
+        target_id=target.id,
+        target_repr=target.repr,
         asset_id=asset_id,
         changes=changes,
         source=source.channel,

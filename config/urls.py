@@ -9,6 +9,8 @@ from core import views as core_views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(("registry.api.urls", "registry-api"))),
+    path("api/v1/", include(("accounts.api.urls", "accounts-api"))),
+    path("accounts/", include("accounts.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", core_views.healthz, name="healthz"),

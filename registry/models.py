@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.validators import RegexValidator
 from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 name_validator = RegexValidator(
@@ -58,6 +59,12 @@ class Asset(models.Model):
             models.UniqueConstraint(fields=["kind", "name"], name="asset_unique_kind_name"),
         ]
         indexes = [models.Index(fields=["kind", "risk_tier"], name="asset_kind_risk")]
+        permissions = [
+            ("contribute_asset", "Register versions, evaluations and lineage; set unprotected stages"),
+            ("request_promotion_asset", "Request promotions"),
+            ("review_asset", "Review promotions"),
+            ("manage_asset", "Edit the asset, its policies and its grants"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"
@@ -212,3 +219,21 @@ class StageHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset} {self.stage_id}: {self.previous_version_id} → {self.version_id}"
+
+
+class AssetUserObjectPermission(UserObjectPermissionBase):
+    """A role on an asset granted to one person or service account (direct foreign key: fast joins)."""
+
+    content_object = models.ForeignKey(Asset, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        pass
+
+
+class AssetGroupObjectPermission(GroupObjectPermissionBase):
+    """A role on an asset granted to a team."""
+
+    content_object = models.ForeignKey(Asset, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        pass

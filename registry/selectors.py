@@ -15,16 +15,19 @@ from registry.models import (
     Stage,
     StagePointer,
 )
+from registry.permissions import restrict
 
 MAX_LINEAGE_DEPTH = 100
 
 
-def asset_list(*, kind: AssetKind) -> QuerySet[Asset]:
-    return Asset.objects.filter(kind=kind).select_related("team")
+def asset_list_for_user(*, user, kind: AssetKind) -> QuerySet[Asset]:
+    """The assets of a kind that user may see (filtered in SQL with subqueries)."""
+    return restrict(Asset.objects.filter(kind=kind), user).select_related("team", "created_by")
 
 
-def asset_get(*, kind: AssetKind, name: str) -> Asset:
-    asset = Asset.objects.filter(kind=kind, name=name).select_related("team").first()
+def asset_get_for_user(*, user, kind: AssetKind, name: str) -> Asset:
+    """The asset, if user may see it; otherwise the same NotFound as for an asset that does not exist."""
+    asset = asset_list_for_user(user=user, kind=kind).filter(name=name).first()
     if asset is None:
         raise NotFound("Not found.")
     return asset
@@ -61,13 +64,10 @@ def stage_pointer_list(*, asset: Asset) -> list[dict]:
     return [{"stage": stage, "pointer": pointers.get(stage.pk)} for stage in Stage.objects.all()]
 
 
-def stage_pointer_resolve(*, kind: AssetKind, name: str, stage: str) -> StagePointer | None:
-    """What is in <stage> for <kind>/<name>: one indexed query joining asset, stage and version."""
-    return (
-        StagePointer.objects.filter(asset__kind=kind, asset__name=name, stage__name=stage)
-        .select_related("version", "stage", "updated_by")
-        .first()
-    )
+def stage_pointer_resolve_for_user(*, user, kind: AssetKind, name: str, stage: str) -> StagePointer | None:
+    """What is in <stage> for <kind>/<name>, if user may see it: one indexed query, visibility included."""
+    pointers = StagePointer.objects.filter(asset__kind=kind, asset__name=name, stage__name=stage)
+    return restrict(pointers, user, field="asset").select_related("version", "stage", "updated_by").first()
 
 
 _UPSTREAM_SQL = """
@@ -100,10 +100,13 @@ SELECT 1 FROM down WHERE id = %s LIMIT 1
 """
 
 
-def lineage(*, version: AssetVersion, direction: str, depth: int) -> list[tuple[LineageEdge, int]]:
+def lineage_for_user(
+    *, user, version: AssetVersion, direction: str, depth: int
+) -> list[tuple[LineageEdge, int]]:
     """Edges reachable from version, walking up (parents) or down (children) at most depth hops.
 
     Two queries whatever the depth: one recursive walk for the edge ids, one fetch of the edges.
+    Edges that touch an asset user may not see are left out.
     """
     sql = _UPSTREAM_SQL if direction == "upstream" else _DOWNSTREAM_SQL
     with connection.cursor() as cursor:

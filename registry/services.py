@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from guardian.shortcuts import assign_perm
 
 from audit.models import Action
 from audit.services import audit_record, lock_log
-from core.exceptions import Conflict, InvalidInput
+from core.exceptions import Conflict, Forbidden, InvalidInput
 from core.source import Source
 from registry import content
 from registry.models import (
@@ -26,6 +27,7 @@ from registry.models import (
     StagePointer,
     name_validator,
 )
+from registry.permissions import CODENAMES, Role, can_create_assets, require, restrict
 from registry.selectors import lineage_reaches
 
 VERSION_FIELDS = {
@@ -59,12 +61,14 @@ def _check_writable(asset: Asset) -> None:
         raise Conflict(f"{asset} is archived; it accepts no changes.", type="asset-archived")
 
 
-def _resolve(ref: VersionRef, *, field: str) -> AssetVersion:
-    version = (
-        AssetVersion.objects.select_related("asset")
-        .filter(asset__kind=ref.kind, asset__name=ref.name, number=ref.version)
-        .first()
+def _resolve(ref: VersionRef, *, field: str, actor) -> AssetVersion:
+    """The referenced version, if it exists and actor may see it (the error is the same otherwise)."""
+    versions = AssetVersion.objects.select_related("asset").filter(
+        asset__kind=ref.kind, asset__name=ref.name, number=ref.version
     )
+    if actor is not None:
+        versions = restrict(versions, actor, field="asset")
+    version = versions.first()
     if version is None:
         raise InvalidInput.field(
             field,
@@ -86,7 +90,9 @@ def asset_create(
     risk_tier: RiskTier = RiskTier.MEDIUM,
     tags: list[str] | None = None,
 ) -> Asset:
-    """Register a new model, prompt or dataset."""
+    """Register a new model, prompt or dataset; its creator manages it and its team contributes."""
+    if not can_create_assets(actor):
+        raise Forbidden("Creating assets needs the global 'add asset' permission.", type="permission-denied")
     _check_name(name)
     if Asset.objects.filter(kind=kind, name=name).exists():
         raise Conflict(f"A {kind} named {name!r} already exists.", type="duplicate-name")
@@ -104,13 +110,22 @@ def asset_create(
             asset.save()
     except IntegrityError:  # lost a race with a concurrent create of the same name
         raise Conflict(f"A {kind} named {name!r} already exists.", type="duplicate-name") from None
+    grants = []
+    if actor is not None:
+        # A person who creates an asset manages it; a service account may only contribute to it.
+        role = Role.CONTRIBUTE if actor.is_service_account else Role.MANAGE
+        assign_perm(f"registry.{CODENAMES[role]}", actor, asset)
+        grants.append({"principal": f"user:{actor.username}", "role": role})
+    if team is not None:
+        assign_perm(f"registry.{CODENAMES[Role.CONTRIBUTE]}", team, asset)
+        grants.append({"principal": f"team:{team.name}", "role": Role.CONTRIBUTE})
     audit_record(
         actor=actor,
         action=Action.ASSET_CREATED,
         target=asset,
         source=source,
         asset_id=asset.pk,
-        changes={"after": _asset_fields(asset)},
+        changes={"after": _asset_fields(asset), "grants": grants},
     )
     return asset
 
@@ -130,6 +145,7 @@ def asset_update(*, actor, source: Source, asset: Asset, **fields) -> Asset:
     unknown = set(fields) - set(ASSET_EDITABLE)
     if unknown:
         raise InvalidInput.field(sorted(unknown)[0], "cannot be changed")
+    require(actor, asset, Role.MANAGE)
     asset = Asset.objects.select_for_update(of=("self",)).select_related("team").get(pk=asset.pk)
     _check_writable(asset)
     if "tags" in fields:
@@ -159,6 +175,7 @@ def asset_update(*, actor, source: Source, asset: Asset, **fields) -> Asset:
 @transaction.atomic(durable=True)
 def asset_archive(*, actor, source: Source, asset: Asset, reason: str = "") -> Asset:
     """Archive an asset: it stays readable, and takes no new versions or stage moves."""
+    require(actor, asset, Role.MANAGE)
     asset = Asset.objects.select_for_update().get(pk=asset.pk)
     _check_writable(asset)
     asset.archived_at = timezone.now()
@@ -217,10 +234,11 @@ def version_register(
     lineage: list[tuple[Relation, VersionRef]] = (),
 ) -> AssetVersion:
     """Register the next version of an asset, with its lineage, numbered without gaps."""
+    require(actor, asset, Role.CONTRIBUTE)
     data = _version_content(asset, data)
     parents = []
     for index, (relation, ref) in enumerate(lineage):
-        parent = _resolve(ref, field=f"lineage[{index}]")
+        parent = _resolve(ref, field=f"lineage[{index}]", actor=actor)
         if (relation, parent.pk) in {(r, p.pk) for r, p in parents}:
             raise InvalidInput.field(f"lineage[{index}]", "is listed twice")
         parents.append((relation, parent))
@@ -258,6 +276,7 @@ def version_register(
 @transaction.atomic(durable=True)
 def version_update(*, actor, source: Source, version: AssetVersion, **fields) -> AssetVersion:
     """Change a version's description or tags; its content is immutable."""
+    require(actor, version.asset, Role.CONTRIBUTE)
     unknown = set(fields) - set(VERSION_EDITABLE)
     if unknown:
         raise InvalidInput.field(sorted(unknown)[0], "is immutable; only description and tags can change")
@@ -294,12 +313,13 @@ def evaluation_add(
     details: dict | None = None,
 ) -> Evaluation:
     """Attach evaluation results to a version."""
+    require(actor, version.asset, Role.CONTRIBUTE)
     content.validate_metrics(metrics)
     if not metrics:
         raise InvalidInput.field("metrics", "must name at least one metric")
     dataset_version = None
     if dataset is not None:
-        dataset_version = _resolve(dataset, field="dataset")
+        dataset_version = _resolve(dataset, field="dataset", actor=actor)
     _check_writable(version.asset)
     evaluation = Evaluation.objects.create(
         version=version,
@@ -332,7 +352,8 @@ def lineage_add(
     *, actor, source: Source, child: AssetVersion, parent_ref: VersionRef, relation: Relation
 ) -> LineageEdge:
     """Declare after registration that child was made from parent; refuses cycles."""
-    parent = _resolve(parent_ref, field="parent")
+    require(actor, child.asset, Role.CONTRIBUTE)
+    parent = _resolve(parent_ref, field="parent", actor=actor)
     if parent.pk == child.pk:
         raise InvalidInput.field("parent", "a version cannot be its own parent", type="lineage-cycle")
     # Edges closing a cycle can be far apart in the graph, so lineage additions are serialised as a
@@ -362,6 +383,7 @@ def stage_set(
     *, actor, source: Source, asset: Asset, stage: Stage, version: AssetVersion, reason: str = ""
 ) -> StagePointer:
     """Put a version in an unprotected stage directly; protected stages need an approved promotion."""
+    require(actor, asset, Role.CONTRIBUTE)
     if stage.protected:
         raise Conflict(
             f"Stage {stage.name!r} is protected: it changes only through an approved promotion "

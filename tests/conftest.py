@@ -18,7 +18,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def user(django_user_model):
-    return django_user_model.objects.create_user("alice", password="alice-password")
+    """A registry admin: the registry tests are about its rules, not about who may use them."""
+    return django_user_model.objects.create_user("alice", password="alice-password", global_role="admin")
 
 
 @pytest.fixture

@@ -27,6 +27,12 @@ for kind, plural in PLURAL.items():
         ),
         path(f"{version}/lineage", views.LineageView.as_view(kind=kind), name=f"{kind}-lineage"),
         path(f"{base}/stages", views.AssetStageListView.as_view(kind=kind), name=f"{kind}-stage-list"),
+        path(f"{base}/permissions", views.AssetGrantListView.as_view(kind=kind), name=f"{kind}-grant-list"),
+        path(
+            f"{base}/permissions/<str:principal_type>/<str:principal>/<str:role>",
+            views.AssetGrantDetailView.as_view(kind=kind),
+            name=f"{kind}-grant-detail",
+        ),
         path(
             f"{base}/stages/<str:stage>",
             views.AssetStageDetailView.as_view(kind=kind),

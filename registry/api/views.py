@@ -8,6 +8,10 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import generics, status
 from rest_framework.response import Response
 
+from accounts import selectors as account_selectors
+from accounts import services as account_services
+from accounts.api.serializers import GrantIn, GrantOut
+from accounts.models import Scope
 from core.exceptions import InvalidInput, NotFound
 from core.pagination import AssetPagination, VersionPagination
 from core.source import Channel, Source
@@ -15,6 +19,7 @@ from registry import selectors, services
 from registry.api import serializers as s
 from registry.filters import AssetFilter, EvaluationFilter, VersionFilter
 from registry.models import Asset, AssetKind, AssetVersion, Evaluation, Stage
+from registry.permissions import Role
 from registry.services import VersionRef
 
 
@@ -35,7 +40,7 @@ class KindView(generics.GenericAPIView):
     queryset = Asset.objects.none()  # for schema generation only; reads go through the selectors
 
     def asset(self):
-        return selectors.asset_get(kind=self.kind, name=self.kwargs["name"])
+        return selectors.asset_get_for_user(user=self.request.user, kind=self.kind, name=self.kwargs["name"])
 
     def version(self):
         return selectors.version_get(asset=self.asset(), number=self.kwargs["number"])
@@ -60,7 +65,7 @@ class AssetListView(KindView):
     pagination_class = AssetPagination
 
     def get_queryset(self):
-        return selectors.asset_list(kind=self.kind).select_related("created_by")
+        return selectors.asset_list_for_user(user=self.request.user, kind=self.kind)
 
     @extend_schema(responses=s.AssetOut(many=True))
     def get(self, request, **kwargs):
@@ -180,7 +185,9 @@ class LineageView(KindView):
         query = s.LineageQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         direction, depth = query.validated_data["direction"], query.validated_data["depth"]
-        edges = selectors.lineage(version=version, direction=direction, depth=depth)
+        edges = selectors.lineage_for_user(
+            user=request.user, version=version, direction=direction, depth=depth
+        )
         body = {
             "version": version,
             "direction": direction,
@@ -251,7 +258,9 @@ class AssetStageDetailView(KindView):
     )
     def get(self, request, **kwargs):
         """The version in this stage: one indexed query. Answers an ETag; If-None-Match gives 304."""
-        pointer = selectors.stage_pointer_resolve(kind=self.kind, name=kwargs["name"], stage=kwargs["stage"])
+        pointer = selectors.stage_pointer_resolve_for_user(
+            user=request.user, kind=self.kind, name=kwargs["name"], stage=kwargs["stage"]
+        )
         if pointer is None:
             # Either the asset or the stage does not exist, or nothing is in the stage yet.
             self.asset()
@@ -293,3 +302,49 @@ class StageListView(generics.GenericAPIView):
     @extend_schema(responses=s.StageOut(many=True))
     def get(self, request):
         return Response(s.StageOut(Stage.objects.all(), many=True).data)
+
+
+class AssetGrantListView(KindView):
+    """Who holds which role on the asset (managers, admins, auditors); grant a role (managers, admins)."""
+
+    serializer_class = GrantOut
+    pagination_class = None
+    token_scope = Scope.MANAGE
+
+    @extend_schema(responses=GrantOut(many=True))
+    def get(self, request, **kwargs):
+        rows = account_selectors.grant_list_for_user(user=request.user, asset=self.asset())
+        return Response(GrantOut(rows, many=True).data)
+
+    @extend_schema(request=GrantIn, responses={201: GrantOut})
+    def post(self, request, **kwargs):
+        asset = self.asset()
+        data = _input(GrantIn, request)
+        principal = account_selectors.principal_get(
+            principal_type=data["principal_type"], name=data["principal"]
+        )
+        account_services.grant_add(
+            actor=request.user,
+            source=api_source(request),
+            asset=asset,
+            principal=principal,
+            role=data["role"],
+        )
+        body = {**data, "service_account": getattr(principal, "is_service_account", False)}
+        return Response(GrantOut(body).data, status=201)
+
+
+class AssetGrantDetailView(KindView):
+    serializer_class = GrantOut
+    token_scope = Scope.MANAGE
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, principal_type: str, principal: str, role: str, **kwargs):
+        asset = self.asset()
+        if role not in Role.values:
+            raise InvalidInput.field("role", f"must be one of {', '.join(Role.values)}")
+        holder = account_selectors.principal_get(principal_type=principal_type, name=principal)
+        account_services.grant_remove(
+            actor=request.user, source=api_source(request), asset=asset, principal=holder, role=Role(role)
+        )
+        return Response(status=204)

@@ -1,24 +1,41 @@
-"""Load demonstration data: models, a prompt, datasets, versions, evaluations, lineage and stages.
+"""Load demonstration data: personas, models, a prompt, datasets, versions, evaluations, lineage, stages.
 
-Idempotent: running it again changes nothing. All changes go through the services, so the demo
-data has its audit trail like any other change.
+Idempotent: running it again changes nothing (except that a lost demo CI token is replaced). All
+changes go through the services, so the demo data has its audit trail like any other change.
+
+Personas (password: "<username>-demo-password"): admin (registry admin), owner (creates and manages
+the demo assets), reviewer1 and reviewer2 (team "reviewers", review role on every demo asset), viewer
+(view role), auditor (global auditor). The service account ci-bot (team "ml-platform", which
+contributes to every demo asset) also requests promotions; its token is printed.
 """
 
 import hashlib
 import os
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from accounts import services as account_services
+from accounts.models import ApiToken, GlobalRole, Scope, User
 from core.source import Source
 from registry import services
 from registry.models import Asset, AssetKind, Relation, RiskTier, Stage, StagePointer
+from registry.permissions import Role, granted_roles
 from registry.services import VersionRef
 
 ADMIN_USERNAME = "admin"
 DEFAULT_ADMIN_PASSWORD = "admin-demo-password"
+PEOPLE = {
+    "admin": GlobalRole.ADMIN,
+    "owner": GlobalRole.NONE,
+    "reviewer1": GlobalRole.NONE,
+    "reviewer2": GlobalRole.NONE,
+    "viewer": GlobalRole.NONE,
+    "auditor": GlobalRole.AUDITOR,
+}
+CI_ACCOUNT = "ci-bot"
 
 
 def _digest(text: str) -> str:
@@ -70,8 +87,32 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         source = Source.cli()
-        admin = self._admin()
+        people = self._people()
+        admin, owner = people["admin"], people["owner"]
         team, _ = Group.objects.get_or_create(name="ml-platform")
+        reviewers, _ = Group.objects.get_or_create(name="reviewers")
+        people["reviewer1"].groups.add(reviewers)
+        people["reviewer2"].groups.add(reviewers)
+        ci = User.objects.filter(username=CI_ACCOUNT).first() or account_services.service_account_create(
+            actor=admin, source=source, name=CI_ACCOUNT, team=team
+        )
+        self._load_assets(owner, source, team)
+        for asset in Asset.objects.filter(name__in=[*DATASETS, *MODELS, "support-reply"]):
+            self._grant(admin, source, asset, reviewers, Role.REVIEW)
+            self._grant(admin, source, asset, people["viewer"], Role.VIEW)
+            self._grant(admin, source, asset, ci, Role.REQUEST_PROMOTION)
+        self._staging(owner, source, "fraud-detector", 3)
+        self._staging(owner, source, "churn-predictor", 2)
+        token = self._ci_token(admin, source, ci)
+        self.stdout.write(
+            "Demo data ready.\n"
+            f"  Admin login: {ADMIN_USERNAME} / {self._password(ADMIN_USERNAME)}\n"
+            "  Other people: owner, reviewer1, reviewer2, viewer, auditor"
+            " (password: <username>-demo-password)\n"
+            f"  CI token for {CI_ACCOUNT}: {token}"
+        )
+
+    def _load_assets(self, admin, source, team):
         for name, versions in DATASETS.items():
             asset = self._asset(admin, source, AssetKind.DATASET, name, team, RiskTier.MEDIUM)
             for number, spec in enumerate(versions, start=1):
@@ -126,19 +167,66 @@ class Command(BaseCommand):
                     data={"template": template, "model_config": config, "commit_message": f"v{number}"},
                 )
                 prompt.refresh_from_db()
-        self._staging(admin, source, "fraud-detector", 3)
-        self._staging(admin, source, "churn-predictor", 2)
-        password = os.environ.get("DEMO_ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD)
-        self.stdout.write(f"Demo data ready. Admin login: {ADMIN_USERNAME} / {password}")
 
-    def _admin(self):
-        User = get_user_model()
-        admin = User.objects.filter(username=ADMIN_USERNAME).first()
-        if admin is None:
-            password = os.environ.get("DEMO_ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD)
-            with transaction.atomic():
-                admin = User.objects.create_superuser(ADMIN_USERNAME, "admin@example.com", password)
-        return admin
+    def _password(self, username: str) -> str:
+        if username == ADMIN_USERNAME:
+            return os.environ.get("DEMO_ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD)
+        return f"{username}-demo-password"
+
+    def _people(self) -> dict[str, User]:
+        people = {}
+        for username, role in PEOPLE.items():
+            person = User.objects.filter(username=username).first()
+            if person is None:
+                with transaction.atomic():
+                    person = User.objects.create_user(
+                        username,
+                        f"{username}@example.com",
+                        self._password(username),
+                        global_role=role,
+                        is_staff=username == ADMIN_USERNAME,
+                        is_superuser=username == ADMIN_USERNAME,
+                    )
+            people[username] = person
+        people["owner"].user_permissions.add(Permission.objects.get(codename="add_asset"))
+        return people
+
+    def _grant(self, admin, source, asset, principal, role) -> None:
+        from registry.models import AssetGroupObjectPermission
+
+        if isinstance(principal, Group):
+            held = AssetGroupObjectPermission.objects.filter(
+                group=principal, content_object=asset, permission__codename=f"{role}_asset"
+            ).exists()
+        else:
+            held = role in granted_roles(principal, asset)
+        if not held:
+            account_services.grant_add(
+                actor=admin, source=source, asset=asset, principal=principal, role=role
+            )
+
+    def _ci_token(self, admin, source, ci) -> str:
+        """The demo CI token, kept in var/ so that later runs can print it again.
+
+        Only its hash is in the database; the file is a convenience of the demo, never of production.
+        """
+        path = settings.VAR_DIR / "demo-ci-token"
+        if path.exists():
+            token = path.read_text().strip()
+            record = ApiToken.objects.filter(hashed=ApiToken.hash(token), revoked_at__isnull=True).first()
+            if record is not None and not record.is_expired:
+                return token
+        _, token = account_services.token_create(
+            actor=admin,
+            source=source,
+            account=ci,
+            name="demo",
+            scopes=[Scope.READ, Scope.WRITE, Scope.PROMOTE],
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(token + "\n")
+        path.chmod(0o600)
+        return token
 
     def _asset(self, admin, source, kind, name, team, risk_tier) -> Asset:
         asset = Asset.objects.filter(kind=kind, name=name).first()

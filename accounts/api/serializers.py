@@ -1,0 +1,87 @@
+"""API shapes for accounts, tokens and grants."""
+
+from django.contrib.auth.models import Group
+from rest_framework import serializers
+
+from accounts.models import Scope
+from accounts.services import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS
+from registry.api.serializers import StrictInput
+from registry.permissions import Role
+
+
+class MeOut(serializers.Serializer):
+    username = serializers.CharField()
+    service_account = serializers.BooleanField(source="is_service_account")
+    global_role = serializers.CharField()
+    registry_admin = serializers.BooleanField(source="is_registry_admin")
+    auditor = serializers.BooleanField(source="is_auditor")
+    teams = serializers.SerializerMethodField()
+    token_scopes = serializers.SerializerMethodField()
+
+    def get_teams(self, user) -> list[str]:
+        return sorted(group.name for group in user.groups.all())
+
+    def get_token_scopes(self, user) -> list[str] | None:
+        token = self.context.get("token")
+        return token.scopes if token is not None else None
+
+
+class ServiceAccountIn(StrictInput):
+    name = serializers.CharField(max_length=150)
+    team = serializers.SlugRelatedField(
+        slug_field="name", queryset=Group.objects.all(), required=False, allow_null=True, default=None
+    )
+
+
+class ServiceAccountOut(serializers.Serializer):
+    name = serializers.CharField(source="username")
+    teams = serializers.SerializerMethodField()
+    active = serializers.BooleanField(source="is_active")
+    created_at = serializers.DateTimeField(source="date_joined")
+
+    def get_teams(self, account) -> list[str]:
+        return sorted(group.name for group in account.groups.all())
+
+
+class TokenIn(StrictInput):
+    account = serializers.CharField(max_length=150)
+    name = serializers.CharField(max_length=100)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1)
+    expires_in_days = serializers.IntegerField(
+        min_value=1, max_value=MAX_TOKEN_DAYS, default=DEFAULT_TOKEN_DAYS
+    )
+
+
+class TokenOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    account = serializers.CharField(source="account.username")
+    name = serializers.CharField()
+    prefix = serializers.SerializerMethodField()
+    last4 = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField())
+    expires_at = serializers.DateTimeField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    revoked_by = serializers.CharField(source="revoked_by.username", allow_null=True, default=None)
+
+    def get_prefix(self, token) -> str:
+        return f"{token.PREFIX}_{token.lookup}_"
+
+
+class TokenCreatedOut(TokenOut):
+    token = serializers.CharField(help_text="Shown once; only its hash is stored.")
+
+
+class GrantIn(StrictInput):
+    principal_type = serializers.ChoiceField(choices=["user", "team"])
+    principal = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class GrantOut(serializers.Serializer):
+    principal_type = serializers.CharField()
+    principal = serializers.CharField()
+    service_account = serializers.BooleanField()
+    role = serializers.CharField()

@@ -1,0 +1,213 @@
+"""Changes to accounts and access: service accounts, tokens, grants, sign-ins. Each one is audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import string
+
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
+
+from accounts.models import ApiToken, Scope, User
+from audit.models import Action
+from audit.services import TargetRef, audit_record
+from core.exceptions import Conflict, Forbidden, InvalidInput
+from core.source import Source
+from registry.models import Asset, name_validator
+from registry.permissions import CODENAMES, Role, require, require_admin
+
+TOKEN_ALPHABET = string.ascii_letters + string.digits
+LOOKUP_ALPHABET = string.ascii_lowercase + string.digits
+DEFAULT_TOKEN_DAYS = 90
+MAX_TOKEN_DAYS = 365
+
+
+@transaction.atomic(durable=True)
+def service_account_create(*, actor, source: Source, name: str, team: Group | None = None) -> User:
+    """Create an account for CI: it cannot sign in with a password, and can never review."""
+    require_admin(actor)
+    try:
+        name_validator(name)
+    except Exception:
+        raise InvalidInput.field("name", name_validator.message) from None
+    if User.objects.filter(username=name).exists():
+        raise Conflict(f"An account named {name!r} already exists.", type="duplicate-name")
+    account = User(username=name, is_service_account=True)
+    account.set_unusable_password()
+    account.save()
+    if team is not None:
+        account.groups.add(team)
+    audit_record(
+        actor=actor,
+        action=Action.ACCOUNT_CREATED,
+        target=account,
+        source=source,
+        changes={"after": {"service_account": True, "team": team.name if team else None}},
+    )
+    return account
+
+
+def _new_token() -> tuple[str, str]:
+    lookup = "".join(secrets.choice(LOOKUP_ALPHABET) for _ in range(12))
+    secret = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(40))
+    return lookup, f"{ApiToken.PREFIX}_{lookup}_{secret}"
+
+
+@transaction.atomic(durable=True)
+def token_create(
+    *,
+    actor,
+    source: Source,
+    account: User,
+    name: str,
+    scopes: list[str],
+    expires_in_days: int = DEFAULT_TOKEN_DAYS,
+) -> tuple[ApiToken, str]:
+    """Create a token for account; returns the record and the token, which is never shown again."""
+    if actor is not None and actor.pk != account.pk:
+        require_admin(actor)
+    if (
+        actor is not None
+        and actor.pk == account.pk
+        and Scope.MANAGE in scopes
+        and not actor.is_registry_admin
+    ):
+        raise Forbidden(
+            "Only a registry admin may hold a token with the 'manage' scope.", type="permission-denied"
+        )
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown or not scopes:
+        raise InvalidInput.field("scopes", f"must be a non-empty list of {', '.join(Scope.values)}")
+    if not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
+        raise InvalidInput.field("expires_in_days", f"must be between 1 and {MAX_TOKEN_DAYS}")
+    if not name.strip():
+        raise InvalidInput.field("name", "is required")
+    lookup, token = _new_token()
+    record = ApiToken.objects.create(
+        account=account,
+        name=name.strip(),
+        lookup=lookup,
+        hashed=ApiToken.hash(token),
+        last4=token[-4:],
+        scopes=sorted(set(scopes)),
+        expires_at=timezone.now() + dt.timedelta(days=expires_in_days),
+        created_by=actor,
+    )
+    audit_record(
+        actor=actor,
+        action=Action.TOKEN_CREATED,
+        target=record,
+        source=source,
+        changes={
+            "after": {
+                "account": account.username,
+                "name": record.name,
+                "scopes": record.scopes,
+                "expires_at": record.expires_at,
+                "lookup": lookup,
+            }
+        },
+    )
+    return record, token
+
+
+@transaction.atomic(durable=True)
+def token_revoke(*, actor, source: Source, token: ApiToken) -> ApiToken:
+    """Revoke a token at once; its next use answers 401 token-revoked."""
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if actor is not None and actor.pk != token.account_id:
+        require_admin(actor)
+    if token.is_revoked:
+        raise Conflict("The token is already revoked.", type="token-revoked")
+    token.revoked_at, token.revoked_by = timezone.now(), actor
+    token.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(
+        actor=actor,
+        action=Action.TOKEN_REVOKED,
+        target=token,
+        source=source,
+        changes={"account": token.account.username, "lookup": token.lookup},
+    )
+    return token
+
+
+def _principal_text(principal) -> str:
+    return f"team:{principal.name}" if isinstance(principal, Group) else f"user:{principal.username}"
+
+
+def _holds(principal: User | Group, asset: Asset, role: Role) -> bool:
+    grants = (
+        principal.assetgroupobjectpermission_set
+        if isinstance(principal, Group)
+        else principal.assetuserobjectpermission_set
+    )
+    return grants.filter(content_object=asset, permission__codename=CODENAMES[role]).exists()
+
+
+@transaction.atomic(durable=True)
+def grant_add(*, actor, source: Source, asset: Asset, principal: User | Group, role: Role) -> None:
+    """Grant role on asset to a person, service account or team."""
+    require(actor, asset, Role.MANAGE)
+    if role == Role.REVIEW and getattr(principal, "is_service_account", False):
+        raise InvalidInput.field(
+            "role", "a service account can never review", type="service-account-cannot-review"
+        )
+    if role not in CODENAMES:
+        raise InvalidInput.field("role", f"must be one of {', '.join(Role.values)}")
+    if _holds(principal, asset, role):
+        raise Conflict(
+            f"{_principal_text(principal)} already holds {role} on {asset}.", type="duplicate-grant"
+        )
+    assign_perm(f"registry.{CODENAMES[role]}", principal, asset)
+    audit_record(
+        actor=actor,
+        action=Action.GRANT_ADDED,
+        target=asset,
+        source=source,
+        asset_id=asset.pk,
+        changes={"principal": _principal_text(principal), "role": role},
+    )
+
+
+@transaction.atomic(durable=True)
+def grant_remove(*, actor, source: Source, asset: Asset, principal: User | Group, role: Role) -> None:
+    """Take role on asset away from a principal; effective at once, pending reviews included."""
+    require(actor, asset, Role.MANAGE)
+    if not _holds(principal, asset, role):
+        raise Conflict(f"{_principal_text(principal)} does not hold {role} on {asset}.", type="no-such-grant")
+    remove_perm(f"registry.{CODENAMES[role]}", principal, asset)
+    audit_record(
+        actor=actor,
+        action=Action.GRANT_REMOVED,
+        target=asset,
+        source=source,
+        asset_id=asset.pk,
+        changes={"principal": _principal_text(principal), "role": role},
+    )
+
+
+@transaction.atomic(durable=True)
+def login_record(*, user: User, source: Source) -> None:
+    """Record a successful browser sign-in."""
+    audit_record(actor=user, action=Action.LOGIN_SUCCEEDED, target=user, source=source)
+
+
+@transaction.atomic(durable=True)
+def login_failed_record(*, username: str, source: Source, reason: str) -> None:
+    """Record a refused sign-in (wrong password, unknown user, service account, rate limit)."""
+    audit_record(
+        actor=None,
+        action=Action.LOGIN_FAILED,
+        target=TargetRef("accounts.user", "", username[:150]),
+        source=source,
+        changes={"username": username[:150], "reason": reason},
+    )
+
+
+@transaction.atomic(durable=True)
+def logout_record(*, user: User, source: Source) -> None:
+    """Record a sign-out."""
+    audit_record(actor=user, action=Action.LOGOUT, target=user, source=source)

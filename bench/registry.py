@@ -1,0 +1,610 @@
+#!/usr/bin/env python
+"""Throughput and latency of the registry's two hottest API calls, served by gunicorn.
+
+What it measures
+    For each backend (PostgreSQL, SQLite) the script builds a fresh database (migrate), creates a bench
+    user with a Django session, one model asset with version 1 in `staging`, starts
+    `gunicorn config.wsgi -w <workers>` on a free port and drives two workloads over HTTP:
+
+    register  POST /api/v1/models/<name>/versions  {"digest": "sha256:<new>", "metrics": {"auc": 0.9}} -> 201
+    resolve   GET  /api/v1/models/<name>/stages/staging                                                 -> 200
+
+    Each workload runs twice: with one client (sequential, `--requests` requests after a warm-up), then
+    with `--clients` concurrent clients for `--duration` seconds. Each client is one thread holding one
+    http.client.HTTPConnection (reused; it reconnects when the server closes it). The concurrent clients are
+    spread over `--client-procs` processes so that one Python GIL does not cap the offered load.
+    Requests authenticate like the web UI: cookie `sessionid`, plus the CSRF cookie and X-CSRFToken header.
+
+How to read the table
+    requests  requests measured (warm-up excluded); errors: answers other than 201/200, or socket failures
+    ops/s     successful requests per second of wall time, all clients together
+    p50, p99  latency of one request as the client sees it (connect + send + wait + read), in ms
+    conn/req  new TCP connections per request: 1.00 means the server closed every connection (gunicorn's
+              sync worker does: keep-alive needs `--worker-class gthread`), 0.00 means keep-alive held
+    targets   the product team's targets, checked for PostgreSQL only (the many-client ones at 16 clients)
+
+    The client runs on the same 2 cores as gunicorn and the database: the figures are for the whole machine
+    and include the client's own CPU use. Results are also written as JSON to bench/results/.
+
+Usage
+    make bench                                  # both backends, defaults
+    make bench BENCH_ARGS="--backends sqlite --duration 5"
+    .venv/bin/python bench/registry.py --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import hashlib
+import http.client
+import importlib.metadata
+import json
+import math
+import multiprocessing
+import os
+import platform
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from queue import Empty
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+HOST = "127.0.0.1"
+ASSET = "bench-model"
+REGISTER_PATH = f"/api/v1/models/{ASSET}/versions"
+RESOLVE_PATH = f"/api/v1/models/{ASSET}/stages/staging"
+WORKLOADS = ("register", "resolve")
+
+# The product team's targets: PostgreSQL, 2-core machine. "1" is the one-client run, "16" the concurrent one.
+TARGETS = {
+    ("resolve", 1): [("p50_ms", "<=", 2.5)],
+    ("resolve", 16): [("ops_per_s", ">=", 900), ("p99_ms", "<=", 50)],
+    ("register", 1): [("p50_ms", "<=", 5)],
+    ("register", 16): [("ops_per_s", ">=", 450), ("p99_ms", "<=", 100), ("errors", "<=", 0)],
+}
+TARGET_BACKEND = "postgres"
+METRIC_LABEL = {"p50_ms": "p50", "p99_ms": "p99", "ops_per_s": "ops/s", "errors": "errors"}
+METRIC_UNIT = {"p50_ms": " ms", "p99_ms": " ms", "ops_per_s": "/s", "errors": ""}
+
+# Creates the bench user and a logged-in session for it; prints the session key (run by `manage.py shell`).
+SESSION_SCRIPT = """
+from importlib import import_module
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+user = get_user_model().objects.create_user("bench", email="bench@example.com")
+store = import_module(settings.SESSION_ENGINE).SessionStore()
+store[SESSION_KEY] = str(user.pk)
+store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+store.create()
+print("BENCH_SESSION=" + store.session_key)
+"""
+
+
+class BenchError(Exception):
+    """The bench could not set up or run; the message says what failed."""
+
+
+# Load generation (runs in the client processes) ----------------------------------------------------------
+
+
+def request_body(workload: str) -> bytes | None:
+    if workload == "register":
+        digest = "sha256:" + secrets.token_hex(32)
+        return json.dumps({"digest": digest, "metrics": {"auc": 0.9}}).encode()
+    return None
+
+
+def client_thread(spec: dict, count: int | None, ready: threading.Barrier, go: threading.Event, out: list):
+    """One client: a warm-up, then `count` requests (or until the deadline) on one reused connection."""
+    workload = spec["workload"]
+    if workload == "register":
+        method, path, expected = "POST", REGISTER_PATH, 201
+    else:
+        method, path, expected = "GET", RESOLVE_PATH, 200
+    conn = http.client.HTTPConnection(HOST, spec["port"], timeout=60)
+    stats = {"latencies": [], "errors": Counter(), "failed": 0, "new_connections": 0}
+
+    def one(record: bool) -> None:
+        body = request_body(workload)
+        if record and conn.sock is None:
+            stats["new_connections"] += 1
+        start = time.perf_counter()
+        try:
+            conn.request(method, path, body=body, headers=spec["headers"])
+            response = conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            if record:
+                stats["failed"] += 1
+                stats["errors"][f"{type(exc).__name__}: {exc}"] += 1
+            return
+        elapsed = time.perf_counter() - start
+        if record:
+            stats["latencies"].append(elapsed)
+            if response.status != expected:
+                stats["errors"][f"HTTP {response.status}: {data[:300].decode(errors='replace')}"] += 1
+
+    try:
+        for _ in range(spec["warmup"]):
+            one(record=False)
+    finally:
+        ready.wait()  # also when the warm-up failed, so that the process does not hang
+    go.wait()
+    if count is not None:
+        for _ in range(count):
+            one(record=True)
+    else:
+        deadline = time.perf_counter() + spec["duration"]
+        while time.perf_counter() < deadline:
+            one(record=True)
+    conn.close()
+    out.append(stats)
+
+
+def client_process(spec: dict, counts: list, ready_queue, start_event, result_queue) -> None:
+    """One client process: len(counts) threads; reports when warmed up, starts on start_event."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    go, out = threading.Event(), []
+    ready = threading.Barrier(len(counts) + 1)
+    threads = [threading.Thread(target=client_thread, args=(spec, n, ready, go, out)) for n in counts]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    ready_queue.put(os.getpid())
+    start_event.wait()
+    started = time.perf_counter()
+    go.set()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    errors = Counter()
+    for stats in out:
+        errors.update(stats["errors"])
+    result_queue.put(
+        {
+            "latencies": [value for stats in out for value in stats["latencies"]],
+            "errors": dict(errors),
+            "failed": sum(stats["failed"] for stats in out),
+            "new_connections": sum(stats["new_connections"] for stats in out),
+            "elapsed": elapsed,
+        }
+    )
+
+
+def split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
+
+
+def run_load(spec: dict, clients: int, procs: int, requests: int | None) -> dict:
+    """Run `clients` clients over `procs` processes; `requests` in total, or for spec['duration'] s."""
+    ctx = multiprocessing.get_context("spawn")
+    ready_queue, result_queue, start_event = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = max(1, min(procs, clients))
+    threads_per_proc = split(clients, procs)
+    per_thread = split(requests, clients) if requests is not None else [None] * clients
+    workers, offset = [], 0
+    for n_threads in threads_per_proc:
+        counts = per_thread[offset : offset + n_threads]
+        offset += n_threads
+        worker = ctx.Process(
+            target=client_process, args=(spec, counts, ready_queue, start_event, result_queue), daemon=True
+        )
+        worker.start()
+        workers.append(worker)
+    try:
+        for _ in workers:
+            receive(ready_queue, workers, timeout=300)
+        start_event.set()
+        parts = [receive(result_queue, workers, timeout=spec["duration"] + 600) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=30)
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+                worker.join(timeout=5)
+    return summarise(parts)
+
+
+def receive(queue, workers: list, timeout: float):
+    """The next message from the client processes; fails early when one of them died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Empty):
+            return queue.get(timeout=0.5)
+        dead = [worker.exitcode for worker in workers if worker.exitcode not in (None, 0)]
+        if dead:
+            raise BenchError(f"a client process died (exit code {dead[0]})")
+    raise BenchError(f"the client processes did not answer within {timeout:.0f} s")
+
+
+def percentile(ordered: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile of an ascending list."""
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def summarise(parts: list[dict]) -> dict:
+    latencies = sorted(value for part in parts for value in part["latencies"])
+    errors = Counter()
+    for part in parts:
+        errors.update(part["errors"])
+    elapsed = max(part["elapsed"] for part in parts)
+    total = len(latencies) + sum(part["failed"] for part in parts)
+    ok = total - sum(errors.values())
+    connections = sum(part["new_connections"] for part in parts)
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value * 1000, 3)
+
+    return {
+        "requests": total,
+        "ok": ok,
+        "errors": total - ok,
+        "error_samples": dict(errors.most_common(10)),
+        "elapsed_s": round(elapsed, 3),
+        "ops_per_s": round(ok / elapsed, 1) if elapsed > 0 else 0.0,
+        "mean_ms": ms(sum(latencies) / len(latencies)) if latencies else None,
+        "p50_ms": ms(percentile(latencies, 50)),
+        "p90_ms": ms(percentile(latencies, 90)),
+        "p99_ms": ms(percentile(latencies, 99)),
+        "max_ms": ms(latencies[-1]) if latencies else None,
+        "conn_per_request": round(connections / total, 2) if total else 0.0,
+    }
+
+
+# Server setup ------------------------------------------------------------------------------------------
+
+
+def django_env(database_url: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        DJANGO_SECRET_KEY="bench",
+        DJANGO_DEBUG="false",
+        DJANGO_SECURE_COOKIES="false",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def manage(env: dict, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        raise BenchError(f"manage.py {' '.join(args)[:60]} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def call(port: int, headers: dict, method: str, path: str, payload: dict | None = None) -> tuple[int, str]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        body = json.dumps(payload).encode() if payload is not None else None
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def expect(port: int, headers: dict, method: str, path: str, payload: dict | None, status: int) -> None:
+    got, body = call(port, headers, method, path, payload)
+    if got != status:
+        raise BenchError(f"{method} {path} answered {got}, expected {status}: {body[:500]}")
+
+
+class Gunicorn:
+    """gunicorn config.wsgi in its own process group; stop() ends the master and its workers."""
+
+    def __init__(self, env: dict, args: argparse.Namespace, log_path: Path):
+        self.port = free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "-w",
+            str(args.workers),
+            "-b",
+            f"{HOST}:{self.port}",
+            "--worker-class",
+            args.worker_class,
+        ]
+        if args.threads:
+            command += ["--threads", str(args.threads)]
+        self.log_path = log_path
+        self.log = log_path.open("w")
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"gunicorn exited with {self.process.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                if call(self.port, {}, "GET", "/healthz")[0] == 200:
+                    return
+            time.sleep(0.2)
+        raise BenchError(f"gunicorn did not answer /healthz within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        self.log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self.log.close()
+
+
+class Postgres:
+    """The dedicated bench database: dropped and created again on setup, dropped on cleanup."""
+
+    def __init__(self, url: str):
+        parts = urlsplit(url)
+        self.url, self.name = url, parts.path.lstrip("/")
+        if "bench" not in self.name:
+            raise BenchError(f"refusing to drop and recreate {self.name!r}: the name must contain 'bench'")
+        self.admin_url = urlunsplit(parts._replace(path="/postgres"))
+        self.server_version = ""
+
+    def _admin(self, statement: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        try:
+            with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10) as conn:
+                self.server_version = str(conn.info.server_version)
+                conn.execute(sql.SQL(statement).format(sql.Identifier(self.name)))
+        except psycopg.OperationalError as exc:
+            raise BenchError(
+                f"PostgreSQL at {self.admin_url} is not reachable ({exc}); see --pg-url"
+            ) from exc
+
+    def create(self) -> str:
+        self.drop()
+        self._admin("CREATE DATABASE {}")
+        return self.url
+
+    def drop(self) -> None:
+        self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
+def prepare(env: dict, port: int) -> dict:
+    """The bench user's session, the asset and version 1 in staging; returns the request headers."""
+    session = next(
+        line.split("=", 1)[1].strip()
+        for line in manage(env, "shell", "-c", SESSION_SCRIPT).splitlines()
+        if line.startswith("BENCH_SESSION=")
+    )
+    csrf = secrets.token_hex(16)  # 32 alphanumeric characters: a CSRF secret Django accepts as is
+    headers = {
+        "Cookie": f"sessionid={session}; csrftoken={csrf}",
+        "X-CSRFToken": csrf,
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
+    expect(port, headers, "POST", "/api/v1/models", {"name": ASSET, "description": "bench"}, 201)
+    first = {"digest": "sha256:" + hashlib.sha256(b"bench").hexdigest(), "metrics": {"auc": 0.9}}
+    expect(port, headers, "POST", REGISTER_PATH, first, 201)
+    expect(port, headers, "PUT", RESOLVE_PATH, {"version": 1}, 200)
+    expect(port, headers, "GET", RESOLVE_PATH, None, 200)
+    return headers
+
+
+# Reporting -----------------------------------------------------------------------------------------------
+
+
+def checks_for(backend: str, workload: str, clients: int, result: dict) -> list[dict]:
+    if backend != TARGET_BACKEND:
+        return []
+    out = []
+    for metric, op, target in TARGETS.get((workload, clients), []):
+        measured = result[metric]
+        passed = measured is not None and (measured <= target if op == "<=" else measured >= target)
+        out.append({"metric": metric, "op": op, "target": target, "measured": measured, "pass": passed})
+    return out
+
+
+def describe(check: dict) -> str:
+    op = "≤" if check["op"] == "<=" else "≥"
+    target = f"{check['target']:g}"
+    verdict = "pass" if check["pass"] else "MISS"
+    return f"{METRIC_LABEL[check['metric']]} {op} {target}{METRIC_UNIT[check['metric']]} {verdict}"
+
+
+def number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def print_table(rows: list[dict]) -> None:
+    header = (
+        f"{'backend':<9} {'workload':<9} {'clients':>7} {'requests':>8} {'errors':>6} {'ops/s':>8} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'conn/req':>8}  targets (PostgreSQL)"
+    )
+    print("\n" + header + "\n" + "-" * len(header))
+    for row in rows:
+        targets = ", ".join(describe(check) for check in row["checks"]) or "-"
+        print(
+            f"{row['backend']:<9} {row['workload']:<9} {row['clients']:>7} {row['requests']:>8} "
+            f"{row['errors']:>6} {row['ops_per_s']:>8.1f} {number(row['p50_ms']):>7} "
+            f"{number(row['p99_ms']):>7} {row['conn_per_request']:>8.2f}  {targets}"
+        )
+    for row in rows:
+        for message, count in row["error_samples"].items():
+            print(f"  error in {row['backend']}/{row['workload']}/{row['clients']}: {count} x {message}")
+    checks = [check for row in rows for check in row["checks"]]
+    if checks:
+        missed = sum(not check["pass"] for check in checks)
+        print(
+            f"\nTargets: {len(checks) - missed} of {len(checks)} met"
+            + (f", {missed} missed" if missed else "")
+        )
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def version_of(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# Main ----------------------------------------------------------------------------------------------------
+
+
+def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.ExitStack, meta: dict) -> list:
+    print(f"\n== {backend}: migrate, create the bench user, session and asset, start gunicorn")
+    scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"registry-bench-{backend}-")))
+    if backend == "postgres":
+        database = Postgres(args.pg_url)
+        url = database.create()
+        stack.callback(database.drop)
+        meta["postgres_version"] = database.server_version
+    else:
+        url = f"sqlite:///{scratch / 'bench.db'}"
+    env = django_env(url)
+    manage(env, "migrate", "--noinput")
+    server = Gunicorn(env, args, scratch / "gunicorn.log")
+    stack.callback(server.stop)
+    server.wait_healthy()
+    headers = prepare(env, server.port)
+    print(f"   gunicorn on port {server.port}, {args.workers} {args.worker_class} workers")
+
+    rows = []
+    for workload in WORKLOADS:
+        spec = {"workload": workload, "port": server.port, "headers": headers, "duration": args.duration}
+        runs = [(1, 1, args.requests, args.warmup)]
+        concurrent_requests = None if args.duration > 0 else args.requests
+        runs.append(
+            (args.clients, args.client_procs, concurrent_requests, max(1, args.warmup // args.clients))
+        )
+        for clients, procs, requests, warmup in runs:
+            what = f"{requests} requests" if requests is not None else f"{args.duration:g} s"
+            print(f"   {workload:<9} {clients:>2} client(s), {what} ...", end="", flush=True)
+            result = run_load({**spec, "warmup": warmup}, clients, procs, requests)
+            row = {"backend": backend, "workload": workload, "clients": clients, "client_procs": procs}
+            row.update(result)
+            row["checks"] = checks_for(backend, workload, clients, row)
+            print(f" {row['ops_per_s']:.0f}/s, p50 {number(row['p50_ms'])} ms, errors {row['errors']}")
+            rows.append(row)
+    if server.process.poll() is not None:
+        raise BenchError(f"gunicorn died during the run:\n{server.log_tail()}")
+    return rows
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="postgres,sqlite", help="comma-separated: postgres, sqlite")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/registry_bench"),
+        help="the bench database; DROPPED and created again on every run (its name must contain 'bench')",
+    )
+    parser.add_argument("--requests", type=int, default=2000, help="requests of the one-client runs")
+    parser.add_argument(
+        "--duration", type=float, default=10, help="seconds of each concurrent run (0: --requests)"
+    )
+    parser.add_argument("--clients", type=int, default=16, help="clients of the concurrent runs")
+    parser.add_argument("--client-procs", type=int, default=2, help="processes the concurrent clients run in")
+    parser.add_argument("--warmup", type=int, default=100, help="unmeasured requests before each run")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
+    parser.add_argument("--threads", type=int, default=0, help="gunicorn threads per worker (gthread)")
+    args = parser.parse_args(argv)
+    args.backends = [name.strip() for name in args.backends.split(",") if name.strip()]
+    unknown = set(args.backends) - {"postgres", "sqlite"}
+    if unknown or not args.backends:
+        parser.error(
+            f"--backends takes postgres and/or sqlite, not {', '.join(sorted(unknown)) or 'nothing'}"
+        )
+    if args.requests < 1 or args.clients < 1 or args.workers < 1 or args.duration < 0:
+        parser.error("--requests, --clients and --workers must be at least 1, --duration at least 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # A plain `kill` should clean up like Ctrl-C does: stop gunicorn, drop the database, remove temp files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    started = dt.datetime.now(dt.UTC)
+    meta = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "git": git_revision(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "django": version_of("django"),
+        "gunicorn": version_of("gunicorn"),
+        "sqlite": sqlite3.sqlite_version,
+        "args": {key: value for key, value in vars(args).items() if key != "pg_url"},
+    }
+    rows = []
+    try:
+        for backend in args.backends:
+            with contextlib.ExitStack() as stack:
+                rows += bench_backend(backend, args, stack, meta)
+    except BenchError as exc:
+        print(f"\nbench failed: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; gunicorn stopped and the bench database dropped", file=sys.stderr)
+        return 130
+    print_table(rows)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"registry-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    targets = [
+        {"workload": w, "clients": c, "metric": m, "op": op, "target": t}
+        for (w, c), items in TARGETS.items()
+        for m, op, t in items
+    ]
+    path.write_text(json.dumps({"meta": meta, "targets": targets, "results": rows}, indent=2) + "\n")
+    print(f"Results written to {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

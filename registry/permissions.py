@@ -1,0 +1,116 @@
+"""Who may see and do what on an asset: roles granted per asset (django-guardian), plus global roles.
+
+Roles are granted on the asset only; versions, evaluations, lineage and stage pointers inherit from it.
+Any role makes the asset visible. `manage` also lets its holder contribute and request promotions;
+`review` is never implied by anything (separation of duties), not even by the admin role.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet, TextChoices
+
+from core.exceptions import Forbidden
+
+
+class Role(TextChoices):
+    VIEW = "view", "View"
+    CONTRIBUTE = "contribute", "Contribute"
+    REQUEST_PROMOTION = "request_promotion", "Request promotion"
+    REVIEW = "review", "Review"
+    MANAGE = "manage", "Manage"
+
+
+CODENAMES = {
+    Role.VIEW: "view_asset",
+    Role.CONTRIBUTE: "contribute_asset",
+    Role.REQUEST_PROMOTION: "request_promotion_asset",
+    Role.REVIEW: "review_asset",
+    Role.MANAGE: "manage_asset",
+}
+ROLE_OF_CODENAME = {codename: role for role, codename in CODENAMES.items()}
+IMPLIED = {
+    Role.VIEW: {Role.VIEW},
+    Role.CONTRIBUTE: {Role.VIEW, Role.CONTRIBUTE},
+    Role.REQUEST_PROMOTION: {Role.VIEW, Role.REQUEST_PROMOTION},
+    Role.REVIEW: {Role.VIEW, Role.REVIEW},
+    Role.MANAGE: {Role.VIEW, Role.CONTRIBUTE, Role.REQUEST_PROMOTION, Role.MANAGE},
+}
+ADMIN_ROLES = {Role.VIEW, Role.CONTRIBUTE, Role.REQUEST_PROMOTION, Role.MANAGE}
+
+
+def _user_grants(user):
+    from registry.models import AssetUserObjectPermission
+
+    return AssetUserObjectPermission.objects.filter(user=user)
+
+
+def _team_grants(user):
+    from registry.models import AssetGroupObjectPermission
+
+    return AssetGroupObjectPermission.objects.filter(group__user=user)
+
+
+def visible_asset_ids(user) -> QuerySet | None:
+    """A subquery of the ids of the assets user may see, or None when user sees every asset."""
+    if user.is_registry_admin or user.is_auditor:
+        return None
+    return (
+        _user_grants(user).values("content_object_id").union(_team_grants(user).values("content_object_id"))
+    )
+
+
+def restrict(queryset: QuerySet, user, field: str = "pk") -> QuerySet:
+    """Filter a queryset of assets (or of rows under an asset, via `field`) to what user may see.
+
+    Filters with subqueries in the same SQL statement; never loads ids into Python.
+    """
+    if user is None or not user.is_authenticated:
+        return queryset.none()
+    if user.is_registry_admin or user.is_auditor:
+        return queryset
+    return queryset.filter(
+        Q(**{f"{field}__in": _user_grants(user).values("content_object_id")})
+        | Q(**{f"{field}__in": _team_grants(user).values("content_object_id")})
+    )
+
+
+def granted_roles(user, asset) -> set[Role]:
+    """The roles granted on asset to user directly or through a team, in one query."""
+    codenames = (
+        _user_grants(user)
+        .filter(content_object=asset)
+        .values_list("permission__codename", flat=True)
+        .union(_team_grants(user).filter(content_object=asset).values_list("permission__codename", flat=True))
+    )
+    return {ROLE_OF_CODENAME[codename] for codename in codenames if codename in ROLE_OF_CODENAME}
+
+
+def effective_roles(user, asset) -> set[Role]:
+    """What user may do on asset: granted roles with their implications, plus global roles."""
+    roles: set[Role] = set()
+    for role in granted_roles(user, asset):
+        roles |= IMPLIED[role]
+    if user.is_registry_admin:
+        roles |= ADMIN_ROLES
+    if user.is_auditor:
+        roles.add(Role.VIEW)
+    return roles
+
+
+def require(actor, asset, role: Role) -> None:
+    """Raise Forbidden unless actor may act as role on asset. The system actor (None) may do anything."""
+    if actor is None:
+        return
+    if role not in effective_roles(actor, asset):
+        raise Forbidden(f"You need the '{role}' role on {asset} to do this.", type="permission-denied")
+
+
+def require_admin(actor) -> None:
+    if actor is not None and not actor.is_registry_admin:
+        raise Forbidden("Only a registry admin may do this.", type="permission-denied")
+
+
+def can_create_assets(actor) -> bool:
+    if actor is None or actor.is_registry_admin:
+        return True
+    return actor.is_active and not actor.is_auditor and actor.has_perm("registry.add_asset")
