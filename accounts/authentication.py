@@ -53,6 +53,10 @@ class TokenAuthentication(authentication.BaseAuthentication):
         return f'{self.keyword} realm="api"'
 
 
+class ScopeDenied(exceptions.PermissionDenied):
+    problem_type = "insufficient-scope"
+
+
 class TokenScopes(permissions.BasePermission):
     """A token may do only what its scopes allow (and never more than its account may).
 
@@ -71,5 +75,4 @@ class TokenScopes(permissions.BasePermission):
             needed = getattr(view, "token_scope", Scope.WRITE)
         if needed in token.scopes:
             return True
-        self.message = f"The token lacks the '{needed}' scope."
-        return False
+        raise ScopeDenied(f"The token lacks the '{needed}' scope.")

@@ -74,6 +74,7 @@ def problem_exception_handler(exc, context):
         status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "unsupported-media-type",
         status.HTTP_429_TOO_MANY_REQUESTS: "throttled",
     }.get(response.status_code, getattr(exc, "default_code", "error").replace("_", "-"))
+    slug = getattr(exc, "problem_type", None) or slug
     detail = exc.detail if isinstance(getattr(exc, "detail", None), str) else str(exc)
     body = {
         "type": slug,

@@ -114,7 +114,9 @@ def lineage_for_user(
         depths = dict(cursor.fetchall())
     if not depths:
         return []
-    edges = LineageEdge.objects.filter(pk__in=depths).select_related("parent__asset", "child__asset")
+    edges = LineageEdge.objects.filter(pk__in=depths)
+    edges = restrict(restrict(edges, user, field="parent__asset"), user, field="child__asset")
+    edges = edges.select_related("parent__asset", "child__asset")
     return sorted(((edge, depths[edge.pk]) for edge in edges), key=lambda item: (item[1], item[0].pk))
 
 

@@ -4,52 +4,19 @@ A write route added later without a row in WRITES fails test_every_write_route_h
 """
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 from guardian.shortcuts import assign_perm
 
 from accounts.models import User
 from accounts.services import token_create, token_revoke
 from audit.models import AuditEvent
 from core.source import Source
-from registry.api.serializers import PLURAL
 from registry.models import AssetKind
-from tests.factories import AssetFactory, VersionFactory, digest_for
-
-WRITE_METHODS = {"post", "put", "patch", "delete"}
-
-
-def api_routes(resolver=None, prefix=""):
-    """(route pattern, view class) for every route under /api/v1/."""
-    for entry in (resolver or get_resolver()).url_patterns:
-        pattern = prefix + str(entry.pattern)
-        if isinstance(entry, URLResolver):
-            yield from api_routes(entry, pattern)
-        elif isinstance(entry, URLPattern) and pattern.startswith("api/v1/"):
-            yield pattern, entry.callback.view_class
+from tests.factories import AssetFactory, VersionFactory
+from tests.routes import route_methods, url_for, version_body
 
 
 def write_routes():
-    """(generic route, kind, method) with the kind's plural replaced by {kind}."""
-    plural_to_kind = {plural: kind for kind, plural in PLURAL.items()}
-    rows = []
-    for pattern, view_class in api_routes():
-        head, _, rest = pattern.removeprefix("api/v1/").partition("/")
-        kind = plural_to_kind.get(head)
-        generic = f"{{kind}}/{rest}".rstrip("/") if kind else pattern.removeprefix("api/v1/")
-        for method in sorted(
-            WRITE_METHODS & {m for m in view_class.http_method_names if hasattr(view_class, m)}
-        ):
-            rows.append((generic, kind, method))
-    return rows
-
-
-def version_body(kind, seed):
-    if kind == AssetKind.PROMPT:
-        return {"template": f"Say {{{{thing}}}} {seed}"}
-    body = {"digest": digest_for(seed)}
-    if kind == AssetKind.DATASET:
-        body["uri"] = f"s3://b/{seed}"
-    return body
+    return route_methods(("post", "put", "patch", "delete"))
 
 
 # (generic route, method) → (good URL parts, good body, bad URL parts, bad body). The refused call must change
@@ -142,14 +109,6 @@ def arrange(kind):
     revoked, _ = token_create(actor=None, source=Source.cli(), account=ci, name="old", scopes=["read"])
     token_revoke(actor=None, source=Source.cli(), token=revoked)
     return {"live": str(live.pk), "revoked": str(revoked.pk)}
-
-
-def url_for(route, kind, parts, ids):
-    url = "/api/v1/" + (route.format(kind=PLURAL[kind]) if kind else route)
-    for placeholder, value in parts.items():
-        url = url.replace(placeholder, ids.get(value, value))
-    assert "<" not in url, url
-    return url
 
 
 @pytest.mark.django_db

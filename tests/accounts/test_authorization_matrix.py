@@ -1,0 +1,164 @@
+"""Every API route, for every persona: the expected status, built from the URL conf.
+
+A route added later without a row in ROUTES fails test_every_route_has_a_row.
+"""
+
+import pytest
+from django.contrib.auth.models import Permission
+from guardian.shortcuts import assign_perm
+from rest_framework.test import APIClient
+
+from accounts.models import GlobalRole, Scope, User
+from accounts.services import token_create
+from core.source import Source
+from registry.models import AssetKind, Stage, StagePointer
+from registry.permissions import CODENAMES, Role
+from tests.factories import AssetFactory, VersionFactory
+from tests.routes import route_methods, url_for, version_body
+
+PERSONAS = [
+    "admin",
+    "manager",
+    "contributor",
+    "reviewer",
+    "viewer",
+    "outsider",
+    "auditor",
+    "service_account",
+    "anonymous",
+]
+# What each kind of route answers to each persona (in PERSONAS order).
+EXPECT = {
+    # Lists of assets, /me, own tokens: any signed-in caller.
+    "signed_in": [200, 200, 200, 200, 200, 200, 200, 200, 401],
+    # Reading an asset and anything under it: visible → 200, not visible → 404.
+    "read": [200, 200, 200, 200, 200, 404, 200, 200, 401],
+    # Creating an asset needs the global permission (the manager persona holds it).
+    "create": [201, 201, 403, 403, 403, 403, 403, 403, 401],
+    # Registering versions, evaluations, lineage, setting an unprotected stage.
+    "contribute": [201, 201, 201, 403, 403, 404, 403, 201, 401],
+    "contribute_200": [200, 200, 200, 403, 403, 404, 403, 200, 401],
+    # Editing or archiving the asset; granting and revoking roles (the CI token lacks the manage scope).
+    "manage": [200, 200, 403, 403, 403, 404, 403, 403, 401],
+    "grant": [201, 201, 403, 403, 403, 404, 403, 403, 401],
+    "ungrant": [204, 204, 403, 403, 403, 404, 403, 403, 401],
+    "grants_read": [200, 200, 403, 403, 403, 404, 200, 403, 401],
+    # Global administration: service accounts and other accounts' tokens.
+    "admin_read": [200, 403, 403, 403, 403, 403, 200, 403, 401],
+    "admin_create": [201, 403, 403, 403, 403, 403, 403, 403, 401],
+    # Revoking the CI account's spare token: only admins see and may revoke it (auditors see, may not).
+    "revoke": [200, 404, 404, 404, 404, 404, 403, 403, 401],
+}
+NAME = {"<str:name>": "a", "<int:number>": "1", "<str:stage>": "staging"}
+ROUTES = {
+    ("{kind}", "get"): ("signed_in", NAME, None),
+    ("{kind}", "post"): ("create", NAME, lambda kind: {"name": "fresh"}),
+    ("{kind}/<str:name>", "get"): ("read", NAME, None),
+    ("{kind}/<str:name>", "patch"): ("manage", NAME, lambda kind: {"description": "x"}),
+    ("{kind}/<str:name>/archive", "post"): ("manage", NAME, lambda kind: {}),
+    ("{kind}/<str:name>/versions", "get"): ("read", NAME, None),
+    ("{kind}/<str:name>/versions", "post"): ("contribute", NAME, lambda kind: version_body(kind, "m")),
+    ("{kind}/<str:name>/versions/<int:number>", "get"): ("read", NAME, None),
+    ("{kind}/<str:name>/versions/<int:number>", "patch"): (
+        "contribute_200",
+        NAME,
+        lambda kind: {"tags": ["x"]},
+    ),
+    ("{kind}/<str:name>/versions/<int:number>/evaluations", "get"): ("read", NAME, None),
+    ("{kind}/<str:name>/versions/<int:number>/evaluations", "post"): (
+        "contribute",
+        NAME,
+        lambda kind: {"name": "nightly", "metrics": {"auc": 0.9}},
+    ),
+    ("{kind}/<str:name>/versions/<int:number>/lineage", "get"): ("read", NAME, None),
+    ("{kind}/<str:name>/versions/<int:number>/lineage", "post"): (
+        "contribute",
+        {**NAME, "<int:number>": "2"},
+        lambda kind: {"relation": "derived_from", "kind": kind, "name": "a", "version": 1},
+    ),
+    ("{kind}/<str:name>/stages", "get"): ("read", NAME, None),
+    ("{kind}/<str:name>/stages/<str:stage>", "get"): ("read", NAME, None),
+    ("{kind}/<str:name>/stages/<str:stage>", "put"): ("contribute_200", NAME, lambda kind: {"version": 2}),
+    ("{kind}/<str:name>/permissions", "get"): ("grants_read", NAME, None),
+    ("{kind}/<str:name>/permissions", "post"): (
+        "grant",
+        NAME,
+        lambda kind: {"principal_type": "user", "principal": "outsider", "role": "view"},
+    ),
+    ("{kind}/<str:name>/permissions/<str:principal_type>/<str:principal>/<str:role>", "delete"): (
+        "ungrant",
+        {**NAME, "<str:principal_type>": "user", "<str:principal>": "viewer", "<str:role>": "view"},
+        None,
+    ),
+    ("stages", "get"): ("signed_in", {}, None),
+    ("me", "get"): ("signed_in", {}, None),
+    ("service-accounts", "get"): ("admin_read", {}, None),
+    ("service-accounts", "post"): ("admin_create", {}, lambda kind: {"name": "ci-new"}),
+    ("tokens", "get"): ("signed_in", {}, None),
+    ("tokens", "post"): ("admin_create", {}, lambda kind: {"account": "ci", "name": "t", "scopes": ["read"]}),
+    ("tokens/<int:pk>/revoke", "post"): ("revoke", {"<int:pk>": "spare"}, lambda kind: {}),
+}
+
+
+def test_every_route_has_a_row():
+    assert {(route, method) for route, _, method in route_methods()} == set(ROUTES)
+
+
+def arrange(kind) -> tuple[dict[str, APIClient], dict[str, str]]:
+    """Asset "a" (v1 in staging, v2) with one persona per role, and a client per persona."""
+    kind = kind or AssetKind.MODEL
+    asset = AssetFactory(kind=kind, name="a")
+    for _ in range(2):
+        VersionFactory(asset=asset, **({"template": "Say {{thing}}"} if kind == AssetKind.PROMPT else {}))
+    StagePointer.objects.create(
+        asset=asset,
+        stage=Stage.objects.get(name="staging"),
+        version=asset.versions.get(number=1),
+        updated_at="2026-01-01T00:00:00Z",
+    )
+    users = {
+        "admin": User.objects.create_user("admin", global_role=GlobalRole.ADMIN),
+        "auditor": User.objects.create_user("auditor", global_role=GlobalRole.AUDITOR),
+        "outsider": User.objects.create_user("outsider"),
+    }
+    for persona, role in [
+        ("manager", Role.MANAGE),
+        ("contributor", Role.CONTRIBUTE),
+        ("reviewer", Role.REVIEW),
+        ("viewer", Role.VIEW),
+    ]:
+        users[persona] = User.objects.create_user(persona)
+        assign_perm(f"registry.{CODENAMES[role]}", users[persona], asset)
+    users["manager"].user_permissions.add(Permission.objects.get(codename="add_asset"))
+    ci = User.objects.create_user("ci", is_service_account=True)
+    assign_perm(f"registry.{CODENAMES[Role.CONTRIBUTE]}", ci, asset)
+    assign_perm(f"registry.{CODENAMES[Role.REQUEST_PROMOTION]}", ci, asset)
+    _, token = token_create(
+        actor=None,
+        source=Source.cli(),
+        account=ci,
+        name="ci",
+        scopes=[Scope.READ, Scope.WRITE, Scope.PROMOTE],
+    )
+    spare, _ = token_create(actor=None, source=Source.cli(), account=ci, name="spare", scopes=[Scope.READ])
+    clients = {}
+    for persona, person in users.items():
+        clients[persona] = APIClient()
+        clients[persona].force_authenticate(person)
+    clients["service_account"] = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
+    clients["anonymous"] = APIClient()
+    return clients, {"spare": str(spare.pk)}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize(("route", "kind", "method"), route_methods())
+def test_route_answers_persona(route, kind, method, persona):
+    clients, ids = arrange(kind)
+    category, parts, body = ROUTES[(route, method)]
+    url = url_for(route, kind, parts, ids)
+    response = getattr(clients[persona], method)(
+        url, body(kind or AssetKind.MODEL) if body else None, format="json"
+    )
+    expected = EXPECT[category][PERSONAS.index(persona)]
+    assert response.status_code == expected, (category, response.content)

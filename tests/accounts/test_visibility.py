@@ -1,0 +1,126 @@
+"""Visibility: an asset you may not see is indistinguishable from one that does not exist."""
+
+import pytest
+from django.contrib.auth.models import Group
+from guardian.shortcuts import assign_perm
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from registry.models import Asset, AssetGroupObjectPermission, AssetKind, Stage, StagePointer
+from registry.permissions import restrict
+from tests.factories import AssetFactory, EdgeFactory, VersionFactory
+
+pytestmark = pytest.mark.django_db
+
+ROUTES = [
+    "/api/v1/models/{name}",
+    "/api/v1/models/{name}/versions",
+    "/api/v1/models/{name}/versions/1",
+    "/api/v1/models/{name}/versions/1/evaluations",
+    "/api/v1/models/{name}/versions/1/lineage",
+    "/api/v1/models/{name}/stages",
+    "/api/v1/models/{name}/stages/staging",
+    "/api/v1/models/{name}/permissions",
+]
+
+
+@pytest.fixture
+def bob():
+    return User.objects.create_user("bob")
+
+
+def client_for(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_invisible_is_the_same_404_as_missing(bob, route):
+    hidden = AssetFactory(name="hidden")
+    version = VersionFactory(asset=hidden)
+    version.evaluations.create(name="e", metrics={"a": 1})
+    StagePointer.objects.create(
+        asset=hidden, stage=Stage.objects.get(name="staging"), version=version, updated_at="2026-01-01T00:00Z"
+    )
+    client = client_for(bob)
+    invisible = client.get(route.format(name="hidden"))
+    missing = client.get(route.format(name="missing"))
+    assert invisible.status_code == missing.status_code == 404
+    assert invisible.content == missing.content
+    assert invisible["Content-Type"] == missing["Content-Type"]
+    # Writes under an invisible asset are 404 too, never 403.
+    write = client.post("/api/v1/models/hidden/versions", {"digest": "sha256:" + "a" * 64}, format="json")
+    assert write.status_code == 404
+
+
+def test_lists_exclude_invisible_assets(bob):
+    visible = AssetFactory(name="mine")
+    AssetFactory(name="theirs")
+    team = Group.objects.create(name="team")
+    bob.groups.add(team)
+    by_team = AssetFactory(name="team-one")
+    assign_perm("registry.view_asset", bob, visible)
+    assign_perm("registry.review_asset", team, by_team)
+    names = [a["name"] for a in client_for(bob).get("/api/v1/models").json()["results"]]
+    assert names == ["mine", "team-one"]
+    assert restrict(Asset.objects.all(), bob).count() == 2
+
+
+def test_lineage_leaves_out_edges_to_invisible_assets(bob):
+    mine = VersionFactory(asset=AssetFactory(name="mine"))
+    secret = VersionFactory(asset=AssetFactory(kind=AssetKind.DATASET, name="secret-data"))
+    shared = VersionFactory(asset=AssetFactory(kind=AssetKind.DATASET, name="shared-data"))
+    EdgeFactory(parent=secret, child=mine)
+    EdgeFactory(parent=shared, child=mine)
+    assign_perm("registry.view_asset", bob, mine.asset)
+    assign_perm("registry.view_asset", bob, shared.asset)
+    edges = client_for(bob).get("/api/v1/models/mine/versions/1/lineage").json()["edges"]
+    assert [edge["parent"]["name"] for edge in edges] == ["shared-data"]
+
+
+def test_lineage_reference_to_an_invisible_version_is_unknown(bob):
+    mine = AssetFactory(name="mine")
+    assign_perm("registry.contribute_asset", bob, mine)
+    VersionFactory(asset=AssetFactory(kind=AssetKind.DATASET, name="secret-data"))
+    body = {
+        "digest": "sha256:" + "b" * 64,
+        "lineage": [{"relation": "trained_on", "kind": "dataset", "name": "secret-data", "version": 1}],
+    }
+    hidden = client_for(bob).post("/api/v1/models/mine/versions", body, format="json").json()
+    body["lineage"][0]["name"] = "no-such-data"
+    missing = client_for(bob).post("/api/v1/models/mine/versions", body, format="json").json()
+    assert hidden["type"] == missing["type"] == "unknown-version"
+    assert hidden["errors"][0]["message"].replace("secret-data", "X") == missing["errors"][0][
+        "message"
+    ].replace("no-such-data", "X")
+
+
+def _population(user, visible: int, total: int):
+    team = Group.objects.create(name=f"team-{visible}")
+    user.groups.add(team)
+    assets = Asset.objects.bulk_create(Asset(kind=AssetKind.MODEL, name=f"m-{i:05d}") for i in range(total))
+    from django.contrib.auth.models import Permission
+
+    from registry.models import AssetUserObjectPermission
+
+    view = Permission.objects.get(codename="view_asset")
+    half = visible // 2
+    AssetUserObjectPermission.objects.bulk_create(
+        AssetUserObjectPermission(user=user, permission=view, content_object=a) for a in assets[:half]
+    )
+    AssetGroupObjectPermission.objects.bulk_create(
+        AssetGroupObjectPermission(group=team, permission=view, content_object=a)
+        for a in assets[half:visible]
+    )
+
+
+@pytest.mark.parametrize(("visible", "total"), [(10, 50), (1000, 5000)])
+def test_asset_list_query_count_does_not_grow(bob, django_assert_num_queries, visible, total):
+    _population(bob, visible, total)
+    client = client_for(bob)
+    # One query: the page of assets, filtered by two permission subqueries, with team and creator joined.
+    with django_assert_num_queries(1):
+        body = client.get("/api/v1/models?page_size=100").json()
+    assert len(body["results"]) == min(visible, 100)
+    assert restrict(Asset.objects.all(), bob).count() == visible
