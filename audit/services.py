@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from audit.canonical import canonical_bytes, chain_hash, format_time, jsonable, leaf_hash
 from audit.models import Action, ActorKind, AuditEvent, AuditHead
@@ -58,12 +58,13 @@ def audit_record(
     kind = actor_kind_of(actor)
     actor_repr = "system" if actor is None else actor.get_username()
     target = _target(target)
-    occurred_at = timezone.now()
     changes = jsonable(changes or {})
     context = jsonable(source.context())
 
     # The head lock serialises appends until commit: positions are gapless and the chain cannot fork.
-    head = AuditHead.objects.select_for_update().get(pk=1)
+    # The time comes from the database clock, read under the lock: time order follows seq order.
+    head = AuditHead.objects.select_for_update().annotate(now=Now()).get(pk=1)
+    occurred_at = head.now
     seq = head.seq + 1
     body = canonical_bytes(
         {

@@ -75,18 +75,24 @@ TARGETS = {
     ("register", 16): [("ops_per_s", ">=", 450), ("p99_ms", "<=", 100), ("errors", "<=", 0)],
 }
 TARGET_BACKEND = "postgres"
+DISTURBED_CORES = 0.15  # CPU used by other processes during a run above which its figures are flagged
 METRIC_LABEL = {"p50_ms": "p50", "p99_ms": "p99", "ops_per_s": "ops/s", "errors": "errors"}
 METRIC_UNIT = {"p50_ms": " ms", "p99_ms": " ms", "ops_per_s": "/s", "errors": ""}
 
-# Creates the bench user and a logged-in session for it; prints the session key (run by `manage.py shell`).
+# Run by `manage.py shell`: creates the bench user, a person (not an admin) who may create assets, and a
+# logged-in session for it, as a sign-in would; prints the session key.
 SESSION_SCRIPT = """
 from importlib import import_module
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth import get_user_model, load_backend
+from django.contrib.auth.models import Permission
 user = get_user_model().objects.create_user("bench", email="bench@example.com")
+user.user_permissions.add(Permission.objects.get(content_type__app_label="registry", codename="add_asset"))
+backend = next(path for path in settings.AUTHENTICATION_BACKENDS if load_backend(path).get_user(user.pk))
 store = import_module(settings.SESSION_ENGINE).SessionStore()
 store[SESSION_KEY] = str(user.pk)
-store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+store[BACKEND_SESSION_KEY] = backend
 store[HASH_SESSION_KEY] = user.get_session_auth_hash()
 store.create()
 print("BENCH_SESSION=" + store.session_key)
@@ -189,8 +195,11 @@ def split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
 
 
-def run_load(spec: dict, clients: int, procs: int, requests: int | None) -> dict:
-    """Run `clients` clients over `procs` processes; `requests` in total, or for spec['duration'] s."""
+def run_load(spec: dict, clients: int, procs: int, requests: int | None, owner_of=None) -> dict:
+    """Run `clients` clients over `procs` processes; `requests` in total, or for spec['duration'] s.
+
+    owner_of(pid, pgid, cmdline) names the part of the bench a process belongs to, for the CPU accounting.
+    """
     ctx = multiprocessing.get_context("spawn")
     ready_queue, result_queue, start_event = ctx.Queue(), ctx.Queue(), ctx.Event()
     procs = max(1, min(procs, clients))
@@ -205,11 +214,20 @@ def run_load(spec: dict, clients: int, procs: int, requests: int | None) -> dict
         )
         worker.start()
         workers.append(worker)
+    client_pids = {worker.pid for worker in workers}
+
+    def owner(pid: int, pgid: int, cmdline: str) -> str | None:
+        if pid in client_pids:
+            return "client"
+        return owner_of(pid, pgid, cmdline) if owner_of else None
+
     try:
         for _ in workers:
             receive(ready_queue, workers, timeout=300)
+        before = cpu_snapshot()
         start_event.set()
         parts = [receive(result_queue, workers, timeout=spec["duration"] + 600) for _ in workers]
+        after = cpu_snapshot()
         for worker in workers:
             worker.join(timeout=30)
     finally:
@@ -217,7 +235,9 @@ def run_load(spec: dict, clients: int, procs: int, requests: int | None) -> dict
             if worker.is_alive():
                 worker.terminate()
                 worker.join(timeout=5)
-    return summarise(parts)
+    result = summarise(parts)
+    result["cpu"] = cpu_usage(before, after, owner, result["ok"])
+    return result
 
 
 def receive(queue, workers: list, timeout: float):
@@ -266,6 +286,56 @@ def summarise(parts: list[dict]) -> dict:
         "max_ms": ms(latencies[-1]) if latencies else None,
         "conn_per_request": round(connections / total, 2) if total else 0.0,
     }
+
+
+# CPU accounting (Linux /proc; skipped elsewhere) ----------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_snapshot() -> dict | None:
+    """CPU seconds used so far by the whole machine and by every process, or None without /proc."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(value) for value in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    processes = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry.name}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # the process ended meanwhile
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        processes[int(entry.name)] = (int(fields[2]), command, seconds, fields[19])  # 19: start time
+    busy = sum(ticks[:3]) / CLOCK_TICKS  # user + nice + system
+    steal = (ticks[7] if len(ticks) > 7 else 0) / CLOCK_TICKS
+    return {"at": time.perf_counter(), "busy": busy, "steal": steal, "processes": processes}
+
+
+def cpu_usage(before: dict | None, after: dict | None, owner, ok: int) -> dict:
+    """Where the CPU went during a run: ms per successful request for each part of the bench, and the
+    cores used by everything else on the machine (other work disturbs the figures) and stolen by the host."""
+    if before is None or after is None:
+        return {}
+    wall = after["at"] - before["at"]
+    spent: Counter = Counter()
+    for pid, (pgid, command, seconds, started) in after["processes"].items():
+        part = owner(pid, pgid, command)
+        if part:
+            previous = before["processes"].get(pid)
+            spent[part] += seconds - (previous[2] if previous and previous[3] == started else 0)
+    others = max(0.0, after["busy"] - before["busy"] - sum(spent.values()))
+    per_request = {part: round(seconds / ok * 1000, 3) if ok else None for part, seconds in spent.items()}
+    usage = {"ms_per_request": per_request}
+    usage["other_cores"] = round(others / wall, 2)
+    usage["steal_cores"] = round((after["steal"] - before["steal"]) / wall, 2)
+    return usage
 
 
 # Server setup ------------------------------------------------------------------------------------------
@@ -473,6 +543,34 @@ def print_table(rows: list[dict]) -> None:
             f"\nTargets: {len(checks) - missed} of {len(checks)} met"
             + (f", {missed} missed" if missed else "")
         )
+    print_cpu_table(rows)
+
+
+def print_cpu_table(rows: list[dict]) -> None:
+    if not any(row["cpu"] for row in rows):
+        return
+    header = (
+        f"{'backend':<9} {'workload':<9} {'clients':>7} {'gunicorn':>9} {'database':>9} {'client':>7}"
+        f" {'other cores':>12} {'steal':>6}"
+    )
+    print("\nCPU per request in ms, by part of the bench; cores used by other processes meanwhile\n" + header)
+    print("-" * len(header))
+    disturbed = False
+    for row in rows:
+        cpu = row["cpu"]
+        flag = cpu["other_cores"] >= DISTURBED_CORES or cpu["steal_cores"] >= DISTURBED_CORES
+        disturbed |= flag
+        ms = cpu["ms_per_request"]
+        print(
+            f"{row['backend']:<9} {row['workload']:<9} {row['clients']:>7} {number(ms.get('gunicorn')):>9}"
+            f" {number(ms.get('database')):>9} {number(ms.get('client')):>7} {cpu['other_cores']:>12.2f}"
+            f" {cpu['steal_cores']:>6.2f}" + ("  <- disturbed" if flag else "")
+        )
+    if disturbed:
+        print(
+            f"Other processes (or the host) took {DISTURBED_CORES:g}+ cores during the runs marked:"
+            " their figures understate the app. Run again on a quiet machine."
+        )
 
 
 def git_revision() -> str:
@@ -513,6 +611,16 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
     server.wait_healthy()
     headers = prepare(env, server.port)
     print(f"   gunicorn on port {server.port}, {args.workers} {args.worker_class} workers")
+    database_name = f" {database.name} " if backend == "postgres" else None
+
+    def owner_of(pid: int, pgid: int, command: str) -> str | None:
+        if pgid == server.process.pid:
+            return "gunicorn"
+        if database_name and command.startswith("postgres: "):
+            # our connections ("postgres: user registry_bench 127.0.0.1(port) idle") and the shared
+            # background processes (walwriter, checkpointer ... : no client address)
+            return "database" if database_name in command or "(" not in command else None
+        return "client" if pid == os.getpid() else None
 
     rows = []
     for workload in WORKLOADS:
@@ -525,7 +633,7 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
         for clients, procs, requests, warmup in runs:
             what = f"{requests} requests" if requests is not None else f"{args.duration:g} s"
             print(f"   {workload:<9} {clients:>2} client(s), {what} ...", end="", flush=True)
-            result = run_load({**spec, "warmup": warmup}, clients, procs, requests)
+            result = run_load({**spec, "warmup": warmup}, clients, procs, requests, owner_of)
             row = {"backend": backend, "workload": workload, "clients": clients, "client_procs": procs}
             row.update(result)
             row["checks"] = checks_for(backend, workload, clients, row)

@@ -17,3 +17,6 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("", core_views.home, name="home"),
 ]
+
+handler404 = "core.views.page_not_found"
+handler500 = "core.views.server_error"

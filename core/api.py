@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from core.exceptions import DomainError
+from core.pagination import CursorPagination
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -54,6 +55,8 @@ def problem_exception_handler(exc, context):
         if exc.errors:
             members["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
         return problem(exc.status, exc.type, exc.title, exc.detail, **members)
+    if isinstance(exc, exceptions.NotFound) and str(exc.detail) == CursorPagination.invalid_cursor_message:
+        return problem(400, "invalid-cursor", "The input is not valid", "The pagination cursor is not valid.")
     if isinstance(exc, Http404 | exceptions.NotFound):
         return Response(dict(NOT_FOUND_BODY), status=404, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, PermissionDenied):

@@ -134,7 +134,7 @@ class Evaluation(models.Model):
         indexes = [models.Index(fields=["version", "-id"], name="evaluation_version_latest")]
 
     def __str__(self) -> str:
-        return f"{self.name} of {self.version_id}"
+        return f"{self.name} of {self.version}"
 
 
 class LineageEdge(models.Model):
@@ -157,7 +157,7 @@ class LineageEdge(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.child_id} {self.relation} {self.parent_id}"
+        return f"{self.child} {self.relation} {self.parent}"
 
 
 class Stage(models.Model):
@@ -194,7 +194,7 @@ class StagePointer(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.asset} {self.stage_id} → {self.version_id}"
+        return f"{self.asset} in {self.stage}"
 
 
 class StageHistory(models.Model):

@@ -281,6 +281,7 @@ def version_update(*, actor, source: Source, version: AssetVersion, **fields) ->
     if unknown:
         raise InvalidInput.field(sorted(unknown)[0], "is immutable; only description and tags can change")
     version = AssetVersion.objects.select_for_update(of=("self",)).select_related("asset").get(pk=version.pk)
+    _check_writable(version.asset)
     if "tags" in fields:
         fields["tags"] = content.validate_tags(fields["tags"])
     changed = [key for key, value in fields.items() if getattr(version, key) != value]
@@ -353,9 +354,10 @@ def lineage_add(
 ) -> LineageEdge:
     """Declare after registration that child was made from parent; refuses cycles."""
     require(actor, child.asset, Role.CONTRIBUTE)
+    _check_writable(child.asset)
     parent = _resolve(parent_ref, field="parent", actor=actor)
     if parent.pk == child.pk:
-        raise InvalidInput.field("parent", "a version cannot be its own parent", type="lineage-cycle")
+        raise Conflict(f"{child} cannot be its own parent.", type="lineage-cycle")
     # Edges closing a cycle can be far apart in the graph, so lineage additions are serialised as a
     # whole (on the audit log's lock, which this transaction takes anyway) before the cycle check.
     lock_log()
@@ -390,10 +392,10 @@ def stage_set(
             "(POST /api/v1/promotions).",
             type="stage-protected",
         )
-    return _stage_move(actor=actor, source=source, asset=asset, stage=stage, version=version, reason=reason)
+    return stage_move(actor=actor, source=source, asset=asset, stage=stage, version=version, reason=reason)
 
 
-def _stage_move(
+def stage_move(
     *, actor, source: Source, asset: Asset, stage: Stage, version: AssetVersion, reason: str
 ) -> StagePointer:
     """Move the stage pointer and write its history and audit event (caller holds the transaction)."""

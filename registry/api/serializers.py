@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group
 from rest_framework import serializers
 
 from registry.models import AssetKind, Relation, RiskTier
+from registry.selectors import MAX_LINEAGE_DEPTH
 
 PLURAL = {AssetKind.MODEL: "models", AssetKind.PROMPT: "prompts", AssetKind.DATASET: "datasets"}
 
@@ -90,11 +91,15 @@ class LineageIn(VersionRefIn):
     relation = serializers.ChoiceField(choices=Relation.choices)
 
 
-class SourceIn(serializers.Serializer):
+class SourceIn(StrictInput):
+    """Where a version was produced: the commit, the ref, the CI run."""
+
     commit = serializers.RegexField(r"^[0-9a-f]{7,64}$", required=False)
     ref = serializers.CharField(required=False, max_length=300)
     run_url = serializers.URLField(required=False, max_length=1000)
     repository = serializers.CharField(required=False, max_length=300)
+    workflow = serializers.CharField(required=False, max_length=300)
+    actor = serializers.CharField(required=False, max_length=300)
 
 
 class VersionInBase(StrictInput):
@@ -235,7 +240,7 @@ class LineageOut(serializers.Serializer):
 
 class LineageQuery(serializers.Serializer):
     direction = serializers.ChoiceField(choices=["upstream", "downstream"], default="upstream")
-    depth = serializers.IntegerField(min_value=1, max_value=100, default=10)
+    depth = serializers.IntegerField(min_value=1, max_value=MAX_LINEAGE_DEPTH, default=10)
 
 
 # Stages -------------------------------------------------------------------------------------------

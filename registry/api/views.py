@@ -13,6 +13,7 @@ from accounts import services as account_services
 from accounts.api.serializers import GrantIn, GrantOut
 from accounts.models import Scope
 from core.exceptions import InvalidInput, NotFound
+from core.http import etag_matches
 from core.pagination import AssetPagination, VersionPagination
 from core.source import Channel, Source
 from registry import selectors, services
@@ -270,7 +271,7 @@ class AssetStageDetailView(KindView):
                 type="stage-empty",
             )
         etag = quote_etag(f"{pointer.version_id}-{pointer.updated_at.timestamp():.6f}")
-        if etag in request.headers.get("If-None-Match", ""):
+        if etag_matches(request, etag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return Response(_pointer_body(pointer.stage, pointer), headers={"ETag": etag})
 

@@ -210,7 +210,8 @@ class Command(BaseCommand):
 
         Only its hash is in the database; the file is a convenience of the demo, never of production.
         """
-        path = settings.VAR_DIR / "demo-ci-token"
+        database = str(settings.DATABASES["default"]["NAME"])
+        path = settings.VAR_DIR / f"demo-ci-token-{hashlib.sha256(database.encode()).hexdigest()[:8]}"
         if path.exists():
             token = path.read_text().strip()
             record = ApiToken.objects.filter(hashed=ApiToken.hash(token), revoked_at__isnull=True).first()

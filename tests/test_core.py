@@ -1,0 +1,86 @@
+"""Cross-cutting behaviour: error shapes, health checks, offline API docs, ETag matching, demo data."""
+
+import pytest
+from django.core.management import call_command
+from django.test import RequestFactory
+
+from accounts.models import ApiToken, User
+from audit.models import AuditEvent
+from core.http import etag_matches
+from registry.models import Asset, AssetVersion, LineageEdge, StagePointer
+
+pytestmark = pytest.mark.django_db
+
+
+def test_unknown_api_path_is_a_problem(api):
+    response = api.get("/api/v1/no/such/thing")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["type"] == "not-found"
+
+
+def test_invalid_cursor_is_400(api):
+    response = api.get("/api/v1/models?cursor=garbage")
+    assert response.status_code == 400
+    assert response.json()["type"] == "invalid-cursor"
+
+
+def test_health_endpoints(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok", "database": "ok"}
+
+
+def test_api_docs_are_served_without_a_cdn(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "cdn" not in html.lower()
+    assert "/static/drf_spectacular_sidecar/" in html
+
+
+def test_request_id_is_echoed(client):
+    assert client.get("/healthz", HTTP_X_REQUEST_ID="abc-123")["X-Request-ID"] == "abc-123"
+    assert len(client.get("/healthz", HTTP_X_REQUEST_ID="bad id!")["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("header", "matches"),
+    [('"v1"', True), ('W/"v1"', True), ('"v0", "v1"', True), ("*", True), ('"v2"', False), ("", False)],
+)
+def test_etag_matching(header, matches):
+    request = RequestFactory().get("/", HTTP_IF_NONE_MATCH=header)
+    assert etag_matches(request, '"v1"') is matches
+
+
+def test_demo_data_is_idempotent(capsys, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("load_demo")
+    first = capsys.readouterr().out
+    counts = [
+        Asset.objects.count(),
+        AssetVersion.objects.count(),
+        LineageEdge.objects.count(),
+        StagePointer.objects.count(),
+        AuditEvent.objects.count(),
+        ApiToken.objects.count(),
+    ]
+    call_command("load_demo")
+    second = capsys.readouterr().out
+    assert counts == [
+        Asset.objects.count(),
+        AssetVersion.objects.count(),
+        LineageEdge.objects.count(),
+        StagePointer.objects.count(),
+        AuditEvent.objects.count(),
+        ApiToken.objects.count(),
+    ]
+    assert first == second
+    assert "Admin login: admin / admin-demo-password" in first
+    assert counts[:4] == [5, 11, 5, 2]  # 2 datasets, 2 models, 1 prompt; 3+1 + 3+2 + 3 versions
+    token = first.split("CI token for ci-bot: ")[1].strip()
+    assert User.objects.get(username="ci-bot").is_service_account
+    from rest_framework.test import APIClient
+
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
+    names = {asset["name"] for asset in client.get("/api/v1/models").json()["results"]}
+    assert names == {"fraud-detector", "churn-predictor"}
