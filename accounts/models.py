@@ -49,7 +49,8 @@ class Team(Group):
 class Scope(models.TextChoices):
     READ = "read", "Read"
     WRITE = "write", "Register versions, evaluations, lineage and set unprotected stages"
-    PROMOTE = "promote", "Request promotions"
+    PROMOTE = "promote", "Request, cancel and apply promotions"
+    REVIEW = "review", "Approve or reject promotions (people only)"
     MANAGE = "manage", "Manage grants, service accounts and tokens"
 
 

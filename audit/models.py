@@ -31,6 +31,18 @@ class Action(models.TextChoices):
     LOGIN_SUCCEEDED = "login.succeeded"
     LOGIN_FAILED = "login.failed"
     LOGOUT = "logout"
+    POLICY_CREATED = "policy.created"
+    POLICY_UPDATED = "policy.updated"
+    POLICY_DELETED = "policy.deleted"
+    PROMOTION_REQUESTED = "promotion.requested"
+    PROMOTION_APPROVED = "promotion.approved"
+    PROMOTION_QUORUM_REACHED = "promotion.quorum_reached"
+    PROMOTION_REJECTED = "promotion.rejected"
+    PROMOTION_CANCELLED = "promotion.cancelled"
+    PROMOTION_SUPERSEDED = "promotion.superseded"
+    PROMOTION_EXPIRED = "promotion.expired"
+    PROMOTION_FAILED = "promotion.failed"
+    PROMOTION_APPLIED = "promotion.applied"
 
 
 class AppendOnlyError(Exception):

@@ -207,6 +207,9 @@ class StageHistory(models.Model):
         AssetVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     reason = models.TextField(blank=True)
+    promotion = models.ForeignKey(
+        "approvals.PromotionRequest", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import connection
 from django.db.models import QuerySet
 
-from core.exceptions import NotFound
+from core.exceptions import InvalidInput, NotFound
 from registry.models import (
     Asset,
     AssetKind,
@@ -52,6 +52,15 @@ def stage_get(*, name: str) -> Stage:
     stage = Stage.objects.filter(name=name).first()
     if stage is None:
         raise NotFound("Not found.")
+    return stage
+
+
+def stage_get_or_invalid(*, name: str, field: str = "stage") -> Stage:
+    """The stage named in a request body: an unknown one is bad input (400), not a missing page."""
+    stage = Stage.objects.filter(name=name).first()
+    if stage is None:
+        names = ", ".join(Stage.objects.values_list("name", flat=True))
+        raise InvalidInput.field(field, f"no stage named {name!r}; stages: {names}")
     return stage
 
 

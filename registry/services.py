@@ -396,9 +396,19 @@ def stage_set(
 
 
 def stage_move(
-    *, actor, source: Source, asset: Asset, stage: Stage, version: AssetVersion, reason: str
+    *,
+    actor,
+    source: Source,
+    asset: Asset,
+    stage: Stage,
+    version: AssetVersion,
+    reason: str,
+    promotion=None,
 ) -> StagePointer:
-    """Move the stage pointer and write its history and audit event (caller holds the transaction)."""
+    """Move the stage pointer and write its history and audit event (caller holds the transaction).
+
+    For this module and for applying approved promotions only: it checks no role and no protection.
+    """
     locked = Asset.objects.select_for_update().get(pk=asset.pk)
     _check_writable(locked)
     if version.asset_id != locked.pk:
@@ -425,6 +435,7 @@ def stage_move(
         version=version,
         previous_version=previous,
         reason=reason,
+        promotion=promotion,
         actor=actor,
         source=source.channel,
         created_at=now,
@@ -440,6 +451,7 @@ def stage_move(
             "before": {"version": previous.number if previous else None},
             "after": {"version": version.number},
             "reason": reason,
+            "promotion": promotion.pk if promotion else None,
         },
     )
     return pointer

@@ -8,9 +8,11 @@ from guardian.shortcuts import assign_perm
 
 from accounts.models import User
 from accounts.services import token_create, token_revoke
+from approvals.models import Policy
+from approvals.services import promotion_approve, promotion_request
 from audit.models import AuditEvent
 from core.source import Source
-from registry.models import AssetKind
+from registry.models import AssetKind, Stage
 from tests.factories import AssetFactory, VersionFactory
 from tests.routes import route_methods, url_for, version_body
 
@@ -22,6 +24,9 @@ def write_routes():
 # (generic route, method) → (good URL parts, good body, bad URL parts, bad body). The refused call must change
 # nothing; the good one must write exactly one audit event. URL parts fill the route's placeholders.
 NAME = {"<str:name>": "a", "<int:number>": "1", "<str:stage>": "staging"}
+PENDING = {"<int:pk>": "pending"}
+APPROVED = {"<int:pk>": "approved"}
+POLICY = {"<int:pk>": "policy"}
 GRANT = {**NAME, "<str:principal_type>": "user", "<str:principal>": "bob"}
 WRITES = {
     ("{kind}", "post"): (NAME, lambda kind: {"name": "new-one"}, NAME, {"name": "Bad Name"}),
@@ -71,7 +76,7 @@ WRITES = {
     ("{kind}/<str:name>/permissions/<str:principal_type>/<str:principal>/<str:role>", "delete"): (
         {**GRANT, "<str:role>": "view"},
         lambda kind: None,
-        {**GRANT, "<str:role>": "review"},
+        {**GRANT, "<str:role>": "manage"},
         None,
     ),
     ("service-accounts", "post"): ({}, lambda kind: {"name": "ci-two"}, {}, {"name": "Bad Name"}),
@@ -87,6 +92,38 @@ WRITES = {
         {"<int:pk>": "revoked"},
         None,
     ),
+    ("promotions", "post"): (
+        {},
+        lambda kind: {
+            "kind": "model",
+            "name": "a",
+            "version": 1,
+            "stage": "production",
+            "justification": "go",
+        },
+        {},
+        {"kind": "model", "name": "a", "version": 1, "stage": "nowhere", "justification": "go"},
+        2,  # the new request, and the pending one it supersedes
+    ),
+    # The production policy needs two approvals: one approval is one change.
+    ("promotions/<int:pk>/approve", "post"): (PENDING, lambda kind: {}, PENDING, {"comment": ["x"]}),
+    ("promotions/<int:pk>/reject", "post"): (PENDING, lambda kind: {"comment": "no"}, PENDING, {}),
+    ("promotions/<int:pk>/cancel", "post"): (PENDING, lambda kind: {}, PENDING, {"reason": ["x"]}),
+    # Applying is two changes, each with its event: the stage moves, and the request is applied.
+    ("promotions/<int:pk>/apply", "post"): (APPROVED, lambda kind: None, PENDING, None, 2),
+    ("policies", "post"): (
+        {},
+        lambda kind: {"kind": "prompt", "stage": "production", "required_approvals": 2},
+        {},
+        {"stage": "production", "required_approvals": 0},
+    ),
+    ("policies/<int:pk>", "patch"): (
+        POLICY,
+        lambda kind: {"required_approvals": 3},
+        POLICY,
+        {"stage": "staging"},
+    ),
+    ("policies/<int:pk>", "delete"): (POLICY, lambda kind: None, {"<int:pk>": "999999"}, None),
 }
 
 
@@ -108,20 +145,45 @@ def arrange(kind):
     live, _ = token_create(actor=None, source=Source.cli(), account=ci, name="live", scopes=["read"])
     revoked, _ = token_create(actor=None, source=Source.cli(), account=ci, name="old", scopes=["read"])
     token_revoke(actor=None, source=Source.cli(), token=revoked)
-    return {"live": str(live.pk), "revoked": str(revoked.pk)}
+    # Promotions requested by ci: one pending for production (two approvals), one approved for staging.
+    alice = User.objects.get(username="alice")
+    assign_perm("registry.request_promotion_asset", ci, asset)
+    assign_perm("registry.review_asset", alice, asset)
+    assign_perm("registry.review_asset", bob, asset)
+    production, staging = Stage.objects.get(name="production"), Stage.objects.get(name="staging")
+    policy = Policy.objects.create(asset=asset, kind=asset.kind, stage=production, required_approvals=2)
+    Policy.objects.create(asset=asset, kind=asset.kind, stage=staging, apply_on_approval=False)
+    v1, v2 = asset.versions.order_by("number")
+    approved = promotion_request(
+        actor=ci, source=Source.cli(), asset=asset, version=v1, stage=staging, justification="try"
+    )
+    promotion_approve(actor=bob, source=Source.cli(), promotion_id=approved.pk)
+    pending = promotion_request(
+        actor=ci, source=Source.cli(), asset=asset, version=v2, stage=production, justification="ship"
+    )
+    return {
+        "live": str(live.pk),
+        "revoked": str(revoked.pk),
+        "pending": str(pending.pk),
+        "approved": str(approved.pk),
+        "policy": str(policy.pk),
+    }
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("route", "kind", "method"), write_routes())
 def test_write_route_audits_once_and_refusal_changes_nothing(api, route, kind, method):
     ids = arrange(kind)
-    good_parts, good, bad_parts, bad = WRITES[(route, method)]
+    good_parts, good, bad_parts, bad, *changes = WRITES[(route, method)]
     before = AuditEvent.objects.count()
+    headers = {"HTTP_IDEMPOTENCY_KEY": f"key-{route}-{method}"}
 
-    refused = getattr(api, method)(url_for(route, kind, bad_parts, ids), bad, format="json")
+    refused = getattr(api, method)(url_for(route, kind, bad_parts, ids), bad, format="json", **headers)
     assert 400 <= refused.status_code < 500, refused.content
     assert AuditEvent.objects.count() == before
 
-    response = getattr(api, method)(url_for(route, kind, good_parts, ids), good(kind), format="json")
+    response = getattr(api, method)(
+        url_for(route, kind, good_parts, ids), good(kind), format="json", **headers
+    )
     assert response.status_code in (200, 201, 204), response.content
-    assert AuditEvent.objects.count() == before + 1
+    assert AuditEvent.objects.count() == before + (changes[0] if changes else 1)

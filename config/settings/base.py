@@ -128,6 +128,14 @@ CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_ACKS_LATE = True
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    # Requests also expire when read or acted on; this records expiry for requests nobody looks at.
+    "expire-due-promotions": {"task": "approvals.tasks.expire_due_promotions", "schedule": 300.0},
+}
+
+# Callbacks to CI when a promotion is decided, signed Standard Webhooks style with this secret.
+WEBHOOK_SECRET = env_secret("DJANGO_WEBHOOK_SECRET") or SECRET_KEY
+WEBHOOK_TIMEOUT = env_int("DJANGO_WEBHOOK_TIMEOUT", 5)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

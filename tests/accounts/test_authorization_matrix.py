@@ -10,6 +10,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import GlobalRole, Scope, User
 from accounts.services import token_create
+from approvals.models import Policy
+from approvals.services import promotion_request
 from core.source import Source
 from registry.models import AssetKind, Stage, StagePointer
 from registry.permissions import CODENAMES, Role
@@ -48,6 +50,18 @@ EXPECT = {
     "admin_create": [201, 403, 403, 403, 403, 403, 403, 403, 401],
     # Revoking the CI account's spare token: only admins see and may revoke it (auditors see, may not).
     "revoke": [200, 404, 404, 404, 404, 404, 403, 403, 401],
+    # Requesting a promotion needs request_promotion (managers and admins have it too).
+    "request": [201, 201, 403, 403, 403, 404, 403, 201, 401],
+    # Reviewing needs an explicit review grant: admin and manager roles do not imply it; the CI token
+    # has no review scope (and its account requested the promotion).
+    "review": [403, 403, 403, 200, 403, 404, 403, 403, 401],
+    # Cancelling: the requester (the CI account) or a manager.
+    "cancel": [200, 200, 403, 403, 403, 404, 403, 200, 401],
+    # Applying: the requester or a manager may, but the request is still pending: 409 for them.
+    "apply": [409, 409, 403, 403, 403, 404, 403, 409, 401],
+    "policy_create": [201, 201, 403, 403, 403, 404, 403, 403, 401],
+    "policy_manage": [200, 200, 403, 403, 403, 404, 403, 403, 401],
+    "policy_delete": [204, 204, 403, 403, 403, 404, 403, 403, 401],
 }
 NAME = {"<str:name>": "a", "<int:number>": "1", "<str:stage>": "staging"}
 ROUTES = {
@@ -97,6 +111,40 @@ ROUTES = {
     ("tokens", "get"): ("signed_in", {}, None),
     ("tokens", "post"): ("admin_create", {}, lambda kind: {"account": "ci", "name": "t", "scopes": ["read"]}),
     ("tokens/<int:pk>/revoke", "post"): ("revoke", {"<int:pk>": "spare"}, lambda kind: {}),
+    ("promotions", "get"): ("signed_in", {}, None),
+    ("promotions", "post"): (
+        "request",
+        {},
+        lambda kind: {
+            "kind": kind,
+            "name": "a",
+            "version": 1,
+            "stage": "production",
+            "justification": "ship it",
+        },
+    ),
+    ("promotions/<int:pk>", "get"): ("read", {"<int:pk>": "promotion"}, None),
+    ("promotions/<int:pk>/approve", "post"): ("review", {"<int:pk>": "promotion"}, lambda kind: {}),
+    ("promotions/<int:pk>/reject", "post"): (
+        "review",
+        {"<int:pk>": "promotion"},
+        lambda kind: {"comment": "no"},
+    ),
+    ("promotions/<int:pk>/cancel", "post"): ("cancel", {"<int:pk>": "promotion"}, lambda kind: {}),
+    ("promotions/<int:pk>/apply", "post"): ("apply", {"<int:pk>": "promotion"}, lambda kind: {}),
+    ("policies", "get"): ("signed_in", {}, None),
+    ("policies", "post"): (
+        "policy_create",
+        {},
+        lambda kind: {"kind": kind, "name": "a", "stage": "staging", "required_approvals": 1},
+    ),
+    ("policies/<int:pk>", "get"): ("read", {"<int:pk>": "policy"}, None),
+    ("policies/<int:pk>", "patch"): (
+        "policy_manage",
+        {"<int:pk>": "policy"},
+        lambda kind: {"expiry_hours": 24},
+    ),
+    ("policies/<int:pk>", "delete"): ("policy_delete", {"<int:pk>": "policy"}, None),
 }
 
 
@@ -141,13 +189,23 @@ def arrange(kind) -> tuple[dict[str, APIClient], dict[str, str]]:
         scopes=[Scope.READ, Scope.WRITE, Scope.PROMOTE],
     )
     spare, _ = token_create(actor=None, source=Source.cli(), account=ci, name="spare", scopes=[Scope.READ])
+    production = Stage.objects.get(name="production")
+    policy = Policy.objects.create(asset=asset, kind=asset.kind, stage=production, required_approvals=1)
+    promotion = promotion_request(
+        actor=ci,
+        source=Source.cli(),
+        asset=asset,
+        version=asset.versions.get(number=2),
+        stage=production,
+        justification="release",
+    )
     clients = {}
     for persona, person in users.items():
         clients[persona] = APIClient()
         clients[persona].force_authenticate(person)
     clients["service_account"] = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
     clients["anonymous"] = APIClient()
-    return clients, {"spare": str(spare.pk)}
+    return clients, {"spare": str(spare.pk), "promotion": str(promotion.pk), "policy": str(policy.pk)}
 
 
 @pytest.mark.django_db
@@ -158,7 +216,7 @@ def test_route_answers_persona(route, kind, method, persona):
     category, parts, body = ROUTES[(route, method)]
     url = url_for(route, kind, parts, ids)
     response = getattr(clients[persona], method)(
-        url, body(kind or AssetKind.MODEL) if body else None, format="json"
+        url, body(kind or AssetKind.MODEL) if body else None, format="json", HTTP_IDEMPOTENCY_KEY="matrix-key"
     )
     expected = EXPECT[category][PERSONAS.index(persona)]
     assert response.status_code == expected, (category, response.content)

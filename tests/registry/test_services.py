@@ -247,6 +247,7 @@ def test_stage_set_moves_pointer_and_writes_history(user):
         "before": {"version": 1},
         "after": {"version": 2},
         "reason": "r",
+        "promotion": None,
     }
     with pytest.raises(Conflict) as excinfo:
         services.stage_set(actor=user, source=SRC, asset=asset, stage=staging, version=v2)

@@ -1,0 +1,596 @@
+"""Promotion policies and requests: every transition runs in one transaction with its audit event."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from approvals import policy as rules
+from approvals.models import (
+    OPEN_STATUSES,
+    Decision,
+    IdempotencyRecord,
+    Policy,
+    PromotionRequest,
+    Review,
+    Status,
+)
+from audit.models import Action
+from audit.services import audit_record
+from core.exceptions import Conflict, Forbidden, InvalidInput, Unprocessable
+from core.source import Source
+from registry.models import Asset, AssetKind, AssetVersion, Evaluation, Stage, StageHistory, StagePointer
+from registry.permissions import Role, effective_roles, granted_roles, require, require_admin
+from registry.services import stage_move
+
+MAX_EXPIRY_HOURS = 30 * 24
+POLICY_FIELDS = (
+    "required_approvals",
+    "reviewer_teams",
+    "allow_author_approval",
+    "gates",
+    "expiry_hours",
+    "apply_on_approval",
+)
+
+
+# Policies -----------------------------------------------------------------------------------------
+
+
+def policy_for(asset: Asset, stage: Stage) -> Policy | None:
+    """The policy that governs asset → stage: the asset's own, else its kind's, else the global one."""
+    candidates = Policy.objects.filter(stage=stage).filter(
+        Q(asset=asset) | Q(asset__isnull=True, kind=asset.kind) | Q(asset__isnull=True, kind="")
+    )
+    ranked = sorted(
+        candidates.prefetch_related("reviewer_teams"), key=lambda p: (p.asset_id is None, p.kind == "")
+    )
+    return ranked[0] if ranked else None
+
+
+def _require_policy_editor(actor, asset: Asset | None) -> None:
+    if asset is not None:
+        require(actor, asset, Role.MANAGE)
+    else:
+        require_admin(actor)
+
+
+def _clean_policy_fields(fields: dict) -> dict:
+    if "required_approvals" in fields and not 1 <= fields["required_approvals"] <= 20:
+        raise InvalidInput.field("required_approvals", "must be between 1 and 20")
+    if "expiry_hours" in fields and not 1 <= fields["expiry_hours"] <= MAX_EXPIRY_HOURS:
+        raise InvalidInput.field("expiry_hours", f"must be between 1 and {MAX_EXPIRY_HOURS}")
+    if "gates" in fields:
+        try:
+            fields["gates"] = rules.validate_gates(fields["gates"])
+        except rules.GateSpecError as exc:
+            raise InvalidInput.field(exc.field, exc.message) from None
+    return fields
+
+
+def _policy_fields(policy: Policy) -> dict:
+    return {
+        "scope": policy.scope,
+        "stage": policy.stage.name,
+        "required_approvals": policy.required_approvals,
+        "reviewer_teams": sorted(team.name for team in policy.reviewer_teams.all()),
+        "allow_author_approval": policy.allow_author_approval,
+        "gates": policy.gates,
+        "expiry_hours": policy.expiry_hours,
+        "apply_on_approval": policy.apply_on_approval,
+    }
+
+
+@transaction.atomic(durable=True)
+def policy_create(
+    *, actor, source: Source, stage: Stage, asset: Asset | None = None, kind: str = "", **fields
+) -> Policy:
+    """Define what promotion into stage takes, for one asset (its managers) or for many (admins)."""
+    _require_policy_editor(actor, asset)
+    if kind and kind not in AssetKind.values:
+        raise InvalidInput.field("kind", f"must be one of {', '.join(AssetKind.values)}")
+    kind = asset.kind if asset is not None else kind
+    fields = _clean_policy_fields(fields)
+    teams = fields.pop("reviewer_teams", [])
+    duplicate = (
+        Policy.objects.filter(stage=stage, asset=asset)
+        if asset
+        else Policy.objects.filter(stage=stage, asset__isnull=True, kind=kind)
+    )
+    if duplicate.exists():
+        raise Conflict(
+            "A policy for this scope and stage exists already; change it instead.", type="duplicate-policy"
+        )
+    policy = Policy.objects.create(stage=stage, asset=asset, kind=kind, created_by=actor, **fields)
+    policy.reviewer_teams.set(teams)
+    audit_record(
+        actor=actor,
+        action=Action.POLICY_CREATED,
+        target=policy,
+        source=source,
+        asset_id=asset.pk if asset else None,
+        changes={"after": _policy_fields(policy)},
+    )
+    return policy
+
+
+@transaction.atomic(durable=True)
+def policy_update(*, actor, source: Source, policy: Policy, **fields) -> Policy:
+    """Change a policy. Pending requests keep the stricter of their snapshot and the new policy."""
+    unknown = set(fields) - set(POLICY_FIELDS)
+    if unknown:
+        raise InvalidInput.field(sorted(unknown)[0], "cannot be changed; make a new policy for another scope")
+    policy = Policy.objects.select_for_update().get(pk=policy.pk)
+    _require_policy_editor(actor, policy.asset)
+    fields = _clean_policy_fields(fields)
+    before = _policy_fields(policy)
+    teams = fields.pop("reviewer_teams", None)
+    for key, value in fields.items():
+        setattr(policy, key, value)
+    policy.save(update_fields=[*fields, "updated_at"])
+    if teams is not None:
+        policy.reviewer_teams.set(teams)
+    after = _policy_fields(policy)
+    changed = [key for key in after if before[key] != after[key]]
+    audit_record(
+        actor=actor,
+        action=Action.POLICY_UPDATED,
+        target=policy,
+        source=source,
+        asset_id=policy.asset_id,
+        changes={"before": {k: before[k] for k in changed}, "after": {k: after[k] for k in changed}},
+    )
+    return policy
+
+
+@transaction.atomic(durable=True)
+def policy_delete(*, actor, source: Source, policy: Policy) -> None:
+    """Remove a policy. A protected stage left without one cannot be promoted to."""
+    policy = Policy.objects.select_for_update().get(pk=policy.pk)
+    _require_policy_editor(actor, policy.asset)
+    before = _policy_fields(policy)
+    audit_record(
+        actor=actor,
+        action=Action.POLICY_DELETED,
+        target=policy,
+        source=source,
+        asset_id=policy.asset_id,
+        changes={"before": before},
+    )
+    policy.delete()
+
+
+# Gates and eligibility ----------------------------------------------------------------------------
+
+
+def version_facts(version: AssetVersion) -> rules.Facts:
+    """What gates look at: metrics, the latest evaluation, the model card, the stages (3 queries)."""
+    latest = (
+        Evaluation.objects.filter(version=version).order_by("-id").values_list("metrics", flat=True).first()
+    )
+    current = frozenset(StagePointer.objects.filter(version=version).values_list("stage__name", flat=True))
+    past = frozenset(StageHistory.objects.filter(version=version).values_list("stage__name", flat=True))
+    return rules.Facts(
+        version_metrics=version.metrics,
+        evaluation_metrics=latest or {},
+        model_card=version.model_card,
+        current_stages=current,
+        past_stages=past | current,
+    )
+
+
+def gate_results(promotion: PromotionRequest, requirements: dict) -> list[rules.GateResult]:
+    return rules.evaluate(requirements["gates"], version_facts(promotion.version))
+
+
+def requirements_for(promotion: PromotionRequest) -> tuple[dict, Policy | None]:
+    """The stricter of the request's policy snapshot and the stage's current policy."""
+    current = policy_for(promotion.asset, promotion.stage)
+    return rules.stricter(promotion.policy_snapshot, rules.snapshot(current) if current else None), current
+
+
+def review_refusal(user, promotion: PromotionRequest, requirements: dict) -> Forbidden | None:
+    """Why user may not review this request now, or None. Checked live, at every decision and count."""
+    if not user.is_active:
+        return Forbidden(f"{user} is disabled.", type="not-an-eligible-reviewer")
+    if user.is_service_account:
+        return Forbidden("Service accounts never review promotions.", type="service-account-cannot-review")
+    if user.pk == promotion.requested_by_id:
+        return Forbidden(
+            "You requested this promotion; someone else must review it.", type="self-approval-forbidden"
+        )
+    if user.pk == promotion.version.created_by_id and not requirements["allow_author_approval"]:
+        return Forbidden(
+            "You registered this version; the policy does not let its author review it.",
+            type="author-approval-forbidden",
+        )
+    # Only an explicit grant counts: neither the admin role nor superuser status makes a reviewer.
+    if Role.REVIEW not in granted_roles(user, promotion.asset):
+        return Forbidden(
+            f"You do not hold the review role on {promotion.asset}.", type="not-an-eligible-reviewer"
+        )
+    teams = set(requirements["reviewer_teams"])
+    if teams and not teams & set(user.groups.values_list("pk", flat=True)):
+        return Forbidden("The policy asks for reviewers from other teams.", type="not-an-eligible-reviewer")
+    return None
+
+
+def counted_approvals(promotion: PromotionRequest, requirements: dict) -> list[Review]:
+    """Approvals that count now: one per person, from people who are still eligible."""
+    approvals = promotion.reviews.filter(decision=Decision.APPROVE).select_related("reviewer")
+    return [
+        review for review in approvals if review_refusal(review.reviewer, promotion, requirements) is None
+    ]
+
+
+# Requests -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """The caller's Idempotency-Key, the fingerprint of its body, and how to render the response to keep."""
+
+    key: str
+    fingerprint: str
+    render: Callable[[PromotionRequest], dict]
+
+
+def _transition(promotion: PromotionRequest, target: Status, reason: str = "", **fields) -> None:
+    if not rules.can_transition(promotion.status, target):
+        raise _not_pending(promotion)
+    promotion.status, promotion.status_reason = target, reason
+    promotion.revision += 1
+    for key, value in fields.items():
+        setattr(promotion, key, value)
+    promotion.save(update_fields=["status", "status_reason", "revision", "updated_at", *fields])
+
+
+def _not_pending(promotion: PromotionRequest) -> Conflict:
+    return Conflict(
+        f"Promotion #{promotion.pk} is {promotion.status}; it can no longer change this way.",
+        type="request-not-pending",
+        extra={"current_state": promotion.status},
+    )
+
+
+def _lock(promotion_id: int) -> PromotionRequest:
+    return (
+        PromotionRequest.objects.select_for_update(of=("self",))
+        .select_related("asset", "version", "stage", "requested_by")
+        .get(pk=promotion_id)
+    )
+
+
+def _refuse_if_closed(promotion: PromotionRequest, *, allowed=(Status.PENDING,)) -> None:
+    if promotion.status in allowed and promotion.expires_at <= timezone.now():
+        # Expired by the clock even if nothing has recorded it yet (promotion_expire_if_due records it).
+        raise Conflict(
+            f"Promotion #{promotion.pk} expired at {promotion.expires_at.isoformat()}.",
+            type="request-not-pending",
+            extra={"current_state": Status.EXPIRED},
+        )
+    if promotion.status not in allowed:
+        raise _not_pending(promotion)
+
+
+def _notify(promotion: PromotionRequest) -> None:
+    if promotion.callback_url and promotion.status in rules.FINAL:
+        from approvals.tasks import deliver_callback
+
+        deliver_callback.delay_on_commit(promotion.pk)
+
+
+@transaction.atomic(durable=True)
+def promotion_request(
+    *,
+    actor,
+    source: Source,
+    asset: Asset,
+    version: AssetVersion,
+    stage: Stage,
+    justification: str,
+    rollback: bool = False,
+    ci: dict | None = None,
+    callback_url: str = "",
+    idempotency: IdempotencyClaim | None = None,
+) -> PromotionRequest:
+    """Ask for version to go to stage. Gates are checked now (422 listing every failure, nothing created)."""
+    record = None
+    if idempotency is not None:
+        # Inserted first: a concurrent replay of the same key waits on this row, then finds it.
+        record = IdempotencyRecord.objects.create(
+            account=actor, key=idempotency.key, fingerprint=idempotency.fingerprint
+        )
+    require(actor, asset, Role.REQUEST_PROMOTION)
+    locked = Asset.objects.select_for_update().get(pk=asset.pk)  # one request decision per asset at a time
+    if locked.is_archived:
+        raise Conflict(f"{asset} is archived.", type="asset-archived")
+    if version.asset_id != asset.pk:
+        raise InvalidInput.field("version", f"is not a version of {asset}")
+    if not justification.strip():
+        raise InvalidInput.field("justification", "is required")
+    policy = policy_for(asset, stage)
+    if policy is None:
+        raise Conflict(
+            f"No policy governs promotion of {asset} into {stage.name}; a manager must define one.",
+            type="no-policy",
+        )
+    pointer = StagePointer.objects.filter(asset=asset, stage=stage).select_related("version").first()
+    base = pointer.version if pointer else None
+    if base is not None and base.pk == version.pk:
+        raise Conflict(
+            f"{version} is already in {stage.name}.",
+            type="already-in-stage",
+            extra={"current_version": base.number},
+        )
+    if base is not None and version.number < base.number and not rollback:
+        raise Unprocessable(
+            f"{version} is older than {base}, which is in {stage.name}; send rollback: true to roll back.",
+            type="rollback-required",
+            extra={"current_version": base.number},
+        )
+    snapshot = rules.snapshot(policy)
+    failed = [
+        result for result in rules.evaluate(snapshot["gates"], version_facts(version)) if not result.passed
+    ]
+    if failed:
+        raise Unprocessable(
+            "Gates failed: " + "; ".join(result.message for result in failed),
+            type="gate-failed",
+            extra={"failed_gates": [result.as_dict() for result in failed]},
+        )
+    now = timezone.now()
+    promotion = PromotionRequest.objects.create(
+        asset=asset,
+        version=version,
+        stage=stage,
+        requested_by=actor,
+        justification=justification.strip(),
+        rollback=rollback,
+        ci=ci or {},
+        callback_url=callback_url,
+        policy=policy,
+        policy_snapshot=snapshot,
+        base_version=base,
+        expires_at=now + dt.timedelta(hours=policy.expiry_hours),
+    )
+    audit_record(
+        actor=actor,
+        action=Action.PROMOTION_REQUESTED,
+        target=promotion,
+        source=source,
+        asset_id=asset.pk,
+        changes={
+            "version": version.number,
+            "stage": stage.name,
+            "base_version": base.number if base else None,
+            "justification": promotion.justification,
+            "rollback": rollback,
+            "ci": promotion.ci,
+            "required_approvals": snapshot["required_approvals"],
+        },
+    )
+    # Reviewers always look at the latest candidate: older open requests for this stage are superseded.
+    older = PromotionRequest.objects.filter(asset=asset, stage=stage, status__in=OPEN_STATUSES).exclude(
+        pk=promotion.pk
+    )
+    for previous in older.select_for_update():
+        _transition(
+            previous, Status.SUPERSEDED, f"superseded by promotion #{promotion.pk}", superseded_by=promotion
+        )
+        audit_record(
+            actor=actor,
+            action=Action.PROMOTION_SUPERSEDED,
+            target=previous,
+            source=source,
+            asset_id=asset.pk,
+            changes={"superseded_by": promotion.pk},
+        )
+        _notify(previous)
+    if record is not None:
+        record.promotion = promotion
+        record.response_body = idempotency.render(promotion)
+        record.save(update_fields=["promotion", "response_body"])
+    return promotion
+
+
+@transaction.atomic(durable=True)
+def promotion_approve(*, actor, source: Source, promotion_id: int, comment: str = "") -> PromotionRequest:
+    """Record actor's approval; when the quorum is reached, approve and (by default) apply at once."""
+    promotion = _lock(promotion_id)
+    _refuse_if_closed(promotion)
+    requirements, current_policy = requirements_for(promotion)
+    refusal = review_refusal(actor, promotion, requirements)
+    if refusal is not None:
+        raise refusal
+    if promotion.reviews.filter(reviewer=actor).exists():
+        raise Conflict("You have already reviewed this request.", type="already-decided")
+    Review.objects.create(promotion=promotion, reviewer=actor, decision=Decision.APPROVE, comment=comment)
+    promotion.revision += 1
+    promotion.save(update_fields=["revision", "updated_at"])
+    counted = len(counted_approvals(promotion, requirements))
+    audit_record(
+        actor=actor,
+        action=Action.PROMOTION_APPROVED,
+        target=promotion,
+        source=source,
+        asset_id=promotion.asset_id,
+        changes={"comment": comment, "approvals": counted, "required": requirements["required_approvals"]},
+    )
+    if counted >= requirements["required_approvals"]:
+        _transition(promotion, Status.APPROVED, decided_at=timezone.now())
+        audit_record(
+            actor=None,
+            action=Action.PROMOTION_QUORUM_REACHED,
+            target=promotion,
+            source=source,
+            asset_id=promotion.asset_id,
+            changes={"approvals": counted},
+        )
+        if requirements["apply_on_approval"]:
+            _apply(
+                promotion,
+                actor=actor,
+                source=source,
+                requirements=requirements,
+                current_policy=current_policy,
+            )
+    return promotion
+
+
+def _apply(promotion, *, actor, source: Source, requirements: dict, current_policy: Policy | None) -> None:
+    """Move the stage pointer for an approved request, after checking everything again (same transaction)."""
+    problem = None
+    if promotion.stage.protected and current_policy is None:
+        problem = f"no policy governs {promotion.stage.name} any more"
+    elif promotion.asset.is_archived:
+        problem = f"{promotion.asset} was archived"
+    else:
+        count = len(counted_approvals(promotion, requirements))
+        failed = [r for r in gate_results(promotion, requirements) if not r.passed]
+        pointer = StagePointer.objects.filter(asset=promotion.asset, stage=promotion.stage).first()
+        if count < requirements["required_approvals"]:
+            problem = f"only {count} of {requirements['required_approvals']} approvals still count"
+        elif failed:
+            problem = "gates failed: " + "; ".join(result.message for result in failed)
+        elif pointer is not None and pointer.version_id == promotion.version_id:
+            problem = f"{promotion.version} is already in {promotion.stage.name}"
+    if problem is not None:
+        _transition(promotion, Status.FAILED, problem)
+        audit_record(
+            actor=None,
+            action=Action.PROMOTION_FAILED,
+            target=promotion,
+            source=source,
+            asset_id=promotion.asset_id,
+            changes={"reason": problem},
+        )
+        _notify(promotion)
+        return
+    stage_move(
+        actor=actor,
+        source=source,
+        asset=promotion.asset,
+        stage=promotion.stage,
+        version=promotion.version,
+        reason=f"promotion #{promotion.pk}: {promotion.justification}",
+        promotion=promotion,
+    )
+    _transition(promotion, Status.APPLIED, applied_at=timezone.now())
+    audit_record(
+        actor=actor,
+        action=Action.PROMOTION_APPLIED,
+        target=promotion,
+        source=source,
+        asset_id=promotion.asset_id,
+        changes={"stage": promotion.stage.name, "version": promotion.version.number},
+    )
+    _notify(promotion)
+
+
+@transaction.atomic(durable=True)
+def promotion_reject(*, actor, source: Source, promotion_id: int, comment: str) -> PromotionRequest:
+    """An eligible reviewer rejects the request; a comment saying why is required."""
+    if not comment.strip():
+        raise Unprocessable("Say why you reject the request.", type="comment-required")
+    promotion = _lock(promotion_id)
+    _refuse_if_closed(promotion)
+    requirements, _ = requirements_for(promotion)
+    refusal = review_refusal(actor, promotion, requirements)
+    if refusal is not None:
+        raise refusal
+    if promotion.reviews.filter(reviewer=actor).exists():
+        raise Conflict("You have already reviewed this request.", type="already-decided")
+    Review.objects.create(
+        promotion=promotion, reviewer=actor, decision=Decision.REJECT, comment=comment.strip()
+    )
+    _transition(promotion, Status.REJECTED, comment.strip(), decided_at=timezone.now())
+    audit_record(
+        actor=actor,
+        action=Action.PROMOTION_REJECTED,
+        target=promotion,
+        source=source,
+        asset_id=promotion.asset_id,
+        changes={"comment": comment.strip()},
+    )
+    _notify(promotion)
+    return promotion
+
+
+def _require_requester_or_manager(actor, promotion: PromotionRequest, verb: str) -> None:
+    if actor.pk != promotion.requested_by_id and Role.MANAGE not in effective_roles(actor, promotion.asset):
+        raise Forbidden(
+            f"Only the requester or a manager of {promotion.asset} may {verb} it.", type="permission-denied"
+        )
+
+
+@transaction.atomic(durable=True)
+def promotion_cancel(*, actor, source: Source, promotion_id: int, reason: str = "") -> PromotionRequest:
+    """The requester (any of their tokens or sessions) or a manager withdraws an open request."""
+    promotion = _lock(promotion_id)
+    _require_requester_or_manager(actor, promotion, "cancel")
+    _refuse_if_closed(promotion, allowed=OPEN_STATUSES)
+    _transition(promotion, Status.CANCELLED, reason.strip())
+    audit_record(
+        actor=actor,
+        action=Action.PROMOTION_CANCELLED,
+        target=promotion,
+        source=source,
+        asset_id=promotion.asset_id,
+        changes={"reason": reason.strip()},
+    )
+    _notify(promotion)
+    return promotion
+
+
+@transaction.atomic(durable=True)
+def promotion_apply(*, actor, source: Source, promotion_id: int) -> PromotionRequest:
+    """Apply an approved request whose policy does not apply on approval (requester or manager)."""
+    promotion = _lock(promotion_id)
+    _require_requester_or_manager(actor, promotion, "apply")
+    _refuse_if_closed(promotion, allowed=(Status.APPROVED,))
+    requirements, current_policy = requirements_for(promotion)
+    _apply(promotion, actor=actor, source=source, requirements=requirements, current_policy=current_policy)
+    return promotion
+
+
+def _expire(promotion: PromotionRequest, source: Source) -> None:
+    _transition(promotion, Status.EXPIRED, f"no decision before {promotion.expires_at.isoformat()}")
+    audit_record(
+        actor=None,
+        action=Action.PROMOTION_EXPIRED,
+        target=promotion,
+        source=source,
+        asset_id=promotion.asset_id,
+        changes={"expires_at": promotion.expires_at},
+    )
+    _notify(promotion)
+
+
+@transaction.atomic(durable=True)
+def promotion_expire_if_due(*, promotion_id: int, source: Source) -> PromotionRequest:
+    """Record the expiry of one request whose time ran out (called when it is read or acted on)."""
+    promotion = _lock(promotion_id)
+    if promotion.is_open and promotion.expires_at <= timezone.now():
+        _expire(promotion, source)
+    return promotion
+
+
+@transaction.atomic(durable=True)
+def promotion_expire_due(*, source: Source) -> int:
+    """Expire every open request whose time ran out (the periodic task); returns how many."""
+    due = (
+        PromotionRequest.objects.select_for_update(of=("self",), skip_locked=True)
+        .filter(status__in=OPEN_STATUSES, expires_at__lte=timezone.now())
+        .select_related("asset")
+    )
+    count = 0
+    for promotion in due:
+        _expire(promotion, source)
+        count += 1
+    return count
