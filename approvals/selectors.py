@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from approvals.models import Policy, PromotionRequest
+from approvals.models import Policy, PromotionRequest, Review
 from approvals.services import promotion_expire_if_due
 from core.exceptions import NotFound
 from core.source import Source
@@ -14,8 +14,8 @@ from registry.permissions import restrict
 
 def promotion_list_for_user(*, user) -> QuerySet[PromotionRequest]:
     promotions = PromotionRequest.objects.select_related(
-        "asset", "version", "stage", "requested_by", "base_version", "superseded_by"
-    )
+        "asset", "version", "stage", "requested_by", "base_version"
+    ).prefetch_related(Prefetch("reviews", queryset=Review.objects.select_related("reviewer").order_by("id")))
     return restrict(promotions, user, field="asset")
 
 

@@ -51,7 +51,7 @@ class PromotionListView(generics.GenericAPIView):
     token_scope = Scope.PROMOTE
 
     def get_queryset(self):
-        return selectors.promotion_list_for_user(user=self.request.user).prefetch_related("reviews__reviewer")
+        return selectors.promotion_list_for_user(user=self.request.user)
 
     @extend_schema(responses=s.PromotionOut(many=True))
     def get(self, request):

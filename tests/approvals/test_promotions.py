@@ -1,0 +1,403 @@
+"""Promotion requests through the CI API: transitions, separation of duties, gates, idempotency, expiry."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from guardian.shortcuts import assign_perm
+
+from accounts.models import Scope, User
+from accounts.services import token_create
+from approvals.models import Policy, PromotionRequest, Review, Status
+from approvals.services import promotion_expire_due
+from audit.models import AuditEvent
+from core.source import Source
+from registry.models import Evaluation, StageHistory, StagePointer
+
+pytestmark = pytest.mark.django_db
+
+
+def created(response):
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def refused(response, status, type_):
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["type"] == type_, body
+    return body
+
+
+def in_production(world):
+    return StagePointer.objects.get(asset=world.asset, stage=world.production).version.number
+
+
+def actions():
+    """The promotion and stage events (the world's setup writes others)."""
+    events = AuditEvent.objects.filter(action__regex=r"^(promotion|stage)\.").order_by("seq")
+    return list(events.values_list("action", flat=True))
+
+
+# The happy path ----------------------------------------------------------------------------------
+
+
+def test_two_approvals_apply_the_promotion(world):
+    promotion = created(world.request())
+    assert (promotion["status"], promotion["base_version"], promotion["required_approvals"]) == (
+        "pending",
+        1,
+        2,
+    )
+    assert world.act(world.r1, promotion["id"], "approve", comment="looks good").json()["status"] == "pending"
+    assert in_production(world) == 1
+    body = world.act(world.r2, promotion["id"], "approve").json()
+    assert (body["status"], body["final"], body["approvals"]) == ("applied", True, 2)
+    assert in_production(world) == 2
+    history = StageHistory.objects.get(asset=world.asset, stage=world.production)
+    assert (history.previous_version, history.version, history.promotion_id) == (
+        world.v1,
+        world.v2,
+        promotion["id"],
+    )
+    assert actions() == [
+        "promotion.requested",
+        "promotion.approved",
+        "promotion.approved",
+        "promotion.quorum_reached",
+        "stage.set",
+        "promotion.applied",
+    ]
+
+
+def test_quorum_without_apply_on_approval_waits_for_apply(world):
+    Policy.objects.filter(pk=world.policy.pk).update(apply_on_approval=False, required_approvals=1)
+    promotion = created(world.request())
+    assert world.act(world.r1, promotion["id"], "approve").json()["status"] == "approved"
+    assert in_production(world) == 1
+    refused(world.act(world.r1, promotion["id"], "apply"), 403, "permission-denied")
+    ci = world.client(token=world.ci_token)
+    assert (
+        ci.post(f"/api/v1/promotions/{promotion['id']}/apply", {}, format="json").json()["status"]
+        == "applied"
+    )
+    assert in_production(world) == 2
+
+
+# Every forbidden transition answers 409 with the current state ----------------------------------
+
+
+def _in_state(world, status):
+    promotion = created(world.request())
+    pk = promotion["id"]
+    if status == Status.APPLIED:
+        world.act(world.r1, pk, "approve")
+        world.act(world.r2, pk, "approve")
+    elif status == Status.REJECTED:
+        world.act(world.r1, pk, "reject", comment="no")
+    elif status == Status.CANCELLED:
+        world.act(world.manager, pk, "cancel")
+    elif status == Status.SUPERSEDED:
+        created(world.request(version=3))
+    elif status == Status.EXPIRED:
+        PromotionRequest.objects.filter(pk=pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    elif status == Status.FAILED:
+        Evaluation.objects.create(version=world.v2, name="late", metrics={"auc": 0.5})
+        Policy.objects.filter(pk=world.policy.pk).update(
+            gates=[{"type": "metric", "metric": "auc", "op": ">=", "value": 0.9, "source": "any"}]
+        )
+        world.act(world.r1, pk, "approve")
+        assert world.act(world.r2, pk, "approve").json()["status"] == "failed"
+    elif status == Status.APPROVED:
+        Policy.objects.filter(pk=world.policy.pk).update(apply_on_approval=False)
+        world.act(world.r1, pk, "approve")
+        world.act(world.r2, pk, "approve")
+    return pk
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        Status.APPLIED,
+        Status.REJECTED,
+        Status.CANCELLED,
+        Status.SUPERSEDED,
+        Status.EXPIRED,
+        Status.FAILED,
+        Status.APPROVED,
+    ],
+)
+def test_no_review_once_not_pending(world, status):
+    pk = _in_state(world, status)
+    assert world.client(world.r3).get(f"/api/v1/promotions/{pk}").json()["status"] == status
+    before = AuditEvent.objects.count()
+    for action, body in [("approve", {}), ("reject", {"comment": "late"})]:
+        problem = refused(world.act(world.r3, pk, action, **body), 409, "request-not-pending")
+        assert problem["current_state"] == status
+    if status != Status.APPROVED:  # an approved request may still be cancelled or applied
+        refused(world.act(world.manager, pk, "cancel"), 409, "request-not-pending")
+        refused(world.act(world.manager, pk, "apply"), 409, "request-not-pending")
+    assert AuditEvent.objects.count() == before
+
+
+# Separation of duties ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pat(world):
+    """A person who may both request promotions and review them."""
+    pat = User.objects.create_user("pat", is_superuser=True)
+    pat.groups.add(world.reviewers)
+    assign_perm("registry.request_promotion_asset", pat, world.asset)
+    return pat
+
+
+def test_requester_cannot_approve_by_any_channel(world, pat):
+    promotion = created(world.request(client=world.client(pat)))
+    refused(world.act(pat, promotion["id"], "approve"), 403, "self-approval-forbidden")
+    _, token = token_create(actor=None, source=Source.cli(), account=pat, name="other", scopes=[Scope.REVIEW])
+    response = world.client(token=token).post(
+        f"/api/v1/promotions/{promotion['id']}/approve", {}, format="json"
+    )
+    refused(response, 403, "self-approval-forbidden")
+    assert not Review.objects.exists()
+
+
+def test_service_account_never_reviews_even_if_granted(world):
+    from django.contrib.auth.models import Permission
+
+    from registry.models import AssetUserObjectPermission
+
+    AssetUserObjectPermission.objects.create(  # granted by mistake, around the service's own refusal
+        user=world.ci, content_object=world.asset, permission=Permission.objects.get(codename="review_asset")
+    )
+    other_ci = User.objects.create_user("ci2", is_service_account=True)
+    assign_perm("registry.request_promotion_asset", other_ci, world.asset)
+    promotion = created(world.request(client=world.client(other_ci)))
+    refused(world.act(world.ci, promotion["id"], "approve"), 403, "service-account-cannot-review")
+
+
+def test_superuser_without_review_grant_cannot_approve(world):
+    root = User.objects.create_user("root", is_superuser=True, global_role="admin")
+    promotion = created(world.request())
+    refused(world.act(root, promotion["id"], "approve"), 403, "not-an-eligible-reviewer")
+
+
+def test_author_needs_the_policy_to_review(world):
+    world.author.groups.add(world.reviewers)
+    promotion = created(world.request())
+    refused(world.act(world.author, promotion["id"], "approve"), 403, "author-approval-forbidden")
+    Policy.objects.filter(pk=world.policy.pk).update(allow_author_approval=True)
+    # The snapshot taken at request time still forbids it: a policy change never loosens a pending request.
+    refused(world.act(world.author, promotion["id"], "approve"), 403, "author-approval-forbidden")
+    fresh = created(world.request(version=3))
+    assert world.act(world.author, fresh["id"], "approve").status_code == 200
+
+
+def test_one_person_in_two_teams_counts_once(world):
+    from django.contrib.auth.models import Group
+
+    risk = Group.objects.create(name="risk")
+    world.policy.reviewer_teams.add(risk)
+    world.r1.groups.add(risk)
+    promotion = created(world.request())
+    assert world.act(world.r1, promotion["id"], "approve").json()["status"] == "pending"
+    refused(world.act(world.r1, promotion["id"], "approve"), 409, "already-decided")
+    assert world.act(world.r2, promotion["id"], "approve").json()["status"] == "applied"
+
+
+def test_reviewer_outside_the_policy_teams_is_not_eligible(world):
+    outsider_reviewer = User.objects.create_user("rex")
+    assign_perm("registry.review_asset", outsider_reviewer, world.asset)
+    promotion = created(world.request())
+    refused(world.act(outsider_reviewer, promotion["id"], "approve"), 403, "not-an-eligible-reviewer")
+    refused(world.act(world.outsider, promotion["id"], "approve"), 404, "not-found")
+
+
+def test_revocation_mid_flight_uncounts_the_approval(world):
+    promotion = created(world.request())
+    world.act(world.r1, promotion["id"], "approve")
+    world.r1.groups.remove(world.reviewers)  # r1 loses review on the asset
+    body = world.act(world.r2, promotion["id"], "approve").json()
+    assert body["status"] == "pending"
+    assert in_production(world) == 1
+    assert world.act(world.r3, promotion["id"], "approve").json()["status"] == "applied"
+
+
+def test_stricter_current_policy_applies_to_pending_requests(world):
+    promotion = created(world.request())
+    Policy.objects.filter(pk=world.policy.pk).update(required_approvals=1)  # weaker: ignored
+    assert world.act(world.r1, promotion["id"], "approve").json()["status"] == "pending"
+    Policy.objects.filter(pk=world.policy.pk).update(required_approvals=3)  # stricter: applies
+    assert world.act(world.r2, promotion["id"], "approve").json()["status"] == "pending"
+    assert world.act(world.r3, promotion["id"], "approve").json()["status"] == "applied"
+
+
+# Request-time rules ------------------------------------------------------------------------------
+
+
+def test_gates_are_checked_at_request_time_and_list_every_failure(world):
+    Policy.objects.filter(pk=world.policy.pk).update(
+        gates=[
+            {"type": "metric", "metric": "auc", "op": ">=", "value": 0.99, "source": "any"},
+            {"type": "model_card"},
+            {"type": "previous_stage", "stage": "staging", "when": "ever"},
+        ]
+    )
+    body = refused(world.request(), 422, "gate-failed")
+    assert [gate["gate"]["type"] for gate in body["failed_gates"]] == [
+        "metric",
+        "model_card",
+        "previous_stage",
+    ]
+    assert body["failed_gates"][0]["actual"] == 0.93
+    assert not PromotionRequest.objects.exists()
+    assert actions() == []
+
+
+def test_already_in_stage_and_rollback(world):
+    refused(world.request(version=1), 409, "already-in-stage")
+    StagePointer.objects.filter(asset=world.asset).update(version=world.v3)
+    refused(world.request(version=2), 422, "rollback-required")
+    assert created(world.request(version=2, rollback=True))["rollback"] is True
+
+
+def test_protected_stage_without_policy_cannot_be_requested(world):
+    world.policy.delete()
+    refused(world.request(), 409, "no-policy")
+
+
+def test_newer_request_supersedes_the_pending_one(world):
+    first = created(world.request(version=2))
+    second = created(world.request(version=3))
+    old = world.client(world.r1).get(f"/api/v1/promotions/{first['id']}").json()
+    assert (old["status"], old["superseded_by"]) == ("superseded", second["id"])
+
+
+def test_reject_needs_a_comment_and_is_final(world):
+    promotion = created(world.request())
+    refused(world.act(world.r1, promotion["id"], "reject"), 422, "comment-required")
+    body = world.act(world.r1, promotion["id"], "reject", comment="metrics regress on segment B").json()
+    assert (body["status"], body["status_reason"]) == ("rejected", "metrics regress on segment B")
+
+
+def test_cancel_by_requester_or_manager_only(world):
+    promotion = created(world.request())
+    refused(world.act(world.r1, promotion["id"], "cancel"), 403, "permission-denied")
+    ci = world.client(token=world.ci_token)
+    assert (
+        ci.post(f"/api/v1/promotions/{promotion['id']}/cancel", {}, format="json").json()["status"]
+        == "cancelled"
+    )
+
+
+def test_bad_input_is_400_and_creates_nothing(world):
+    refused(world.request(stage="nowhere"), 400, "invalid-input")
+    refused(world.request(version=99), 400, "invalid-input")
+    refused(world.request(ci={"commit": "not hex"}), 400, "invalid-input")
+    assert not PromotionRequest.objects.exists()
+
+
+# Idempotency --------------------------------------------------------------------------------------
+
+
+def test_replay_returns_the_first_response(world):
+    first = world.request(key="abc")
+    world.act(world.r1, first.json()["id"], "approve")
+    replay = world.request(key="abc")
+    assert replay.status_code == 201
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == first.json()  # the first answer, not the request as it now stands
+    assert PromotionRequest.objects.count() == 1
+    assert actions().count("promotion.requested") == 1
+
+
+def test_same_key_other_body_is_422(world):
+    created(world.request(key="abc"))
+    refused(world.request(key="abc", version=3), 422, "idempotency-key-reused")
+    assert PromotionRequest.objects.count() == 1
+
+
+def test_missing_key_is_400(world):
+    response = world.client(token=world.ci_token).post("/api/v1/promotions", {}, format="json")
+    refused(response, 400, "idempotency-key-missing")
+
+
+def test_failed_request_stores_no_key(world):
+    world.policy.delete()
+    refused(world.request(key="abc"), 409, "no-policy")
+    Policy.objects.create(asset=world.asset, kind="model", stage=world.production)
+    assert created(world.request(key="abc"))["status"] == "pending"
+
+
+# Polling and expiry -------------------------------------------------------------------------------
+
+
+def test_polling_with_etag_and_retry_after(world):
+    promotion = created(world.request())
+    ci = world.client(token=world.ci_token)
+    url = f"/api/v1/promotions/{promotion['id']}"
+    first = ci.get(url)
+    assert first["Retry-After"] == "10"
+    assert ci.get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    world.act(world.r1, promotion["id"], "approve")
+    second = ci.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert second.status_code == 200
+    world.act(world.r2, promotion["id"], "approve")
+    final = ci.get(url)
+    assert final.json()["status"] == "applied"
+    assert "Retry-After" not in final
+
+
+def test_expiry_without_a_scheduler(world):
+    promotion = created(world.request())
+    PromotionRequest.objects.filter(pk=promotion["id"]).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    refused(world.act(world.r1, promotion["id"], "approve"), 409, "request-not-pending")
+    assert world.client(world.r1).get(f"/api/v1/promotions/{promotion['id']}").json()["status"] == "expired"
+    assert actions()[-1] == "promotion.expired"
+    assert not Review.objects.exists()
+
+
+def test_periodic_expiry(world):
+    promotion = created(world.request())
+    PromotionRequest.objects.filter(pk=promotion["id"]).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    assert promotion_expire_due(source=Source.task()) == 1
+    assert promotion_expire_due(source=Source.task()) == 0
+    assert PromotionRequest.objects.get().status == Status.EXPIRED
+
+
+def test_gates_are_checked_again_at_apply(world):
+    Policy.objects.filter(pk=world.policy.pk).update(
+        gates=[{"type": "metric", "metric": "auc", "op": ">=", "value": 0.92, "source": "any"}]
+    )
+    promotion = created(world.request())
+    Evaluation.objects.create(version=world.v2, name="drift", metrics={"auc": 0.80})
+    world.act(world.r1, promotion["id"], "approve")
+    body = world.act(world.r2, promotion["id"], "approve").json()
+    assert body["status"] == "failed"
+    assert "auc >= 0.92" in body["status_reason"]
+    assert in_production(world) == 1
+
+
+def test_list_shows_only_visible_requests_and_filters(world):
+    created(world.request())
+    assert len(world.client(world.r1).get("/api/v1/promotions?status=pending").json()["results"]) == 1
+    assert world.client(world.r1).get("/api/v1/promotions?status=applied").json()["results"] == []
+    assert world.client(world.outsider).get("/api/v1/promotions").json()["results"] == []
+    refused(world.client(world.outsider).get("/api/v1/promotions/1"), 404, "not-found")
+
+
+@pytest.mark.parametrize("rows", [2, 12])
+def test_promotion_list_query_count(world, django_assert_num_queries, rows):
+    for index in range(rows):
+        promotion = created(world.request(version=2 + index % 2))
+        world.act(world.r1, promotion["id"], "approve")
+    client = world.client(world.r2)
+    # 1 page of requests with asset, version, stage, requester and base version joined;
+    # 1 prefetch of reviews with their reviewers.
+    with django_assert_num_queries(2):
+        assert len(client.get("/api/v1/promotions").json()["results"]) == rows
