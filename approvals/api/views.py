@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import rfc8785
+from django.conf import settings
 from django.db import IntegrityError
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics
@@ -20,7 +21,6 @@ from core.http import etag_matches
 from core.source import Channel, Source
 from registry import selectors as registry_selectors
 
-POLL_AFTER_SECONDS = 10
 IDEMPOTENCY_HEADER = [OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)]
 
 
@@ -129,7 +129,7 @@ class PromotionDetailView(generics.GenericAPIView):
         etag = f'"promotion-{promotion.pk}-{promotion.revision}"'
         headers = {"ETag": etag}
         if promotion.is_open:
-            headers["Retry-After"] = str(POLL_AFTER_SECONDS)
+            headers["Retry-After"] = str(settings.PROMOTION_POLL_SECONDS)
         if etag_matches(request, etag):
             return Response(status=304, headers=headers)
         return Response(_render(promotion), headers=headers)

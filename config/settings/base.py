@@ -133,6 +133,9 @@ CELERY_BEAT_SCHEDULE = {
     "expire-due-promotions": {"task": "approvals.tasks.expire_due_promotions", "schedule": 300.0},
 }
 
+# How long CI should wait between polls of an undecided promotion (the Retry-After header).
+PROMOTION_POLL_SECONDS = env_int("DJANGO_PROMOTION_POLL_SECONDS", 10)
+
 # Callbacks to CI when a promotion is decided, signed Standard Webhooks style with this secret.
 WEBHOOK_SECRET = env_secret("DJANGO_WEBHOOK_SECRET") or SECRET_KEY
 WEBHOOK_TIMEOUT = env_int("DJANGO_WEBHOOK_TIMEOUT", 5)
