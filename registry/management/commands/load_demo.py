@@ -7,6 +7,9 @@ Personas (password: "<username>-demo-password"): admin (registry admin), owner (
 the demo assets), reviewer1 and reviewer2 (team "reviewers", review role on every demo asset), viewer
 (view role), auditor (global auditor). The service account ci-bot (team "ml-platform", which
 contributes to every demo asset) also requests promotions; its token is printed.
+
+Production needs two approvals from the reviewers team, of a version that has been in staging:
+churn-predictor v2 went through; fraud-detector v3 waits for its reviews.
 """
 
 import hashlib
@@ -19,6 +22,8 @@ from django.db import transaction
 
 from accounts import services as account_services
 from accounts.models import ApiToken, GlobalRole, Scope, User
+from approvals.models import Policy, PromotionRequest
+from approvals.services import policy_create, promotion_approve, promotion_request
 from core.source import Source
 from registry import services
 from registry.models import Asset, AssetKind, Relation, RiskTier, Stage, StagePointer
@@ -103,6 +108,7 @@ class Command(BaseCommand):
             self._grant(admin, source, asset, ci, Role.REQUEST_PROMOTION)
         self._staging(owner, source, "fraud-detector", 3)
         self._staging(owner, source, "churn-predictor", 2)
+        self._promotions(admin, source, ci, people, reviewers)
         token = self._ci_token(admin, source, ci)
         self.stdout.write(
             "Demo data ready.\n"
@@ -204,6 +210,39 @@ class Command(BaseCommand):
             account_services.grant_add(
                 actor=admin, source=source, asset=asset, principal=principal, role=role
             )
+
+    def _promotions(self, admin, source, ci, people, reviewers) -> None:
+        """The production policy (two approvals from reviewers), an applied and a pending request."""
+        production = Stage.objects.get(name="production")
+        if not Policy.objects.filter(stage=production, asset__isnull=True, kind="").exists():
+            policy_create(
+                actor=admin,
+                source=source,
+                stage=production,
+                required_approvals=2,
+                reviewer_teams=[reviewers],
+                gates=[{"type": "previous_stage", "stage": "staging", "when": "ever"}],
+            )
+        for name, number, approvers in [
+            ("churn-predictor", 2, ["reviewer1", "reviewer2"]),
+            ("fraud-detector", 3, []),
+        ]:
+            asset = Asset.objects.get(kind=AssetKind.MODEL, name=name)
+            if PromotionRequest.objects.filter(asset=asset, stage=production).exists():
+                continue
+            promotion = promotion_request(
+                actor=ci,
+                source=source,
+                asset=asset,
+                version=asset.versions.get(number=number),
+                stage=production,
+                justification=f"{name} v{number} beats production on the holdout set",
+                ci={"commit": hashlib.sha1(f"{name}{number}".encode()).hexdigest(), "ref": "refs/heads/main"},
+            )
+            for reviewer in approvers:
+                promotion_approve(
+                    actor=people[reviewer], source=source, promotion_id=promotion.pk, comment="LGTM"
+                )
 
     def _ci_token(self, admin, source, ci) -> str:
         """The demo CI token, kept in var/ so that later runs can print it again.
