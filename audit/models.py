@@ -124,3 +124,51 @@ class AuditHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit head at seq {self.seq}"
+
+
+class MerkleNode(AppendOnlyModel):
+    """The hash of a full, aligned subtree of 2**level leaves (level >= 8): proofs read O(log n) rows."""
+
+    level = models.PositiveSmallIntegerField()
+    index = models.PositiveBigIntegerField()
+    hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["level", "index"], name="merkle_node_unique")]
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.index}"
+
+
+class Checkpoint(AppendOnlyModel):
+    """A signed statement of the log's size and Merkle root (C2SP tlog-checkpoint, Ed25519 signed note)."""
+
+    tree_size = models.PositiveBigIntegerField(unique=True)
+    root_hash = models.BinaryField(max_length=32)
+    chain_hash = models.BinaryField(max_length=32)
+    note = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tree_size"]
+
+    def __str__(self) -> str:
+        return f"checkpoint at {self.tree_size}"
+
+
+class VerificationRun(AppendOnlyModel):
+    """The outcome of one run of audit_verify, shown to auditors."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(auto_now_add=True)
+    ok = models.BooleanField()
+    events = models.PositiveBigIntegerField()
+    checkpoints = models.PositiveIntegerField()
+    first_bad_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"verification {'ok' if self.ok else 'FAILED'} at {self.finished_at}"

@@ -15,7 +15,7 @@ What it measures
     spread over `--client-procs` processes so that one Python GIL does not cap the offered load.
     Requests authenticate like the web UI: cookie `sessionid`, plus the CSRF cookie and X-CSRFToken header.
 
-How to read the table
+How to read the tables
     requests  requests measured (warm-up excluded); errors: answers other than 201/200, or socket failures
     ops/s     successful requests per second of wall time, all clients together
     p50, p99  latency of one request as the client sees it (connect + send + wait + read), in ms
@@ -23,8 +23,15 @@ How to read the table
               sync worker does: keep-alive needs `--worker-class gthread`), 0.00 means keep-alive held
     targets   the product team's targets, checked for PostgreSQL only (the many-client ones at 16 clients)
 
-    The client runs on the same 2 cores as gunicorn and the database: the figures are for the whole machine
-    and include the client's own CPU use. Results are also written as JSON to bench/results/.
+    The second table (Linux only) says where the CPU went: milliseconds of CPU per successful request in
+    the gunicorn processes, in PostgreSQL (this database's connections and its background writers) and in
+    the bench's client, plus the cores that other processes used meanwhile and that the host stole. On a
+    2-core machine, ops/s can never exceed 2000 / (the sum of the three) - that is the ceiling to work on.
+    A run during which other processes took 0.15 core or more is marked "disturbed": measure again.
+
+    The client runs on the same cores as gunicorn and the database, so the figures are for the whole
+    machine. Environment variables such as REDIS_URL pass through to the server. Results are also written
+    as JSON to bench/results/registry-<UTC time>.json.
 
 Usage
     make bench                                  # both backends, defaults
@@ -457,7 +464,8 @@ class Postgres:
 
         try:
             with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10) as conn:
-                self.server_version = str(conn.info.server_version)
+                version = conn.info.server_version  # 150020 is 15.20
+                self.server_version = f"{version // 10000}.{version % 10000}"
                 conn.execute(sql.SQL(statement).format(sql.Identifier(self.name)))
         except psycopg.OperationalError as exc:
             raise BenchError(
@@ -475,11 +483,12 @@ class Postgres:
 
 def prepare(env: dict, port: int) -> dict:
     """The bench user's session, the asset and version 1 in staging; returns the request headers."""
+    output = manage(env, "shell", "-c", SESSION_SCRIPT)
     session = next(
-        line.split("=", 1)[1].strip()
-        for line in manage(env, "shell", "-c", SESSION_SCRIPT).splitlines()
-        if line.startswith("BENCH_SESSION=")
+        (line[14:].strip() for line in output.splitlines() if line.startswith("BENCH_SESSION=")), ""
     )
+    if not session:
+        raise BenchError(f"the session script printed no session key:\n{output}")
     csrf = secrets.token_hex(16)  # 32 alphanumeric characters: a CSRF secret Django accepts as is
     headers = {
         "Cookie": f"sessionid={session}; csrftoken={csrf}",

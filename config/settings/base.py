@@ -133,6 +133,14 @@ CELERY_BEAT_SCHEDULE = {
     "expire-due-promotions": {"task": "approvals.tasks.expire_due_promotions", "schedule": 300.0},
 }
 
+# The audit log: its origin line (unique per deployment, never reused) and the key that signs checkpoints.
+AUDIT_LOG_ORIGIN = env_str("AUDIT_LOG_ORIGIN") or "model-registry.local/audit/v1"
+AUDIT_SIGNING_KEY_FILE = env_str("AUDIT_SIGNING_KEY_FILE") or str(VAR_DIR / "audit-signing-key.pem")
+AUDIT_SIGNING_KEY_AUTOCREATE = env_bool("AUDIT_SIGNING_KEY_AUTOCREATE", False)
+# Only the test suite may empty the audit tables (Django's flush between transactional tests).
+AUDIT_ALLOW_FLUSH = False
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.make_checkpoint", "schedule": 60.0}
+
 # How long CI should wait between polls of an undecided promotion (the Retry-After header).
 PROMOTION_POLL_SECONDS = env_int("DJANGO_PROMOTION_POLL_SECONDS", 10)
 

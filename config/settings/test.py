@@ -8,6 +8,9 @@ os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
 from .base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+AUDIT_SIGNING_KEY_FILE = str(VAR_DIR / "test-audit-signing-key.pem")  # noqa: F405
+AUDIT_SIGNING_KEY_AUTOCREATE = True
+AUDIT_ALLOW_FLUSH = True
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = None

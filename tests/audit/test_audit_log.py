@@ -6,6 +6,7 @@ import pytest
 import rfc8785
 from django.db import connection, transaction
 
+from audit import triggers
 from audit.canonical import GENESIS_CHAIN, chain_hash, jsonable, leaf_hash
 from audit.models import Action, AppendOnlyError, AuditEvent
 from audit.services import audit_record
@@ -94,7 +95,7 @@ def test_tampering_is_detected(user):
     assert verify_chain() is None
     # Rewrite event 2's body as someone with direct database access could (bypassing the ORM guard).
     tampered = bytes(AuditEvent.objects.get(seq=2).body).replace(b'"step":1', b'"step":9')
-    with connection.cursor() as cursor:
+    with triggers.suspended(connection), connection.cursor() as cursor:
         cursor.execute("UPDATE audit_auditevent SET body = %s WHERE seq = 2", [tampered])
     assert verify_chain() == 2
 

@@ -1,0 +1,87 @@
+"""The log as a Merkle tree: leaf hashes from the database, stored subtree hashes, signed checkpoints."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from audit import merkle, notes
+from audit.models import AuditEvent, AuditHead, Checkpoint, MerkleNode
+from audit.signing import signing_key
+
+NODE_LEVEL = 8  # subtrees of 256 leaves and up are stored; smaller ranges are hashed from the leaves
+NODE_SIZE = 1 << NODE_LEVEL
+
+
+def leaf_hashes(start: int, end: int) -> list[bytes]:
+    """Leaf hashes of tree indexes [start, end), i.e. of events seq start+1 … end, in order."""
+    rows = (
+        AuditEvent.objects.filter(seq__gt=start, seq__lte=end)
+        .order_by("seq")
+        .values_list("leaf_hash", flat=True)
+    )
+    hashes = [bytes(value) for value in rows]
+    if len(hashes) != end - start:
+        raise LookupError(f"the log has a gap between seq {start + 1} and {end}")
+    return hashes
+
+
+def stored_node(start: int, size: int) -> bytes | None:
+    if size < NODE_SIZE:
+        return None
+    level = size.bit_length() - 1
+    value = MerkleNode.objects.filter(level=level, index=start // size).values_list("hash", flat=True).first()
+    return bytes(value) if value is not None else None
+
+
+def hasher() -> merkle.RangeHasher:
+    return merkle.RangeHasher(fetch=leaf_hashes, cached=stored_node, leaf_block=NODE_SIZE)
+
+
+def extend_nodes(size: int) -> None:
+    """Store the hashes of every full, aligned subtree of >= 256 leaves within the first `size` leaves."""
+    level = NODE_LEVEL
+    while (1 << level) <= size:
+        span = 1 << level
+        have = MerkleNode.objects.filter(level=level).aggregate(top=Max("index"))["top"]
+        for index in range(0 if have is None else have + 1, size // span):
+            start = index * span
+            if level == NODE_LEVEL:
+                value = merkle.root(leaf_hashes(start, start + span))
+            else:
+                value = merkle.node_hash(
+                    stored_node(start, span // 2), stored_node(start + span // 2, span // 2)
+                )
+            MerkleNode.objects.create(level=level, index=index, hash=value)
+        level += 1
+
+
+def root_at(size: int) -> bytes:
+    return hasher().mth(0, size)
+
+
+class InconsistentLog(Exception):
+    """The log no longer extends the last signed checkpoint: it was rewritten."""
+
+
+@transaction.atomic
+def checkpoint_make(*, origin: str) -> Checkpoint | None:
+    """Sign a checkpoint for the log as it is now, if it grew since the last one; never sign a fork."""
+    size = AuditHead.objects.values_list("seq", flat=True).get(pk=1)
+    last = Checkpoint.objects.order_by("-tree_size").first()
+    if size == 0 or (last is not None and last.tree_size >= size):
+        return None
+    extend_nodes(size)
+    tree = hasher()
+    root_hash = tree.mth(0, size)
+    if last is not None:
+        proof = tree.consistency_proof(last.tree_size, size)
+        if not merkle.verify_consistency(last.tree_size, size, proof, bytes(last.root_hash), root_hash):
+            raise InconsistentLog(f"the log is not an extension of the checkpoint at size {last.tree_size}")
+    chain = AuditEvent.objects.values_list("chain_hash", flat=True).get(seq=size)
+    note = notes.sign(notes.checkpoint_text(origin, size, root_hash), origin, signing_key())
+    try:
+        with transaction.atomic():
+            return Checkpoint.objects.create(tree_size=size, root_hash=root_hash, chain_hash=chain, note=note)
+    except IntegrityError:  # another process signed this size first
+        return Checkpoint.objects.get(tree_size=size)
