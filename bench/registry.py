@@ -686,7 +686,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # A plain `kill` should clean up like Ctrl-C does: stop gunicorn, drop the database, remove temp files.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = dt.datetime.now(dt.UTC)
     meta = {
         "started_at": started.isoformat(timespec="seconds"),

@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/", include(("registry.api.urls", "registry-api"))),
     path("api/v1/", include(("accounts.api.urls", "accounts-api"))),
     path("api/v1/", include(("approvals.api.urls", "approvals-api"))),
+    path("api/v1/", include(("audit.api.urls", "audit-api"))),
     path("accounts/", include("accounts.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -4,6 +4,7 @@ A route added later without a row in ROUTES fails test_every_route_has_a_row.
 """
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
@@ -12,6 +13,7 @@ from accounts.models import GlobalRole, Scope, User
 from accounts.services import token_create
 from approvals.models import Policy
 from approvals.services import promotion_request
+from audit.log import checkpoint_make
 from core.source import Source
 from registry.models import AssetKind, Stage, StagePointer
 from registry.permissions import CODENAMES, Role
@@ -62,6 +64,8 @@ EXPECT = {
     "policy_create": [201, 201, 403, 403, 403, 404, 403, 403, 401],
     "policy_manage": [200, 200, 403, 403, 403, 404, 403, 403, 401],
     "policy_delete": [204, 204, 403, 403, 403, 404, 403, 403, 401],
+    # The audit log: auditors and admins only.
+    "audit": [200, 403, 403, 403, 403, 403, 200, 403, 401],
 }
 NAME = {"<str:name>": "a", "<int:number>": "1", "<str:stage>": "staging"}
 ROUTES = {
@@ -145,6 +149,11 @@ ROUTES = {
         lambda kind: {"expiry_hours": 24},
     ),
     ("policies/<int:pk>", "delete"): ("policy_delete", {"<int:pk>": "policy"}, None),
+    ("audit/events", "get"): ("audit", {}, None),
+    ("audit/checkpoint", "get"): ("audit", {}, None),
+    ("audit/proof/inclusion", "get"): ("audit", {"?": "seq=1"}, None),
+    ("audit/proof/consistency", "get"): ("audit", {"?": "from=first&to=last"}, None),
+    ("audit/export", "get"): ("audit", {"?": "format=jsonl"}, None),
 }
 
 
@@ -205,7 +214,11 @@ def arrange(kind) -> tuple[dict[str, APIClient], dict[str, str]]:
         clients[persona].force_authenticate(person)
     clients["service_account"] = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
     clients["anonymous"] = APIClient()
-    return clients, {"spare": str(spare.pk), "promotion": str(promotion.pk), "policy": str(policy.pk)}
+    first = checkpoint_make(origin=settings.AUDIT_LOG_ORIGIN)
+    token_create(actor=None, source=Source.cli(), account=ci, name="more", scopes=[Scope.READ])
+    last = checkpoint_make(origin=settings.AUDIT_LOG_ORIGIN)
+    ids = {"spare": str(spare.pk), "promotion": str(promotion.pk), "policy": str(policy.pk)}
+    return clients, {**ids, "first": str(first.tree_size), "last": str(last.tree_size)}
 
 
 @pytest.mark.django_db
@@ -214,7 +227,13 @@ def arrange(kind) -> tuple[dict[str, APIClient], dict[str, str]]:
 def test_route_answers_persona(route, kind, method, persona):
     clients, ids = arrange(kind)
     category, parts, body = ROUTES[(route, method)]
-    url = url_for(route, kind, parts, ids)
+    query = parts.get("?", "")
+    url = url_for(route, kind, {k: v for k, v in parts.items() if k != "?"}, ids)
+    if query:
+        url += "?" + "&".join(
+            f"{name}={ids.get(value, value)}"
+            for name, value in (pair.split("=") for pair in query.split("&"))
+        )
     response = getattr(clients[persona], method)(
         url, body(kind or AssetKind.MODEL) if body else None, format="json", HTTP_IDEMPOTENCY_KEY="matrix-key"
     )

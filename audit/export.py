@@ -1,0 +1,223 @@
+"""Streaming exports of the audit log: CSV (a view for spreadsheets), JSON Lines, and a verifiable bundle.
+
+Everything is generated in constant memory: events are read with a server-side cursor in chunks and the
+zip bundle is written through a sink that hands its bytes on as soon as they exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from audit import log
+from audit.models import AuditEvent, Checkpoint
+from audit.signing import verifier_key
+
+FORMAT = "model-registry-audit-export/v1"
+CHUNK = 2000
+VERIFIER_FILES = ("verify_bundle.py", "merkle.py", "notes.py")
+CSV_NOTICE = (
+    "NOT AUTHORITATIVE: a derived view for spreadsheets. The authoritative record is the JSON Lines or "
+    "bundle export, whose lines are the exact bytes that were hashed and signed."
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    asset_id: int | None = None
+    actor: str | None = None
+    action: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not any([self.since, self.until, self.asset_id, self.actor, self.action])
+
+    def describe(self) -> dict:
+        return {
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "asset_id": self.asset_id,
+            "actor": self.actor,
+            "action": self.action,
+            **self.extra,
+        }
+
+
+def events(filters: Filters, *, up_to: int | None = None) -> QuerySet[AuditEvent]:
+    queryset = AuditEvent.objects.order_by("seq")
+    if filters.since:
+        queryset = queryset.filter(occurred_at__gte=filters.since)
+    if filters.until:
+        queryset = queryset.filter(occurred_at__lt=filters.until)
+    if filters.asset_id:
+        queryset = queryset.filter(asset_id=filters.asset_id)
+    if filters.actor:
+        queryset = queryset.filter(actor_repr=filters.actor)
+    if filters.action:
+        queryset = queryset.filter(action=filters.action)
+    if up_to is not None:
+        queryset = queryset.filter(seq__lte=up_to)
+    return queryset
+
+
+def jsonl(filters: Filters) -> Iterator[bytes]:
+    """Each line is the exact canonical body of one event (JCS output never holds a raw newline)."""
+    for body in events(filters).values_list("body", flat=True).iterator(chunk_size=CHUNK):
+        yield bytes(body) + b"\n"
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_rows(filters: Filters) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow([CSV_NOTICE])
+    yield writer.writerow(
+        [
+            "seq",
+            "occurred_at",
+            "actor",
+            "actor_kind",
+            "action",
+            "target_kind",
+            "target_id",
+            "target",
+            "source",
+            "changes",
+            "leaf_hash",
+        ]
+    )
+    columns = (
+        "seq",
+        "occurred_at",
+        "actor_repr",
+        "actor_kind",
+        "action",
+        "target_kind",
+        "target_id",
+        "target_repr",
+        "source",
+        "changes",
+        "leaf_hash",
+    )
+    for row in events(filters).values_list(*columns).iterator(chunk_size=CHUNK):
+        values = list(row)
+        values[1] = values[1].isoformat()
+        values[9] = json.dumps(values[9], sort_keys=True, ensure_ascii=False)
+        values[10] = bytes(values[10]).hex()
+        yield writer.writerow(values)
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, non-seekable stream: zipfile then writes data descriptors and never seeks back."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data, self.chunks = b"".join(self.chunks), []
+        return data
+
+
+class _Digesting:
+    """Writes into a zip member while counting bytes and computing SHA-256 for the manifest."""
+
+    def __init__(self, member) -> None:
+        self.member, self.sha256, self.size = member, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> None:
+        self.member.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+
+
+def bundle(filters: Filters) -> Iterator[bytes]:
+    """A zip that an auditor verifies offline with verify_bundle.py (stdlib and `cryptography` only).
+
+    A complete export holds every event up to a freshly signed checkpoint and is checked by recomputing
+    leaves, chain and Merkle roots; a filtered one holds an inclusion proof per event instead.
+    """
+    log.checkpoint_make(origin=settings.AUDIT_LOG_ORIGIN)
+    checkpoint = Checkpoint.objects.order_by("-tree_size").first()
+    sink = _Sink()
+    manifest: dict[str, dict] = {}
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+
+        def add(name: str, content: Iterator[bytes]) -> Iterator[bytes]:
+            with archive.open(name, "w", force_zip64=True) as member:
+                digesting = _Digesting(member)
+                for piece in content:
+                    digesting.write(piece)
+                    if len(sink.chunks) > 64:
+                        yield sink.take()
+            manifest[name] = {"sha256": digesting.sha256.hexdigest(), "bytes": digesting.size}
+            yield sink.take()
+
+        size = checkpoint.tree_size if checkpoint else 0
+        yield from add("verifier-key.txt", iter([verifier_key().encode() + b"\n"]))
+        if checkpoint is not None:
+            yield from add("checkpoint.txt", iter([checkpoint.note.encode()]))
+        selected = events(filters, up_to=size)
+        yield from add(
+            "entries.jsonl",
+            (bytes(b) + b"\n" for b in selected.values_list("body", flat=True).iterator(chunk_size=CHUNK)),
+        )
+        if filters.complete:
+            yield from add("hashes.csv", _hashes(selected))
+            for older in Checkpoint.objects.filter(tree_size__lt=size).order_by("tree_size").iterator():
+                yield from add(f"checkpoints/{older.tree_size}.txt", iter([older.note.encode()]))
+        else:
+            yield from add("proofs.jsonl", _inclusion_proofs(selected, size))
+        for name in VERIFIER_FILES:
+            yield from add(f"verifier/{name}", iter([(Path(__file__).parent / name).read_bytes()]))
+        description = {
+            "format": FORMAT,
+            "origin": settings.AUDIT_LOG_ORIGIN,
+            "complete": filters.complete,
+            "filters": filters.describe(),
+            "tree_size": size,
+            "root_hash": base64.b64encode(bytes(checkpoint.root_hash)).decode() if checkpoint else None,
+            "events": selected.count(),
+            "created_at": timezone.now().isoformat(),
+            "files": manifest,
+        }
+        with archive.open("manifest.json", "w") as member:
+            member.write(json.dumps(description, indent=2, sort_keys=True).encode() + b"\n")
+    yield sink.take()
+
+
+def _hashes(selected: QuerySet[AuditEvent]) -> Iterator[bytes]:
+    yield b"seq,leaf_hash,chain_hash\n"
+    for seq, leaf, chain in selected.values_list("seq", "leaf_hash", "chain_hash").iterator(chunk_size=CHUNK):
+        yield f"{seq},{bytes(leaf).hex()},{bytes(chain).hex()}\n".encode()
+
+
+def _inclusion_proofs(selected: QuerySet[AuditEvent], size: int) -> Iterator[bytes]:
+    tree = log.hasher()
+    for seq in selected.values_list("seq", flat=True).iterator(chunk_size=CHUNK):
+        hashes = [base64.b64encode(h).decode() for h in tree.inclusion_proof(seq - 1, size)]
+        yield json.dumps({"seq": seq, "tree_size": size, "hashes": hashes}).encode() + b"\n"

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Verify an audit-log export bundle offline: Python's standard library and `cryptography` only.
+
+    python verify_bundle.py audit-bundle.zip --key "<verifier key>" [--origin ORIGIN]
+
+The verifier key is the one your registry's operators gave you (manage.py audit_keygen --show); without
+--key the bundle's own verifier-key.txt is used, which proves integrity but not who signed.
+
+Checks: every file against manifest.json; the Ed25519 signature of every checkpoint; for a complete
+bundle, every event's leaf hash, the hash chain, and the Merkle root at every checkpoint; for a filtered
+bundle, every event's inclusion proof against the signed checkpoint.
+
+Exit status: 0 verified, 1 tampered or inconsistent (the report names the first bad seq or file),
+2 usage or read error. The report is JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import merkle
+import notes
+
+KNOWN = {"manifest.json", "verifier-key.txt", "checkpoint.txt", "entries.jsonl", "hashes.csv", "proofs.jsonl"}
+
+
+class Tampered(Exception):
+    def __init__(self, reason: str, seq: int | None = None, file: str | None = None):
+        super().__init__(reason)
+        self.reason, self.seq, self.file = reason, seq, file
+
+
+def _sha256(archive: zipfile.ZipFile, name: str) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with archive.open(name) as member:
+        while chunk := member.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def check_manifest(archive: zipfile.ZipFile) -> dict:
+    manifest = json.loads(archive.read("manifest.json"))
+    listed = set(manifest["files"])
+    present = {name for name in archive.namelist() if not name.endswith("/")} - {"manifest.json"}
+    for name in sorted(present - listed):
+        raise Tampered("file not in the manifest", file=name)
+    for name in sorted(listed - present):
+        raise Tampered("file in the manifest is missing", file=name)
+    for name in sorted(listed):
+        if not (name in KNOWN or name.startswith(("checkpoints/", "verifier/"))):
+            raise Tampered("unexpected file", file=name)
+        digest, size = _sha256(archive, name)
+        if digest != manifest["files"][name]["sha256"] or size != manifest["files"][name]["bytes"]:
+            raise Tampered("file does not match its digest in the manifest", file=name)
+    return manifest
+
+
+def _checkpoints(archive, key: str, origin: str) -> tuple[notes.Checkpoint | None, dict[int, bytes]]:
+    def opened(name: str) -> notes.Checkpoint:
+        try:
+            return notes.open_checkpoint(archive.read(name).decode(), key, origin=origin)
+        except (notes.NoteError, ValueError) as exc:
+            raise Tampered(f"signature invalid: {exc}", file=name) from None
+
+    final = opened("checkpoint.txt") if "checkpoint.txt" in archive.namelist() else None
+    roots = {}
+    for name in archive.namelist():
+        if name.startswith("checkpoints/"):
+            checkpoint = opened(name)
+            if checkpoint.size in roots and roots[checkpoint.size] != checkpoint.root_hash:
+                raise Tampered(f"two signed checkpoints disagree about size {checkpoint.size}", file=name)
+            roots[checkpoint.size] = checkpoint.root_hash
+    if final is not None:
+        roots[final.size] = final.root_hash
+    return final, roots
+
+
+def _entries(archive) -> iter:
+    with archive.open("entries.jsonl") as member:
+        for raw in member:
+            if not raw.endswith(b"\n"):
+                raise Tampered("entries.jsonl does not end with a newline", file="entries.jsonl")
+            line = raw[:-1]
+            try:
+                body = json.loads(line)
+            except ValueError:
+                raise Tampered("an entry is not JSON", file="entries.jsonl") from None
+            if not isinstance(body, dict) or not isinstance(body.get("seq"), int):
+                raise Tampered("an entry has no seq", file="entries.jsonl")
+            yield body["seq"], line
+
+
+def verify_complete(archive, final, roots) -> int:
+    tree, chain, count = merkle.CompactRange(), bytes(32), 0
+    hashes = archive.open("hashes.csv") if "hashes.csv" in archive.namelist() else None
+    if hashes is not None:
+        hashes.readline()
+    for seq, line in _entries(archive):
+        count += 1
+        if seq != count:
+            reason = "missing" if seq > count else "reordered"
+            raise Tampered(f"{reason}: expected seq {count}, found seq {seq}", seq=count)
+        leaf = merkle.leaf_hash(line)
+        chain = hashlib.sha256(b"\x02" + chain + leaf).digest()
+        if hashes is not None:
+            row = hashes.readline().decode().strip().split(",")
+            if row != [str(seq), leaf.hex(), chain.hex()]:
+                raise Tampered("altered: leaf or chain hash differs from hashes.csv", seq=seq)
+        tree.append(leaf)
+        if seq in roots and tree.root() != roots[seq]:
+            raise Tampered(f"altered: the Merkle root at {seq} differs from its signed checkpoint", seq=seq)
+    size = final.size if final else 0
+    if count != size:
+        raise Tampered(
+            f"missing: the checkpoint covers {size} events, the bundle holds {count}", seq=count + 1
+        )
+    return count
+
+
+def verify_filtered(archive, final) -> int:
+    if final is None:
+        raise Tampered("a filtered bundle needs a checkpoint", file="checkpoint.txt")
+    count = 0
+    with archive.open("proofs.jsonl") as proofs:
+        for seq, line in _entries(archive):
+            proof = json.loads(proofs.readline() or b"null")
+            if not proof or proof["seq"] != seq or proof["tree_size"] != final.size:
+                raise Tampered("the proof does not belong to this entry", seq=seq)
+            path = [base64.b64decode(item) for item in proof["hashes"]]
+            if not merkle.verify_inclusion(
+                seq - 1, final.size, merkle.leaf_hash(line), path, final.root_hash
+            ):
+                raise Tampered("altered: the entry is not in the signed tree", seq=seq)
+            count += 1
+        if proofs.readline():
+            raise Tampered("more proofs than entries", file="proofs.jsonl")
+    return count
+
+
+def verify(path: str, key: str | None, origin: str | None) -> dict:
+    started = time.perf_counter()
+    with zipfile.ZipFile(path) as archive:
+        manifest = check_manifest(archive)
+        key = key or archive.read("verifier-key.txt").decode().strip()
+        origin = origin or manifest["origin"]
+        final, roots = _checkpoints(archive, key, origin)
+        complete = manifest["complete"]
+        count = verify_complete(archive, final, roots) if complete else verify_filtered(archive, final)
+        if final is not None and base64.b64encode(final.root_hash).decode() != manifest["root_hash"]:
+            raise Tampered(
+                "the manifest's root hash differs from the signed checkpoint", file="manifest.json"
+            )
+    seconds = time.perf_counter() - started
+    return {
+        "status": "verified",
+        "origin": origin,
+        "complete": complete,
+        "events": count,
+        "tree_size": final.size if final else 0,
+        "root_hash": base64.b64encode(final.root_hash).decode() if final else None,
+        "checkpoints_verified": len(roots),
+        "seconds": round(seconds, 3),
+        "events_per_second": round(count / seconds) if seconds else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("bundle")
+    parser.add_argument("--key", help="the verifier key you trust (<name>+<key id>+<base64 key>)")
+    parser.add_argument("--origin", help="the log origin you expect (default: the manifest's)")
+    args = parser.parse_args(argv)
+    try:
+        report = verify(args.bundle, args.key, args.origin)
+    except Tampered as exc:
+        print(
+            json.dumps({"status": "failed", "reason": exc.reason, "first_bad_seq": exc.seq, "file": exc.file})
+        )
+        return 1
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        print(json.dumps({"status": "error", "reason": f"{type(exc).__name__}: {exc}"}))
+        return 2
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
