@@ -34,7 +34,7 @@ def verifier_key(name: str, key: Ed25519PublicKey) -> str:
 
 
 def parse_verifier_key(text: str) -> tuple[str, bytes, Ed25519PublicKey]:
-    name, hex_id, encoded = text.strip().rsplit("+", 2)
+    name, hex_id, encoded = text.strip().split("+", 2)  # names hold no "+"; base64 may
     raw = base64.b64decode(encoded)
     if raw[:1] != ED25519 or len(raw) != 33:
         raise ValueError("not an Ed25519 verifier key")

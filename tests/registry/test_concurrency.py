@@ -90,3 +90,34 @@ def test_concurrent_creates_of_one_name_give_one_asset(user):
     assert run_at_once(create, 8) == []
     assert Asset.objects.filter(name="same").count() == 1
     assert AuditEvent.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_rolled_back_writers_leave_no_gap(user):
+    """16 writers, every other one failing after its event was written: the log stays gapless."""
+    from django.db import transaction
+
+    from audit.services import audit_record
+
+    assets = [AssetFactory(name=f"r-{i}") for i in range(WRITERS)]
+
+    def write(index):
+        for round_ in range(3):
+            try:
+                with transaction.atomic():
+                    audit_record(
+                        actor=user,
+                        action=Action.ASSET_UPDATED,
+                        target=assets[index],
+                        source=Source.cli(),
+                        changes={"round": round_},
+                    )
+                    if index % 2:
+                        raise RuntimeError("the change failed")
+            except RuntimeError:
+                pass
+
+    assert run_at_once(write, WRITERS) == []
+    assert sorted(AuditEvent.objects.values_list("seq", flat=True)) == list(range(1, WRITERS // 2 * 3 + 1))
+    assert verify_chain() is None
