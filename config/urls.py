@@ -13,11 +13,14 @@ urlpatterns = [
     path("api/v1/", include(("approvals.api.urls", "approvals-api"))),
     path("api/v1/", include(("audit.api.urls", "audit-api"))),
     path("accounts/", include("accounts.urls")),
+    path("registry/", include("registry.urls")),
+    path("audit/", include("audit.urls")),
+    path("access/", include("accounts.access_urls")),
+    path("", include("approvals.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
-    path("", core_views.home, name="home"),
 ]
 
 handler404 = "core.views.page_not_found"

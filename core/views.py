@@ -5,7 +5,6 @@ import logging
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import redirect
 from django.views import defaults
 
 from core.api import NOT_FOUND_BODY, PROBLEM_CONTENT_TYPE
@@ -40,10 +39,6 @@ def readyz(request):
             checks["broker"] = "unavailable"
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", **checks}, status=200 if ready else 503)
-
-
-def home(request):
-    return redirect("api-docs")
 
 
 def page_not_found(request, exception=None):

@@ -15,8 +15,12 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = None
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+# Two suites running at once on one machine need their own test databases: REGISTRY_TEST_DB_SUFFIX.
+_suffix = os.environ.get("REGISTRY_TEST_DB_SUFFIX", "")
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not memory: the live-server tests share it between threads, with WAL and a busy timeout.
     VAR_DIR.mkdir(exist_ok=True)  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-registry.sqlite3")}  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-registry{_suffix}.sqlite3")}  # noqa: F405
+elif _suffix:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{_suffix}"}  # noqa: F405
 DEBUG = False

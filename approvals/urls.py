@@ -1,0 +1,4 @@
+"""Server-rendered pages of the approvals app."""
+
+app_name = "approvals"
+urlpatterns = []

@@ -1,0 +1,4 @@
+"""Server-rendered pages of the audit app."""
+
+app_name = "audit"
+urlpatterns = []

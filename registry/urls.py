@@ -1,0 +1,4 @@
+"""Server-rendered pages of the registry app."""
+
+app_name = "registry"
+urlpatterns = []
