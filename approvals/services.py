@@ -42,15 +42,30 @@ POLICY_FIELDS = (
 # Policies -----------------------------------------------------------------------------------------
 
 
-def policy_for(asset: Asset, stage: Stage) -> Policy | None:
-    """The policy that governs asset → stage: the asset's own, else its kind's, else the global one."""
+def policies_for(asset: Asset, stage: Stage) -> list[Policy]:
+    """Every policy that applies to asset → stage, the most specific first: the asset's, its kind's, all."""
     candidates = Policy.objects.filter(stage=stage).filter(
         Q(asset=asset) | Q(asset__isnull=True, kind=asset.kind) | Q(asset__isnull=True, kind="")
     )
-    ranked = sorted(
+    return sorted(
         candidates.prefetch_related("reviewer_teams"), key=lambda p: (p.asset_id is None, p.kind == "")
     )
-    return ranked[0] if ranked else None
+
+
+def policy_for(asset: Asset, stage: Stage) -> Policy | None:
+    """The most specific policy for asset → stage (what the request links to), or None."""
+    policies = policies_for(asset, stage)
+    return policies[0] if policies else None
+
+
+def combined_requirements(policies: list[Policy]) -> dict | None:
+    """All applicable policies at once, each only adding to the others: an asset's own policy can make
+    promotion harder than the organisation's policy for all assets, never easier."""
+    combined = None
+    for policy in reversed(policies):  # most specific last, so its id is the one recorded
+        snap = rules.snapshot(policy)
+        combined = snap if combined is None else rules.stricter(combined, snap)
+    return combined
 
 
 def _require_policy_editor(actor, asset: Asset | None) -> None:
@@ -189,9 +204,10 @@ def gate_results(promotion: PromotionRequest, requirements: dict) -> list[rules.
 
 
 def requirements_for(promotion: PromotionRequest) -> tuple[dict, Policy | None]:
-    """The stricter of the request's policy snapshot and the stage's current policy."""
-    current = policy_for(promotion.asset, promotion.stage)
-    return rules.stricter(promotion.policy_snapshot, rules.snapshot(current) if current else None), current
+    """The stricter of the request's policy snapshot and the stage's current policies."""
+    policies = policies_for(promotion.asset, promotion.stage)
+    current = combined_requirements(policies)
+    return rules.stricter(promotion.policy_snapshot, current), (policies[0] if policies else None)
 
 
 def review_refusal(user, promotion: PromotionRequest, requirements: dict) -> Forbidden | None:
@@ -259,6 +275,10 @@ def _not_pending(promotion: PromotionRequest) -> Conflict:
 
 
 def _lock(promotion_id: int) -> PromotionRequest:
+    """Lock the request's asset, then the request. Every transaction takes its locks in the order
+    asset → promotion request → audit log, so that none can wait on another in a cycle."""
+    asset_id = PromotionRequest.objects.values_list("asset_id", flat=True).get(pk=promotion_id)
+    list(Asset.objects.select_for_update().filter(pk=asset_id))
     return (
         PromotionRequest.objects.select_for_update(of=("self",))
         .select_related("asset", "version", "stage", "requested_by")
@@ -314,7 +334,8 @@ def promotion_request(
         raise InvalidInput.field("version", f"is not a version of {asset}")
     if not justification.strip():
         raise InvalidInput.field("justification", "is required")
-    policy = policy_for(asset, stage)
+    policies = policies_for(asset, stage)
+    policy = policies[0] if policies else None
     if policy is None:
         raise Conflict(
             f"No policy governs promotion of {asset} into {stage.name}; a manager must define one.",
@@ -334,7 +355,13 @@ def promotion_request(
             type="rollback-required",
             extra={"current_version": base.number},
         )
-    snapshot = rules.snapshot(policy)
+    snapshot = combined_requirements(policies)
+    # Lock the open requests this one will supersede now, before the first audit event takes the log's lock.
+    older = list(
+        PromotionRequest.objects.select_for_update()
+        .filter(asset=asset, stage=stage, status__in=OPEN_STATUSES)
+        .order_by("pk")
+    )
     failed = [
         result for result in rules.evaluate(snapshot["gates"], version_facts(version)) if not result.passed
     ]
@@ -376,10 +403,7 @@ def promotion_request(
         },
     )
     # Reviewers always look at the latest candidate: older open requests for this stage are superseded.
-    older = PromotionRequest.objects.filter(asset=asset, stage=stage, status__in=OPEN_STATUSES).exclude(
-        pk=promotion.pk
-    )
-    for previous in older.select_for_update():
+    for previous in older:
         _transition(
             previous, Status.SUPERSEDED, f"superseded by promotion #{promotion.pk}", superseded_by=promotion
         )
@@ -410,6 +434,7 @@ def promotion_approve(*, actor, source: Source, promotion_id: int, comment: str 
         raise refusal
     if promotion.reviews.filter(reviewer=actor).exists():
         raise Conflict("You have already reviewed this request.", type="already-decided")
+    comment = comment.strip()
     Review.objects.create(promotion=promotion, reviewer=actor, decision=Decision.APPROVE, comment=comment)
     promotion.revision += 1
     promotion.save(update_fields=["revision", "updated_at"])
@@ -584,13 +609,11 @@ def promotion_expire_if_due(*, promotion_id: int, source: Source) -> PromotionRe
 @transaction.atomic(durable=True)
 def promotion_expire_due(*, source: Source) -> int:
     """Expire every open request whose time ran out (the periodic task); returns how many."""
-    due = (
-        PromotionRequest.objects.select_for_update(of=("self",), skip_locked=True)
-        .filter(status__in=OPEN_STATUSES, expires_at__lte=timezone.now())
-        .select_related("asset")
-    )
+    due = PromotionRequest.objects.filter(status__in=OPEN_STATUSES, expires_at__lte=timezone.now())
     count = 0
-    for promotion in due:
-        _expire(promotion, source)
-        count += 1
+    for promotion_id in list(due.values_list("pk", flat=True)):
+        promotion = _lock(promotion_id)  # asset first, like every other transition
+        if promotion.is_open and promotion.expires_at <= timezone.now():
+            _expire(promotion, source)
+            count += 1
     return count

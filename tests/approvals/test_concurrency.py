@@ -71,3 +71,30 @@ def test_concurrent_replays_of_one_key_create_one_request(world):
     assert sum(response.get("Idempotent-Replayed") == "true" for response in responses) == 7
     assert PromotionRequest.objects.count() == 1
     assert AuditEvent.objects.filter(action="promotion.requested").count() == 1
+
+
+def test_approval_racing_registrations_does_not_deadlock(world):
+    """Approvals that apply and registrations of new versions lock the asset in the same order."""
+    from guardian.shortcuts import assign_perm
+
+    from registry.services import version_register
+
+    Policy.objects.filter(pk=world.policy.pk).update(required_approvals=1)
+    assign_perm("registry.contribute_asset", world.manager, world.asset)
+    for round_ in range(5):
+        pk = pending(world) if round_ == 0 else world.request(version=2 + round_ % 2).json()["id"]
+
+        def act(i, pk=pk, round_=round_):
+            if i == 0:
+                promotion_approve(actor=world.r1, source=Source.cli(), promotion_id=pk)
+            else:
+                version_register(
+                    actor=world.manager,
+                    source=Source.cli(),
+                    asset=world.asset,
+                    data={"digest": f"sha256:{round_:064x}"},
+                )
+
+        assert run_at_once(act, 2) == []
+        world.asset.stage_pointers.filter(stage=world.production).update(version=world.v1)
+    assert verify_chain() is None

@@ -401,3 +401,21 @@ def test_promotion_list_query_count(world, django_assert_num_queries, rows):
     # 1 prefetch of reviews with their reviewers.
     with django_assert_num_queries(2):
         assert len(client.get("/api/v1/promotions").json()["results"]) == rows
+
+
+def test_an_asset_policy_only_adds_to_the_policy_for_all_assets(world):
+    """A manager's own policy for the asset cannot weaken the organisation's policy for every asset."""
+    Policy.objects.filter(pk=world.policy.pk).update(required_approvals=1)
+    Policy.objects.create(
+        kind="", stage=world.production, required_approvals=3, gates=[{"type": "model_card"}]
+    )
+    body = refused(world.request(), 422, "gate-failed")  # the global gate still applies
+    assert body["failed_gates"][0]["gate"]["type"] == "model_card"
+    from registry.models import AssetVersion
+
+    AssetVersion.objects.filter(pk=world.v2.pk).update(model_card="# Card")
+    promotion = created(world.request())
+    assert promotion["required_approvals"] == 3  # the stricter of 1 (asset) and 3 (all assets)
+    for reviewer in (world.r1, world.r2):
+        assert world.act(reviewer, promotion["id"], "approve").json()["status"] == "pending"
+    assert world.act(world.r3, promotion["id"], "approve").json()["status"] == "applied"
