@@ -9,7 +9,9 @@ DATABASE_URL="sqlite:///$scratch/demo.db" setsid make run PORT="$port" >"$log" 2
 pid=$!
 trap 'kill -- -$pid 2>/dev/null || true; rm -rf "$scratch"' EXIT
 for _ in $(seq 1 120); do
-  if curl -fsS -u admin:admin-demo-password "http://127.0.0.1:$port/api/v1/models" -o "$scratch/models.json" 2>/dev/null; then
+  token=$(sed -n 's/^  CI token for ci-bot: //p' "$log" | head -n 1)
+  if [ -n "$token" ] && curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/models" \
+      -o "$scratch/models.json" 2>/dev/null; then
     break
   fi
   sleep 1

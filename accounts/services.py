@@ -78,6 +78,8 @@ def token_create(
         raise Forbidden(
             "Only a registry admin may hold a token with the 'manage' scope.", type="permission-denied"
         )
+    if account.is_service_account and Scope.REVIEW in scopes:
+        raise InvalidInput.field("scopes", "a service account can never review, so no review scope")
     unknown = sorted(set(scopes) - set(Scope.values))
     if unknown or not scopes:
         raise InvalidInput.field("scopes", f"must be a non-empty list of {', '.join(Scope.values)}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -305,6 +307,17 @@ def _notify(promotion: PromotionRequest) -> None:
         deliver_callback.delay_on_commit(promotion.pk)
 
 
+def _check_callback(url: str) -> None:
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput.field("callback_url", "must be an http or https URL")
+    allowed = settings.CALLBACK_ALLOWED_HOSTS
+    if allowed and parts.hostname not in allowed:
+        raise InvalidInput.field("callback_url", f"host {parts.hostname!r} is not an allowed callback host")
+
+
 @transaction.atomic(durable=True)
 def promotion_request(
     *,
@@ -334,6 +347,7 @@ def promotion_request(
         raise InvalidInput.field("version", f"is not a version of {asset}")
     if not justification.strip():
         raise InvalidInput.field("justification", "is required")
+    _check_callback(callback_url)
     policies = policies_for(asset, stage)
     policy = policies[0] if policies else None
     if policy is None:

@@ -34,6 +34,10 @@ PLURAL = {"model": "models", "prompt": "prompts", "dataset": "datasets"}
 class ClientError(Exception):
     """The server refused the request or could not be reached."""
 
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
 
 class Registry:
     def __init__(self, url: str, token: str, timeout: float = 30.0):
@@ -63,9 +67,8 @@ class Registry:
                 problem = json.loads(raw)
             except ValueError:
                 problem = {"detail": raw.decode(errors="replace")[:500]}
-            raise ClientError(
-                f"HTTP {error.code} {problem.get('type', '')}: {problem.get('detail', '')}"
-            ) from None
+            message = f"HTTP {error.code} {problem.get('type', '')}: {problem.get('detail', '')}"
+            raise ClientError(message, status=error.code) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             raise ClientError(f"cannot reach {self.url}: {error}") from None
 
@@ -116,6 +119,8 @@ def promote(registry: Registry, args) -> int:
         "rollback": args.rollback,
         "ci": {key: value for key, value in ci_facts().items() if value},
     }
+    if args.callback_url:
+        body["callback_url"] = args.callback_url
     key = args.idempotency_key or _default_key(body)
     _, headers, promotion = registry.call("POST", "/api/v1/promotions", body, {"Idempotency-Key": key})
     replayed = " (replayed)" if headers.get("Idempotent-Replayed") == "true" else ""
@@ -128,8 +133,8 @@ def promote(registry: Registry, args) -> int:
 
 def _default_key(body: dict) -> str:
     """One key per pipeline run and target: a retried job replays instead of asking twice."""
-    run = os.environ.get("GITHUB_RUN_ID", "") + os.environ.get("GITHUB_RUN_ATTEMPT", "")
-    run = run or os.environ.get("CI_PIPELINE_ID", "")
+    # The run, not the attempt: a re-run job replays its request instead of superseding it.
+    run = os.environ.get("GITHUB_RUN_ID", "") or os.environ.get("CI_PIPELINE_ID", "")
     if not run:
         return str(uuid.uuid4())
     target = json.dumps({**body, "run": run}, sort_keys=True)
@@ -148,8 +153,10 @@ def _wait(registry: Registry, promotion: dict, *, deadline: float, max_interval:
         headers = {"If-None-Match": etag} if etag else {}
         try:
             status, response_headers, body = registry.call("GET", promotion["url"], headers=headers)
-        except ClientError as error:  # transient failures while polling: back off and try again
-            _log(f"poll failed, retrying: {error}")
+        except ClientError as error:
+            if error.status is not None and 400 <= error.status < 500 and error.status != 429:
+                raise  # the token or the request is refused: waiting longer will not help
+            _log(f"poll failed, retrying: {error}")  # unreachable, 429 or 5xx: back off and try again
             delay = min(delay * 2, max_interval)
             continue
         etag = response_headers.get("ETag", etag)
@@ -196,6 +203,7 @@ def parser() -> argparse.ArgumentParser:
     pro.add_argument("--wait", type=float, help="seconds to wait for the decision")
     pro.add_argument("--max-interval", type=float, default=60.0, help="longest pause between polls")
     pro.add_argument("--idempotency-key", help="default: derived from the CI run, else random")
+    pro.add_argument("--callback-url", help="the registry POSTs the decision there, signed (see docs/ci.md)")
     return main
 
 

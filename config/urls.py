@@ -2,11 +2,14 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import views as core_views
 
 urlpatterns = [
+    # The admin signs in through the product's sign-in page: rate limited and audited like any other.
+    path("admin/login/", RedirectView.as_view(url="/accounts/login/?next=/admin/", query_string=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("registry.api.urls", "registry-api"))),
     path("api/v1/", include(("accounts.api.urls", "accounts-api"))),

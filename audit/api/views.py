@@ -12,6 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, serializers
 from rest_framework.response import Response
 
+from accounts.authentication import TokenScopes
 from audit import export, log, merkle
 from audit.filters import AuditEventFilter
 from audit.models import AuditEvent, Checkpoint
@@ -73,7 +74,7 @@ class CheckpointOut(serializers.Serializer):
 
 
 class AuditView(generics.GenericAPIView):
-    permission_classes = [permissions.IsAuthenticated, IsAuditorOrAdmin]
+    permission_classes = [permissions.IsAuthenticated, TokenScopes, IsAuditorOrAdmin]
     pagination_class = None
 
 

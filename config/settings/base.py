@@ -3,6 +3,8 @@
 dev.py and test.py only relax what a laptop or the test suite needs.
 """
 
+import hashlib
+import hmac
 from pathlib import Path
 
 import dj_database_url
@@ -145,14 +147,22 @@ CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.make_checkpoint
 PROMOTION_POLL_SECONDS = env_int("DJANGO_PROMOTION_POLL_SECONDS", 10)
 
 # Callbacks to CI when a promotion is decided, signed Standard Webhooks style with this secret.
-WEBHOOK_SECRET = env_secret("DJANGO_WEBHOOK_SECRET") or SECRET_KEY
+# Unset: a secret derived from SECRET_KEY (receivers never need Django's own secret). Set it explicitly so
+# that receivers keep working when SECRET_KEY rotates.
+WEBHOOK_SECRET = (
+    env_secret("DJANGO_WEBHOOK_SECRET")
+    or hmac.new(SECRET_KEY.encode(), b"promotion-callbacks", hashlib.sha256).hexdigest()
+)
+# Hosts that callback_url may name; empty means any host (set it in production: the server POSTs there).
+CALLBACK_ALLOWED_HOSTS = env_list("DJANGO_CALLBACK_ALLOWED_HOSTS", [])
 WEBHOOK_TIMEOUT = env_int("DJANGO_WEBHOOK_TIMEOUT", 5)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # The first one's WWW-Authenticate header makes an anonymous call answer 401, not 403.
+        # No HTTP basic: a password on every call is slow to check and invites guessing; people use
+        # the browser session or a personal token.
         "accounts.authentication.TokenAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [

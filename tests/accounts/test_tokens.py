@@ -190,3 +190,23 @@ def test_create_token_command_prints_only_the_token(ci, capsys):
     assert out.count("\n") == 1
     token = out.strip()
     assert bearer(token).get("/api/v1/me").json()["token_scopes"] == ["promote", "read"]
+
+
+def test_service_account_tokens_never_carry_review(ci):
+    from core.exceptions import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        make(ci, scopes=[Scope.READ, Scope.REVIEW])
+
+
+def test_admin_sign_in_goes_through_the_product_sign_in(client):
+    response = client.get("/admin/login/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_http_basic_is_not_accepted(ci):
+    from base64 import b64encode
+
+    User.objects.create_user("pat", password="a-long-password-123")
+    header = "Basic " + b64encode(b"pat:a-long-password-123").decode()
+    assert APIClient().get("/api/v1/me", HTTP_AUTHORIZATION=header).status_code == 401

@@ -164,3 +164,17 @@ def test_decision_is_called_back_with_a_signature(world, settings):
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
     digest = hmac.new(settings.WEBHOOK_SECRET.encode(), signed, hashlib.sha256).digest()
     assert headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
+
+
+def test_a_refused_poll_exits_2_at_once(live_server, world, fast_polls):
+    from accounts.models import ApiToken
+    from accounts.services import token_revoke
+
+    process = run(live_server, world, *promote_args("--wait", "60"))
+    wait_for_request()
+    for token in ApiToken.objects.filter(account=world.ci):
+        token_revoke(actor=None, source=Source.cli(), token=token)
+    started = time.monotonic()
+    code, _, err = finish(process)
+    assert code == 2 and "token-revoked" in err
+    assert time.monotonic() - started < 20

@@ -419,3 +419,10 @@ def test_an_asset_policy_only_adds_to_the_policy_for_all_assets(world):
     for reviewer in (world.r1, world.r2):
         assert world.act(reviewer, promotion["id"], "approve").json()["status"] == "pending"
     assert world.act(world.r3, promotion["id"], "approve").json()["status"] == "applied"
+
+
+def test_callback_hosts_can_be_restricted(world, settings):
+    settings.CALLBACK_ALLOWED_HOSTS = ["ci.example.com"]
+    body = refused(world.request(callback_url="http://169.254.169.254/latest"), 400, "invalid-input")
+    assert body["errors"][0]["field"] == "callback_url"
+    assert created(world.request(callback_url="https://ci.example.com/hooks/1"))["callback_url"]
