@@ -1,4 +1,16 @@
 """Server-rendered access pages (grants, service accounts, tokens), mounted at /access/."""
 
+from django.urls import path
+
+from accounts import access_views as views
+
 app_name = "access"
-urlpatterns = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("service-accounts/new", views.service_account_create, name="service-account-create"),
+    path("tokens/new", views.token_create, name="token-create"),
+    path("tokens/<int:pk>/revoke", views.token_revoke, name="token-revoke"),
+    path("assets/<str:kind>/<str:name>/", views.asset_grants, name="asset-grants"),
+    path("assets/<str:kind>/<str:name>/grants/add", views.grant_add, name="grant-add"),
+    path("assets/<str:kind>/<str:name>/grants/remove", views.grant_remove, name="grant-remove"),
+]

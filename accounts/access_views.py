@@ -1,0 +1,221 @@
+"""Server-rendered access pages: service accounts and their tokens (admins), and who holds which role on an
+asset (its managers and admins change it; auditors read it).
+
+Every change goes through accounts.services with a web Source, so it is checked and audited there; a refused
+change (DomainError) comes back as a message on the page it was made from.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts import selectors, services
+from accounts.forms import GrantForm, ServiceAccountForm, TokenForm
+from accounts.models import ApiToken
+from core.exceptions import DomainError, Forbidden, NotFound
+from core.source import Channel, Source
+from registry.models import Asset, AssetKind
+from registry.permissions import Role, effective_roles
+from registry.selectors import asset_get_for_user
+
+
+def admin_required(view):
+    """Service accounts and tokens are for registry admins; anyone else signed in gets 403."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_registry_admin:
+            raise PermissionDenied("Only registry admins manage service accounts and tokens.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _source(request) -> Source:
+    return Source.from_request(request, Channel.WEB)
+
+
+def _form_problem(form) -> str:
+    return " ".join(f"{field}: {' '.join(problems)}" for field, problems in form.errors.items())
+
+
+# Service accounts and tokens ------------------------------------------------------------------------------
+
+
+def _index(request, *, account_form=None, token_form=None, status: int = 200):
+    tokens = ApiToken.objects.select_related("created_by", "revoked_by").order_by("-id")
+    accounts = list(
+        selectors.service_account_list_for_user(user=request.user).prefetch_related(
+            Prefetch("tokens", queryset=tokens)
+        )
+    )
+    token_form = token_form or TokenForm()
+    # The accounts are loaded already: offer them as the choices instead of querying for them again.
+    token_form.fields["account"].choices = [(account.username, account.username) for account in accounts]
+    personal = selectors.token_list_for_user(user=request.user).filter(account__is_service_account=False)
+    context = {
+        "nav": "access",
+        "accounts": accounts,
+        "personal_tokens": list(personal),
+        "account_form": account_form or ServiceAccountForm(),
+        "token_form": token_form,
+    }
+    return render(request, "access/index.html", context, status=status)
+
+
+@login_required
+@require_GET
+@admin_required
+def index(request):
+    return _index(request)
+
+
+@login_required
+@require_POST
+@admin_required
+def service_account_create(request):
+    form = ServiceAccountForm(request.POST)
+    if not form.is_valid():
+        return _index(request, account_form=form, status=400)
+    try:
+        account = services.service_account_create(
+            actor=request.user,
+            source=_source(request),
+            name=form.cleaned_data["name"],
+            team=form.cleaned_data["team"],
+        )
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Created the service account {account.username}. Give it a token below.")
+    return redirect("access:index")
+
+
+@login_required
+@require_POST
+@admin_required
+def token_create(request):
+    form = TokenForm(request.POST)
+    if not form.is_valid():
+        return _index(request, token_form=form, status=400)
+    data = form.cleaned_data
+    try:
+        record, token = services.token_create(
+            actor=request.user,
+            source=_source(request),
+            account=data["account"],
+            name=data["name"],
+            scopes=data["scopes"],
+            expires_in_days=data["expires_in_days"],
+        )
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect("access:index")
+    # The token exists only in this response: never in the session, the messages, or the database.
+    response = render(
+        request, "access/token_created.html", {"nav": "access", "record": record, "token": token}
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+@admin_required
+def token_revoke(request, pk: int):
+    try:
+        token = selectors.token_get_for_user(user=request.user, pk=pk)
+    except NotFound:
+        raise Http404 from None
+    try:
+        services.token_revoke(actor=request.user, source=_source(request), token=token)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Revoked the token {token.name} of {token.account.username}.")
+    return redirect("access:index")
+
+
+# Grants on an asset ---------------------------------------------------------------------------------------
+
+
+def _asset(request, kind: str, name: str) -> Asset:
+    """The asset if the user may see it; 404 otherwise, exactly as for an asset that does not exist."""
+    if kind not in AssetKind.values:
+        raise Http404
+    try:
+        return asset_get_for_user(user=request.user, kind=kind, name=name)
+    except NotFound:
+        raise Http404 from None
+
+
+def _require_manage(user, asset: Asset) -> None:
+    if Role.MANAGE not in effective_roles(user, asset):
+        raise PermissionDenied(f"You need the 'manage' role on {asset} to change its grants.")
+
+
+@login_required
+@require_GET
+def asset_grants(request, kind: str, name: str):
+    asset = _asset(request, kind, name)
+    try:
+        grants = selectors.grant_list_for_user(user=request.user, asset=asset)
+    except Forbidden as exc:
+        raise PermissionDenied(exc.detail) from None
+    can_manage = Role.MANAGE in effective_roles(request.user, asset)
+    context = {
+        "nav": "access",
+        "asset": asset,
+        "grants": grants,
+        "can_manage": can_manage,
+        "form": GrantForm() if can_manage else None,
+    }
+    return render(request, "access/asset_grants.html", context)
+
+
+def _grant_change(request, kind: str, name: str, *, add: bool):
+    asset = _asset(request, kind, name)
+    _require_manage(request.user, asset)  # an auditor may read the grants, never change them: 403
+    back = redirect("access:asset-grants", asset.kind, asset.name)
+    form = GrantForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_problem(form))
+        return back
+    data = form.cleaned_data
+    change = services.grant_add if add else services.grant_remove
+    try:
+        principal = selectors.principal_get(principal_type=data["principal_type"], name=data["principal"])
+        change(
+            actor=request.user,
+            source=_source(request),
+            asset=asset,
+            principal=principal,
+            role=Role(data["role"]),
+        )
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        role, who = data["role"], f"{data['principal_type']} {data['principal']}"
+        done = f"Granted {role} on {asset} to {who}." if add else f"Revoked {role} on {asset} from {who}."
+        messages.success(request, done)
+    return back
+
+
+@login_required
+@require_POST
+def grant_add(request, kind: str, name: str):
+    return _grant_change(request, kind, name, add=True)
+
+
+@login_required
+@require_POST
+def grant_remove(request, kind: str, name: str):
+    return _grant_change(request, kind, name, add=False)

@@ -1,0 +1,75 @@
+"""Forms of the access pages: shape only; the rules live in accounts.services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.models import Group
+
+from accounts.models import Scope, User
+from accounts.services import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS
+from registry.permissions import Role
+
+# The tokens made on the access page belong to service accounts, and review is for people only.
+SERVICE_ACCOUNT_SCOPES = [
+    (value, label if label.lower() == value else f"{value}: {label}")
+    for value, label in Scope.choices
+    if value != Scope.REVIEW
+]
+
+
+class ServiceAccountForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        help_text="Lowercase letters, digits, '-', '_' or '.', e.g. ci-fraud.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    team = forms.ModelChoiceField(
+        queryset=Group.objects.order_by("name"),
+        to_field_name="name",
+        required=False,
+        empty_label="No team",
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "sa_%s")  # two forms share a page: keep their ids apart
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class TokenForm(forms.Form):
+    account = forms.ModelChoiceField(
+        queryset=User.objects.filter(is_service_account=True).order_by("username"),
+        to_field_name="username",
+        empty_label=None,
+        label="Service account",
+    )
+    name = forms.CharField(
+        max_length=100,
+        help_text="What the token is for, e.g. github-actions.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    scopes = forms.MultipleChoiceField(choices=SERVICE_ACCOUNT_SCOPES, widget=forms.CheckboxSelectMultiple)
+    expires_in_days = forms.IntegerField(
+        min_value=1, max_value=MAX_TOKEN_DAYS, initial=DEFAULT_TOKEN_DAYS, label="Expires in (days)"
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "token_%s")
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class GrantForm(forms.Form):
+    principal_type = forms.ChoiceField(choices=[("user", "User"), ("team", "Team")], label="Principal type")
+    principal = forms.CharField(
+        max_length=150,
+        label="Principal name",
+        help_text="A username, service account or team name.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    role = forms.ChoiceField(choices=Role.choices)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "grant_%s")
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
