@@ -41,11 +41,12 @@ class Filters:
     asset_id: int | None = None
     actor: str | None = None
     action: str | None = None
+    target: tuple[str, str] | None = None  # (kind, id)
     extra: dict = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
-        return not any([self.since, self.until, self.asset_id, self.actor, self.action])
+        return not any([self.since, self.until, self.asset_id, self.actor, self.action, self.target])
 
     def describe(self) -> dict:
         return {
@@ -54,6 +55,7 @@ class Filters:
             "asset_id": self.asset_id,
             "actor": self.actor,
             "action": self.action,
+            "target": ":".join(self.target) if self.target else None,
             **self.extra,
         }
 
@@ -70,6 +72,8 @@ def events(filters: Filters, *, up_to: int | None = None) -> QuerySet[AuditEvent
         queryset = queryset.filter(actor_repr=filters.actor)
     if filters.action:
         queryset = queryset.filter(action=filters.action)
+    if filters.target:
+        queryset = queryset.filter(target_kind=filters.target[0], target_id=filters.target[1])
     if up_to is not None:
         queryset = queryset.filter(seq__lte=up_to)
     return queryset

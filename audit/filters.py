@@ -41,8 +41,9 @@ class AuditEventFilter(django_filters.FilterSet):
             field, messages = next(iter(self.errors.items()))
             raise InvalidInput.field(field, " ".join(messages))
         data = self.form.cleaned_data
-        asset = data.get("asset")
+        asset, target = data.get("asset"), data.get("target")
         return Filters(
+            target=tuple(target.partition(":")[::2]) if target else None,
             since=data.get("since"),
             until=data.get("until"),
             actor=data.get("actor") or None,

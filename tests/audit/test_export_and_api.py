@@ -188,3 +188,10 @@ def test_export_command_streams_to_a_file(history, tmp_path, capsys):
     bundle = tmp_path / "all.zip"
     call_command("audit_export", "--format", "bundle", "--out", str(bundle))
     assert run_verifier(bundle)[0] == 0
+
+
+def test_export_honours_the_target_filter(auditor, history):
+    target = f"registry.asset:{history.pk}"
+    lines = download(auditor, f"/api/v1/audit/export?format=jsonl&target={target}").splitlines()
+    events = auditor.get(f"/api/v1/audit/events?target={target}").json()["results"]
+    assert len(lines) == len(events) == 5
