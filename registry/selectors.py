@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import Group
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
+from audit.models import AuditEvent
 from core.exceptions import InvalidInput, NotFound
 from registry.models import (
     Asset,
@@ -13,6 +15,7 @@ from registry.models import (
     Evaluation,
     LineageEdge,
     Stage,
+    StageHistory,
     StagePointer,
 )
 from registry.permissions import restrict
@@ -134,3 +137,77 @@ def lineage_reaches(*, start: AssetVersion, target: AssetVersion) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(_REACHES_SQL, [start.pk, target.pk])
         return cursor.fetchone() is not None
+
+
+# Reads for the registry's pages ----------------------------------------------------------------------
+
+
+def asset_search_for_user(*, user, kind: AssetKind | None = None) -> QuerySet[Asset]:
+    """Assets of every kind (or of one) that user may see, with their team and current stage pointers.
+
+    Three queries for a page whatever its length: the page of assets (team joined), their stage
+    pointers with the versions they point at (one prefetch), and the count for the paginator.
+    """
+    assets = restrict(Asset.objects.all(), user)
+    if kind:
+        assets = assets.filter(kind=kind)
+    pointers = StagePointer.objects.select_related("version").only("asset", "stage", "version__number")
+    return (
+        assets.select_related("team")
+        .prefetch_related(Prefetch("stage_pointers", queryset=pointers))
+        .order_by("kind", "name")
+    )
+
+
+def team_list_for_user(*, user) -> QuerySet[Group]:
+    """The teams that own at least one asset user may see (for the list page's team filter)."""
+    owned = restrict(Asset.objects.filter(team__isnull=False), user).values("team_id")
+    return Group.objects.filter(pk__in=owned).order_by("name")
+
+
+def stage_history_list(*, asset: Asset) -> QuerySet[StageHistory]:
+    """Every stage move of an asset, newest first, with what a history table shows joined in."""
+    return (
+        StageHistory.objects.filter(asset=asset)
+        .select_related("stage", "version", "previous_version", "actor")
+        .order_by("-id")
+    )
+
+
+def version_stage_moves(*, version: AssetVersion) -> QuerySet[StageHistory]:
+    """The stage moves that put this version into a stage or took it out, newest first."""
+    return stage_history_list(asset=version.asset).filter(Q(version=version) | Q(previous_version=version))
+
+
+def version_stages(*, version: AssetVersion) -> QuerySet[Stage]:
+    """The stages this version is in now."""
+    return Stage.objects.filter(
+        pk__in=StagePointer.objects.filter(asset_id=version.asset_id, version=version).values("stage_id")
+    )
+
+
+def version_audit_events(*, version: AssetVersion) -> QuerySet[AuditEvent]:
+    """The audit events whose target is this version (registration, edits), newest first.
+
+    Only the columns a history table shows: the body, hashes and request context stay in the log.
+    """
+    return (
+        AuditEvent.objects.filter(target_kind=AssetVersion._meta.label_lower, target_id=str(version.pk))
+        .only("seq", "occurred_at", "actor_repr", "actor_kind", "action", "source", "changes")
+        .order_by("-seq")
+    )
+
+
+def evaluation_list_for_user(*, user, version: AssetVersion) -> QuerySet[Evaluation]:
+    """The evaluations of a version, newest first; `dataset_visible` says whether user may see the dataset.
+
+    The version is visible (the caller fetched it for user), but the dataset an evaluation names belongs
+    to another asset that may not be: the page names it only when it is visible.
+    """
+    visible = restrict(Asset.objects.filter(pk=OuterRef("dataset_version__asset_id")), user)
+    return evaluation_list(version=version).annotate(dataset_visible=Exists(visible)).order_by("-id")
+
+
+def version_pair(*, asset: Asset, numbers: list[int]) -> dict[int, AssetVersion]:
+    """The versions of asset with these numbers, by number, in one query (missing ones are absent)."""
+    return {version.number: version for version in version_list(asset=asset).filter(number__in=numbers)}

@@ -1,0 +1,50 @@
+"""Forms of the registry pages: they validate the shape of query strings, nothing else."""
+
+from __future__ import annotations
+
+from django import forms
+
+from registry.models import AssetKind, RiskTier
+
+
+class AssetSearchForm(forms.Form):
+    """Search and filters of the asset list; every field is optional, an invalid one is ignored."""
+
+    q = forms.CharField(label="Search name or description", required=False, max_length=200)
+    kind = forms.ChoiceField(label="Kind", required=False, choices=[("", "Any kind"), *AssetKind.choices])
+    team = forms.ChoiceField(label="Team", required=False)
+    stage = forms.ChoiceField(label="Has a version in", required=False)
+    risk_tier = forms.ChoiceField(
+        label="Risk tier", required=False, choices=[("", "Any risk tier"), *RiskTier.choices]
+    )
+
+    def __init__(self, *args, stages, teams, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["q"].widget.attrs["type"] = "search"
+        self.fields["team"].choices = [("", "Any team"), *((team.name, team.name) for team in teams)]
+        self.fields["stage"].choices = [("", "Any stage"), *((stage.name, stage.name) for stage in stages)]
+
+    def filters(self) -> dict:
+        """The valid, non-empty filters (call after is_valid())."""
+        return {key: value for key, value in self.cleaned_data.items() if value}
+
+
+class CompareForm(forms.Form):
+    """Two version numbers of one asset: a is the base, b is compared against it."""
+
+    a = forms.IntegerField(label="Base version", min_value=1)
+    b = forms.IntegerField(label="Compared version", min_value=1)
+
+    def __init__(self, *args, latest: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("a", "b"):
+            self.fields[name].widget.attrs["max"] = max(latest, 1)
+            self.fields[name].validators.append(_no_later_than(latest))
+
+
+def _no_later_than(latest: int):
+    def check(value: int) -> None:
+        if value > latest:
+            raise forms.ValidationError(f"There is no version {value}; the latest is {latest}.")
+
+    return check
