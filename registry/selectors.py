@@ -117,8 +117,9 @@ def lineage_for_user(
 ) -> list[tuple[LineageEdge, int]]:
     """Edges reachable from version, walking up (parents) or down (children) at most depth hops.
 
-    Two queries whatever the depth: one recursive walk for the edge ids, one fetch of the edges.
-    Edges that touch an asset user may not see are left out.
+    Two queries whatever the depth (one recursive walk for the edge ids, one fetch of the edges with both
+    ends joined) and, for anyone who does not see every asset, their own edges are narrowed in that same
+    fetch: the walk only goes on through versions the user may see, so nothing beyond a hidden version shows.
     """
     sql = _UPSTREAM_SQL if direction == "upstream" else _DOWNSTREAM_SQL
     with connection.cursor() as cursor:
@@ -128,8 +129,28 @@ def lineage_for_user(
         return []
     edges = LineageEdge.objects.filter(pk__in=depths)
     edges = restrict(restrict(edges, user, field="parent__asset"), user, field="child__asset")
-    edges = edges.select_related("parent__asset", "child__asset")
-    return sorted(((edge, depths[edge.pk]) for edge in edges), key=lambda item: (item[1], item[0].pk))
+    edges = list(edges.select_related("parent__asset", "child__asset"))
+    # Walk again over the visible edges only, from the version itself, so that depths count visible hops.
+    near, far = ("child_id", "parent_id") if direction == "upstream" else ("parent_id", "child_id")
+    by_near: dict[int, list[LineageEdge]] = {}
+    for edge in edges:
+        by_near.setdefault(getattr(edge, near), []).append(edge)
+    reached, frontier, hops = [], [version.pk], 0
+    seen_nodes, seen_edges = {version.pk}, set()
+    while frontier and hops < depth:
+        hops += 1
+        following = []
+        for node in frontier:
+            for edge in by_near.get(node, []):
+                if edge.pk in seen_edges:
+                    continue
+                seen_edges.add(edge.pk)
+                reached.append((edge, hops))
+                if getattr(edge, far) not in seen_nodes:
+                    seen_nodes.add(getattr(edge, far))
+                    following.append(getattr(edge, far))
+        frontier = following
+    return sorted(reached, key=lambda item: (item[1], item[0].pk))
 
 
 def lineage_reaches(*, start: AssetVersion, target: AssetVersion) -> bool:

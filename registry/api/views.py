@@ -157,8 +157,14 @@ class EvaluationListView(KindView):
 
     @extend_schema(responses=s.EvaluationOut(many=True))
     def get(self, request, **kwargs):
-        queryset = self.filter_queryset(selectors.evaluation_list(version=self.version()))
+        version = self.version()
+        queryset = self.filter_queryset(
+            selectors.evaluation_list_for_user(user=request.user, version=version)
+        )
         page = self.paginate_queryset(queryset)
+        for evaluation in page:
+            if not evaluation.dataset_visible:  # never name a dataset the caller may not see
+                evaluation.dataset_version = None
         return self.get_paginated_response(s.EvaluationOut(page, many=True).data)
 
     @extend_schema(request=s.EvaluationIn, responses={201: s.EvaluationOut})

@@ -124,3 +124,26 @@ def test_asset_list_query_count_does_not_grow(bob, django_assert_num_queries, vi
         body = client.get("/api/v1/models?page_size=100").json()
     assert len(body["results"]) == min(visible, 100)
     assert restrict(Asset.objects.all(), bob).count() == visible
+
+
+def test_lineage_does_not_walk_through_hidden_versions(bob):
+    """mine ← hidden ← shared: bob sees mine and shared, but not that they are connected through hidden."""
+    mine = VersionFactory(asset=AssetFactory(name="mine"))
+    hidden = VersionFactory(asset=AssetFactory(kind=AssetKind.DATASET, name="hidden-data"))
+    shared = VersionFactory(asset=AssetFactory(kind=AssetKind.DATASET, name="shared-data"))
+    EdgeFactory(parent=hidden, child=mine)
+    EdgeFactory(parent=shared, child=hidden)
+    assign_perm("registry.view_asset", bob, mine.asset)
+    assign_perm("registry.view_asset", bob, shared.asset)
+    edges = client_for(bob).get("/api/v1/models/mine/versions/1/lineage?depth=5").json()["edges"]
+    assert edges == []
+
+
+def test_evaluation_dataset_hidden_from_those_who_may_not_see_it(bob):
+    mine = VersionFactory(asset=AssetFactory(name="mine"))
+    secret = VersionFactory(asset=AssetFactory(kind=AssetKind.DATASET, name="secret-data"))
+    mine.evaluations.create(name="holdout", metrics={"auc": 0.9}, dataset_version=secret)
+    assign_perm("registry.view_asset", bob, mine.asset)
+    [evaluation] = client_for(bob).get("/api/v1/models/mine/versions/1/evaluations").json()["results"]
+    assert evaluation["dataset"] is None
+    assert "secret-data" not in str(evaluation)
