@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, IntegerField, JSONField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from approvals.models import Policy, PromotionRequest, Review
+from approvals import policy as rules
+from approvals.models import Decision, Policy, PromotionRequest, Review, Status
 from approvals.services import promotion_expire_if_due
+from audit.models import AuditEvent
 from core.exceptions import NotFound
 from core.source import Source
-from registry.permissions import restrict
+from registry.models import (
+    AssetGroupObjectPermission,
+    AssetUserObjectPermission,
+    AssetVersion,
+    Evaluation,
+    StageHistory,
+    StagePointer,
+)
+from registry.permissions import CODENAMES, Role, restrict
 
 
 def promotion_list_for_user(*, user) -> QuerySet[PromotionRequest]:
@@ -44,3 +58,153 @@ def policy_get_for_user(*, user, pk: int) -> Policy:
     if policy is None:
         raise NotFound("Not found.")
     return policy
+
+
+# Reviewer pages -----------------------------------------------------------------------------------
+
+
+def _review_grants(user) -> Q:
+    """Rows whose asset user holds an explicit review grant on, directly or through a team (subqueries).
+
+    Only an explicit grant makes a reviewer (services.review_refusal): no global role counts here.
+    """
+    codename = CODENAMES[Role.REVIEW]
+    direct = AssetUserObjectPermission.objects.filter(user=user, permission__codename=codename)
+    teams = AssetGroupObjectPermission.objects.filter(group__user=user, permission__codename=codename)
+    return Q(asset_id__in=direct.values("content_object_id")) | Q(
+        asset_id__in=teams.values("content_object_id")
+    )
+
+
+def _for_rows(promotions: QuerySet[PromotionRequest]) -> QuerySet[PromotionRequest]:
+    """Promotion rows for a list page: approvals so far and the latest evaluation's metrics as subqueries."""
+    approvals = (
+        Review.objects.filter(promotion=OuterRef("pk"), decision=Decision.APPROVE)
+        .order_by()
+        .values("promotion")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    latest_evaluation = (
+        Evaluation.objects.filter(version=OuterRef("version_id")).order_by("-id").values("metrics")[:1]
+    )
+    return promotions.prefetch_related(None).annotate(
+        approvals_so_far=Coalesce(Subquery(approvals, output_field=IntegerField()), 0),
+        latest_evaluation_metrics=Subquery(latest_evaluation, output_field=JSONField()),
+    )
+
+
+def promotion_inbox_for_user(*, user) -> QuerySet[PromotionRequest]:
+    """Pending requests that wait for user's review: an explicit review grant on the asset (directly or
+    through a team), not requested by user, not yet reviewed by user, not past their expiry; oldest first.
+
+    One query whatever the number of rows. The promotion page and the services check every rule again
+    (services.review_refusal): this list is where to look, not a permission.
+    """
+    if not user.is_authenticated or not user.is_active or user.is_service_account:
+        return PromotionRequest.objects.none()
+    reviewed = Review.objects.filter(promotion=OuterRef("pk"), reviewer=user)
+    pending = promotion_list_for_user(user=user).filter(status=Status.PENDING, expires_at__gt=timezone.now())
+    return (
+        _for_rows(pending.filter(_review_grants(user)))
+        .exclude(requested_by=user)
+        .exclude(Exists(reviewed))
+        .order_by("created_at", "pk")
+    )
+
+
+def promotion_requests_of_user(*, user) -> QuerySet[PromotionRequest]:
+    """The requests user made, on assets user may still see, newest first (one query)."""
+    mine = promotion_list_for_user(user=user).filter(requested_by=user)
+    return _for_rows(mine).order_by("-created_at", "-pk")
+
+
+def version_facts_many(*, versions: list[AssetVersion], evaluation_metrics: dict[int, dict]) -> dict:
+    """services.version_facts for many versions in two queries (stage pointers, stage history), given
+    each version's latest evaluation metrics (annotated by _for_rows). A test holds it equal to the service.
+    """
+    ids = {version.pk for version in versions}
+    current: dict[int, set[str]] = defaultdict(set)
+    past: dict[int, set[str]] = defaultdict(set)
+    pointers = StagePointer.objects.filter(version_id__in=ids).values_list("version_id", "stage__name")
+    history = StageHistory.objects.filter(version_id__in=ids).values_list("version_id", "stage__name")
+    for version_id, stage in pointers:
+        current[version_id].add(stage)
+    for version_id, stage in history.distinct():
+        past[version_id].add(stage)
+    return {
+        version.pk: rules.Facts(
+            version_metrics=version.metrics,
+            evaluation_metrics=evaluation_metrics.get(version.pk) or {},
+            model_card=version.model_card,
+            current_stages=frozenset(current[version.pk]),
+            past_stages=frozenset(past[version.pk] | current[version.pk]),
+        )
+        for version in versions
+    }
+
+
+@dataclass(frozen=True)
+class PromotionRow:
+    """One line of a promotion list: the request, its gates as checked now, its approvals so far."""
+
+    promotion: PromotionRequest
+    gates_passed: int
+    gates_failed: int
+    approvals: int
+    required: int
+
+
+def promotion_rows(*, promotions: list[PromotionRequest]) -> list[PromotionRow]:
+    """Rows for requests from _for_rows, in two queries in all. The gates and the approvals needed are
+    those recorded on the request when it was made (its policy snapshot), checked against today's facts;
+    the promotion page adds today's policy (services.requirements_for)."""
+    facts = version_facts_many(
+        versions=[promotion.version for promotion in promotions],
+        evaluation_metrics={p.version_id: p.latest_evaluation_metrics for p in promotions},
+    )
+    rows = []
+    for promotion in promotions:
+        snapshot = promotion.policy_snapshot
+        results = rules.evaluate(snapshot.get("gates", []), facts[promotion.version_id])
+        passed = sum(result.passed for result in results)
+        rows.append(
+            PromotionRow(
+                promotion=promotion,
+                gates_passed=passed,
+                gates_failed=len(results) - passed,
+                approvals=promotion.approvals_so_far,
+                required=snapshot.get("required_approvals", 1),
+            )
+        )
+    return rows
+
+
+def activity_list_for_user(*, user, limit: int = 20) -> list[AuditEvent]:
+    """The latest audit events about assets user may see (one query; the event's asset id is not a foreign
+    key, so visibility is a subquery of granted asset ids, as for every other list)."""
+    events = restrict(AuditEvent.objects.filter(asset_id__isnull=False), user, field="asset_id")
+    fields = ("seq", "occurred_at", "actor_repr", "actor_kind", "action", "target_kind", "target_id")
+    return list(events.only(*fields, "target_repr", "asset_id").order_by("-seq")[:limit])
+
+
+def promotion_history(*, promotion: PromotionRequest) -> list[AuditEvent]:
+    """The audit events of one request, oldest first (one query). The caller has checked visibility."""
+    events = AuditEvent.objects.filter(
+        target_kind=PromotionRequest._meta.label_lower, target_id=str(promotion.pk)
+    ).order_by("seq")
+    return list(events.only("seq", "occurred_at", "actor_repr", "actor_kind", "action", "source", "changes"))
+
+
+def base_version_for(*, promotion: PromotionRequest) -> AssetVersion | None:
+    """What the candidate would replace: the request's base version, else what is in the stage now (not
+    the candidate itself, which is what an applied request into an empty stage finds there)."""
+    if promotion.base_version_id:
+        return promotion.base_version
+    pointer = (
+        StagePointer.objects.filter(asset_id=promotion.asset_id, stage_id=promotion.stage_id)
+        .exclude(version_id=promotion.version_id)
+        .select_related("version")
+        .first()
+    )
+    return pointer.version if pointer else None

@@ -1,4 +1,15 @@
-"""Server-rendered pages of the approvals app."""
+"""Server-rendered pages of the approvals app: the reviewer inbox (the home page) and the promotion page."""
+
+from django.urls import path
+
+from approvals import views
 
 app_name = "approvals"
-urlpatterns = []
+urlpatterns = [
+    path("", views.inbox, name="inbox"),
+    path("promotions/<int:pk>/", views.promotion_detail, name="promotion"),
+    path("promotions/<int:pk>/approve", views.promotion_approve, name="approve"),
+    path("promotions/<int:pk>/reject", views.promotion_reject, name="reject"),
+    path("promotions/<int:pk>/cancel", views.promotion_cancel, name="cancel"),
+    path("promotions/<int:pk>/apply", views.promotion_apply, name="apply"),
+]

@@ -1,0 +1,258 @@
+"""Reviewer pages: the inbox and the promotion page. A thin adapter over the same selectors and services as
+the API (approvals/api/views.py): visibility from the selectors, every rule and refusal from the services."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from approvals import policy as rules
+from approvals import selectors, services
+from approvals.forms import ApproveForm, CancelForm, RejectForm
+from approvals.models import OPEN_STATUSES, Decision, PromotionRequest, Status
+from core.exceptions import DomainError, NotFound
+from core.source import Channel, Source
+from registry import compare
+from registry.models import AssetKind
+from registry.permissions import Role, effective_roles
+from registry.selectors import lineage_for_user
+
+INBOX_LIMIT = 50
+MY_REQUESTS_LIMIT = 20
+LINEAGE_DEPTH = 10
+
+
+def web_source(request) -> Source:
+    return Source.from_request(request, Channel.WEB)
+
+
+def _promotion(request, pk: int) -> PromotionRequest:
+    """The request if the user may see it; a hidden one answers the same 404 as a missing one."""
+    try:
+        return selectors.promotion_get_for_user(user=request.user, pk=pk, source=web_source(request))
+    except NotFound:
+        raise Http404("No such promotion request.") from None
+
+
+@login_required
+@require_GET
+def inbox(request):
+    user = request.user
+    waiting = list(selectors.promotion_inbox_for_user(user=user)[:INBOX_LIMIT])
+    mine = list(selectors.promotion_requests_of_user(user=user)[:MY_REQUESTS_LIMIT])
+    rows = selectors.promotion_rows(promotions=[*waiting, *mine])
+    context = {
+        "nav": "inbox",
+        "waiting": rows[: len(waiting)],
+        "waiting_limit": INBOX_LIMIT,
+        "mine": rows[len(waiting) :],
+        "activity": selectors.activity_list_for_user(user=user),
+        "promotion_kind": PromotionRequest._meta.label_lower,
+    }
+    return render(request, "approvals/inbox.html", context)
+
+
+@login_required
+@require_GET
+def promotion_detail(request, pk: int):
+    return _render_page(request, _promotion(request, pk))
+
+
+@login_required
+@require_POST
+def promotion_approve(request, pk: int):
+    promotion = _promotion(request, pk)
+    form = ApproveForm(request.POST, auto_id="approve_%s")
+    if not form.is_valid():
+        return _render_page(request, promotion, approve_form=form, status=422)
+    return _act(request, promotion, services.promotion_approve, comment=form.cleaned_data["comment"])
+
+
+@login_required
+@require_POST
+def promotion_reject(request, pk: int):
+    promotion = _promotion(request, pk)
+    form = RejectForm(request.POST, auto_id="reject_%s")
+    if not form.is_valid():
+        return _render_page(request, promotion, reject_form=form, status=422)
+    return _act(request, promotion, services.promotion_reject, comment=form.cleaned_data["comment"])
+
+
+@login_required
+@require_POST
+def promotion_cancel(request, pk: int):
+    promotion = _promotion(request, pk)
+    form = CancelForm(request.POST, auto_id="cancel_%s")
+    if not form.is_valid():
+        return _render_page(request, promotion, cancel_form=form, status=422)
+    return _act(request, promotion, services.promotion_cancel, reason=form.cleaned_data["reason"])
+
+
+@login_required
+@require_POST
+def promotion_apply(request, pk: int):
+    return _act(request, _promotion(request, pk), services.promotion_apply)
+
+
+def _act(request, promotion: PromotionRequest, service, **data):
+    """Call the service as the API does; a refusal becomes a message on the page, never a second rule."""
+    try:
+        after = service(actor=request.user, source=web_source(request), promotion_id=promotion.pk, **data)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        if after.status == Status.FAILED:
+            messages.error(request, f"Promotion #{after.pk} failed: {after.status_reason}")
+        else:
+            messages.success(request, _outcome(after))
+    return redirect("approvals:promotion", pk=promotion.pk)
+
+
+def _outcome(promotion: PromotionRequest) -> str:
+    if promotion.status == Status.APPLIED:
+        return f"Promotion #{promotion.pk} is applied: {promotion.version} is now in {promotion.stage.name}."
+    if promotion.status == Status.PENDING:
+        return f"Your approval of promotion #{promotion.pk} is recorded; it waits for more approvals."
+    return f"Promotion #{promotion.pk} is now {promotion.get_status_display().lower()}."
+
+
+# The promotion page -------------------------------------------------------------------------------
+
+
+def _render_page(request, promotion: PromotionRequest, status: int = 200, **forms):
+    context = {
+        "nav": "inbox",
+        "approve_form": ApproveForm(auto_id="approve_%s"),
+        "reject_form": RejectForm(auto_id="reject_%s"),
+        "cancel_form": CancelForm(auto_id="cancel_%s"),
+        **forms,
+        **_page_context(request.user, promotion),
+    }
+    return render(request, "approvals/promotion.html", context, status=status)
+
+
+def _page_context(user, promotion: PromotionRequest) -> dict:
+    candidate = promotion.version
+    base = selectors.base_version_for(promotion=promotion)
+    requirements, _ = services.requirements_for(promotion)
+    reviews = list(promotion.reviews.all())  # prefetched with their reviewers by the selector
+    is_open = promotion.status in OPEN_STATUSES
+    return {
+        "promotion": promotion,
+        "candidate": candidate,
+        "base": base,
+        "requirements": requirements,
+        "gates": [
+            {"result": result, "label": rules.describe(result.gate), "actual": _actual(result)}
+            for result in services.gate_results(promotion, requirements)
+        ],
+        "reviews": reviews,
+        # Counted live while the request is open (who still may review); a final request keeps its record.
+        "counted": len(services.counted_approvals(promotion, requirements)) if is_open else None,
+        "recorded_approvals": sum(review.decision == Decision.APPROVE for review in reviews),
+        "refusal": _review_refusal(user, promotion, requirements, reviews),
+        "may_withdraw": is_open and _requester_or_manager(user, promotion),
+        "may_apply": promotion.status == Status.APPROVED and _requester_or_manager(user, promotion),
+        "comparison": _comparison(promotion.asset.kind, candidate, base),
+        "lineage": lineage_for_user(user=user, version=candidate, direction="upstream", depth=LINEAGE_DEPTH),
+        "history": selectors.promotion_history(promotion=promotion),
+        "ci": _ci_facts(promotion.ci),
+        "origin": _ci_facts(candidate.origin),
+        "base_origin": _ci_facts(base.origin) if base else None,
+    }
+
+
+def _review_refusal(user, promotion: PromotionRequest, requirements: dict, reviews: list) -> str | None:
+    """Why the approve and reject buttons are not offered, in the order the services check it."""
+    if promotion.status != Status.PENDING:
+        return f"This request is {promotion.get_status_display().lower()}; it can no longer be reviewed."
+    refusal = services.review_refusal(user, promotion, requirements)
+    if refusal is not None:
+        return refusal.detail
+    mine = next((review for review in reviews if review.reviewer_id == user.pk), None)
+    if mine is not None:
+        verb = "approved" if mine.decision == Decision.APPROVE else "rejected"
+        return f"You have already reviewed this request: you {verb} it."
+    return None
+
+
+def _requester_or_manager(user, promotion: PromotionRequest) -> bool:
+    """Whether to offer withdraw/apply; the service decides (and refuses anyone else)."""
+    return user.pk == promotion.requested_by_id or Role.MANAGE in effective_roles(user, promotion.asset)
+
+
+def _comparison(kind: str, candidate, current) -> dict:
+    """What changes from the version in the stage (current, or None) to the candidate (registry.compare)."""
+
+    def old(field: str):
+        return getattr(current, field) if current is not None else None
+
+    sections = {
+        "metrics": [_metric(row) for row in compare.metric_rows(candidate.metrics, old("metrics"))],
+        "digest_changed": current is None or current.digest != candidate.digest,
+    }
+    if kind == AssetKind.PROMPT:
+        sections["template"] = compare.line_diff(candidate.template, old("template"))
+        sections["config"] = compare.dict_changes(candidate.model_config, old("model_config"))
+    elif kind == AssetKind.DATASET:
+        sections["schema"] = compare.dict_changes(candidate.schema, old("schema"))
+    else:
+        sections["params"] = compare.dict_changes(candidate.params, old("params"))
+        sections["model_card"] = compare.line_diff(candidate.model_card, old("model_card"))
+    return sections
+
+
+# A delta's direction in text (▲ up, ▼ down) and its verdict in words: colour is never the only signal.
+VERDICT_WORDS = {"better": "better", "worse": "worse", "same": "no change", "new": "new", "gone": "removed"}
+
+
+def _number(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _metric(row: compare.MetricRow) -> dict:
+    arrow = ""
+    if row.delta:
+        arrow = "▲" if row.delta > 0 else "▼"
+    delta = f"{row.delta:+.4g}" if isinstance(row.delta, float) else (f"{row.delta:+d}" if row.delta else "")
+    return {
+        "name": row.name,
+        "current": _number(row.current),
+        "candidate": _number(row.candidate),
+        "delta": "" if row.verdict == "same" else delta,
+        "arrow": arrow,
+        "verdict": row.verdict,
+        "word": VERDICT_WORDS[row.verdict],
+    }
+
+
+def _actual(result: rules.GateResult) -> str | None:
+    value = result.actual
+    if value is None:
+        return None
+    if result.gate["type"] == "model_card":
+        return f"{value} characters"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return _number(value)
+
+
+def _ci_facts(data: dict) -> dict:
+    """CI facts for display; a run URL is a link only when it is http(s) (stored data is not trusted)."""
+    facts = {key: value for key, value in (data or {}).items() if key not in ("commit", "ref", "run_url")}
+    run_url = str((data or {}).get("run_url") or "")
+    safe = urlsplit(run_url).scheme in ("http", "https")
+    return {
+        "commit": (data or {}).get("commit", ""),
+        "ref": (data or {}).get("ref", ""),
+        "run_url": run_url if safe else "",
+        "run_text": run_url,
+        "extra": sorted(facts.items()),
+    }
