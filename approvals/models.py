@@ -39,7 +39,7 @@ class Policy(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"policy for {self.scope} → {self.stage_id}"
+        return f"policy for {self.scope} → {self.stage}"
 
     @property
     def scope(self) -> str:
@@ -99,7 +99,7 @@ class PromotionRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"promotion #{self.pk}: {self.version} → {self.stage_id}"
+        return f"promotion #{self.pk}: {self.version} → {self.stage}"
 
     @property
     def is_open(self) -> bool:

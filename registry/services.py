@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import Group
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
@@ -409,6 +409,8 @@ def stage_move(
 
     For this module and for applying approved promotions only: it checks no role and no protection.
     """
+    if not connection.in_atomic_block:
+        raise RuntimeError("stage_move must run inside the transaction of the service that calls it")
     locked = Asset.objects.select_for_update().get(pk=asset.pk)
     _check_writable(locked)
     if version.asset_id != locked.pk:
