@@ -40,8 +40,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture
+def browser(db):
+    """Started per test, after the database is set up: Playwright's event loop must not be running while
+    Django restores the test data (it would give the test a second database connection)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -28,7 +28,7 @@ VERIFIER = Path(__file__).resolve().parents[2] / "audit" / "verify_bundle.py"
 
 
 @pytest.fixture
-def demo(settings, tmp_path):
+def demo(db, settings, tmp_path):
     from django.core.management import call_command
 
     settings.VAR_DIR = tmp_path
