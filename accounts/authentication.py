@@ -34,7 +34,12 @@ class TokenAuthentication(authentication.BaseAuthentication):
         parts = token.split("_")
         if len(parts) != 3 or parts[0] != ApiToken.PREFIX or len(parts[1]) != 12 or not parts[2]:
             raise TokenRefused("token-invalid", "The token is malformed.")
-        record = ApiToken.objects.select_related("account").filter(lookup=parts[1]).first()
+        record = (
+            ApiToken.objects.select_related("account")
+            .defer("account__password", "account__first_name", "account__last_name", "account__email")
+            .filter(lookup=parts[1])
+            .first()
+        )
         if record is None or not hmac.compare_digest(record.hashed, ApiToken.hash(token)):
             raise TokenRefused("token-invalid", "The token is not valid.")
         if record.is_revoked:

@@ -79,7 +79,16 @@ def stage_pointer_list(*, asset: Asset) -> list[dict]:
 def stage_pointer_resolve_for_user(*, user, kind: AssetKind, name: str, stage: str) -> StagePointer | None:
     """What is in <stage> for <kind>/<name>, if user may see it: one indexed query, visibility included."""
     pointers = StagePointer.objects.filter(asset__kind=kind, asset__name=name, stage__name=stage)
-    return restrict(pointers, user, field="asset").select_related("version", "stage", "updated_by").first()
+    # Only the columns the answer needs: the hottest read should not carry model cards and password hashes.
+    return (
+        restrict(pointers, user, field="asset")
+        .select_related("version", "stage", "updated_by")
+        .only(
+            "updated_at", "version__number", "version__digest", "version__uri", "stage__name", "stage__protected",
+            "updated_by__username",
+        )
+        .first()
+    )
 
 
 _UPSTREAM_SQL = """
