@@ -14,6 +14,7 @@ from rest_framework.views import exception_handler
 
 from core.exceptions import DomainError
 from core.pagination import CursorPagination
+from core.source import Channel, Source
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -88,3 +89,15 @@ def problem_exception_handler(exc, context):
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
+
+
+def api_source(request) -> Source:
+    """The audit source of an API call."""
+    return Source.from_request(request, Channel.API)
+
+
+def validated(serializer_class, request) -> dict:
+    """The request body checked by an input serializer (400 with every field error otherwise)."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

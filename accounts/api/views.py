@@ -7,17 +7,7 @@ from rest_framework.response import Response
 from accounts import selectors, services
 from accounts.api import serializers as s
 from accounts.models import ApiToken, Scope, User
-from core.source import Channel, Source
-
-
-def api_source(request) -> Source:
-    return Source.from_request(request, Channel.API)
-
-
-def _input(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+from core.api import api_source, validated
 
 
 class MeView(generics.GenericAPIView):
@@ -41,7 +31,7 @@ class ServiceAccountListView(generics.GenericAPIView):
 
     @extend_schema(request=s.ServiceAccountIn, responses={201: s.ServiceAccountOut})
     def post(self, request):
-        data = _input(s.ServiceAccountIn, request)
+        data = validated(s.ServiceAccountIn, request)
         account = services.service_account_create(actor=request.user, source=api_source(request), **data)
         return Response(s.ServiceAccountOut(account).data, status=201)
 
@@ -58,7 +48,7 @@ class TokenListView(generics.GenericAPIView):
 
     @extend_schema(request=s.TokenIn, responses={201: s.TokenCreatedOut})
     def post(self, request):
-        data = _input(s.TokenIn, request)
+        data = validated(s.TokenIn, request)
         account = selectors.account_get(name=data.pop("account"))
         record, token = services.token_create(
             actor=request.user, source=api_source(request), account=account, **data

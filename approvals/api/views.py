@@ -16,22 +16,12 @@ from approvals import selectors, services
 from approvals.api import serializers as s
 from approvals.filters import PromotionFilter
 from approvals.models import IdempotencyRecord, Policy, PromotionRequest
+from core.api import api_source, validated
 from core.exceptions import DomainError, InvalidInput, Unprocessable
 from core.http import etag_matches
-from core.source import Channel, Source
 from registry import selectors as registry_selectors
 
 IDEMPOTENCY_HEADER = [OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)]
-
-
-def api_source(request) -> Source:
-    return Source.from_request(request, Channel.API)
-
-
-def _input(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _render(promotion: PromotionRequest) -> dict:
@@ -70,7 +60,7 @@ class PromotionListView(generics.GenericAPIView):
         replay = self._replay(request, key, fingerprint)
         if replay is not None:
             return replay
-        data = _input(s.PromotionIn, request)
+        data = validated(s.PromotionIn, request)
         asset = registry_selectors.asset_get_for_user(user=request.user, kind=data["kind"], name=data["name"])
         version = registry_selectors.version_list(asset=asset).filter(number=data["version"]).first()
         if version is None:
@@ -149,7 +139,7 @@ class PromotionActionView(generics.GenericAPIView):
     def post(self, request, pk: int):
         source = api_source(request)
         promotion = selectors.promotion_get_for_user(user=request.user, pk=pk, source=source)
-        data = _input(self.get_input_serializer(), request)
+        data = validated(self.get_input_serializer(), request)
         if self.action == "approve":
             services.promotion_approve(actor=request.user, source=source, promotion_id=promotion.pk, **data)
         elif self.action == "reject":
@@ -188,7 +178,7 @@ class PolicyListView(generics.GenericAPIView):
 
     @extend_schema(request=s.PolicyIn, responses={201: s.PolicyOut})
     def post(self, request):
-        data = _input(s.PolicyIn, request)
+        data = validated(s.PolicyIn, request)
         name, kind = data.pop("name"), data.pop("kind")
         asset = None
         if name:
@@ -215,7 +205,7 @@ class PolicyDetailView(generics.GenericAPIView):
     @extend_schema(request=s.PolicyUpdateIn, responses=s.PolicyOut)
     def patch(self, request, pk: int):
         policy = selectors.policy_get_for_user(user=request.user, pk=pk)
-        data = _input(s.PolicyUpdateIn, request)
+        data = validated(s.PolicyUpdateIn, request)
         policy = services.policy_update(actor=request.user, source=api_source(request), policy=policy, **data)
         return Response(s.PolicyOut(selectors.policy_get_for_user(user=request.user, pk=policy.pk)).data)
 

@@ -12,26 +12,16 @@ from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.api.serializers import GrantIn, GrantOut
 from accounts.models import Scope
+from core.api import api_source, validated
 from core.exceptions import InvalidInput, NotFound
 from core.http import etag_matches
 from core.pagination import AssetPagination, VersionPagination
-from core.source import Channel, Source
 from registry import selectors, services
 from registry.api import serializers as s
 from registry.filters import AssetFilter, EvaluationFilter, VersionFilter
 from registry.models import Asset, AssetKind, AssetVersion, Evaluation, Stage
 from registry.permissions import Role
 from registry.services import VersionRef
-
-
-def api_source(request) -> Source:
-    return Source.from_request(request, Channel.API)
-
-
-def _input(serializer_class, request, **kwargs) -> dict:
-    serializer = serializer_class(data=request.data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class KindView(generics.GenericAPIView):
@@ -75,7 +65,7 @@ class AssetListView(KindView):
 
     @extend_schema(request=s.AssetCreateIn, responses={201: s.AssetOut})
     def post(self, request, **kwargs):
-        data = _input(s.AssetCreateIn, request)
+        data = validated(s.AssetCreateIn, request)
         asset = services.asset_create(actor=request.user, source=api_source(request), kind=self.kind, **data)
         return Response(s.AssetOut(asset).data, status=201, headers={"Location": s.asset_path(asset)})
 
@@ -89,7 +79,7 @@ class AssetDetailView(KindView):
     @extend_schema(request=s.AssetUpdateIn, responses=s.AssetOut)
     def patch(self, request, **kwargs):
         asset = self.asset()
-        data = _input(s.AssetUpdateIn, request)
+        data = validated(s.AssetUpdateIn, request)
         asset = services.asset_update(actor=request.user, source=api_source(request), asset=asset, **data)
         return Response(s.AssetOut(asset).data)
 
@@ -100,7 +90,7 @@ class AssetArchiveView(KindView):
     @extend_schema(request=s.ArchiveIn, responses=s.AssetOut)
     def post(self, request, **kwargs):
         asset = self.asset()
-        data = _input(s.ArchiveIn, request)
+        data = validated(s.ArchiveIn, request)
         asset = services.asset_archive(actor=request.user, source=api_source(request), asset=asset, **data)
         return Response(s.AssetOut(asset).data)
 
@@ -121,7 +111,7 @@ class VersionListView(KindView):
 
     def post(self, request, **kwargs):
         asset = self.asset()
-        data = _input(s.VERSION_IN[self.kind], request)
+        data = validated(s.VERSION_IN[self.kind], request)
         lineage = [(ref.pop("relation"), VersionRef(**ref)) for ref in data.pop("lineage", [])]
         data["origin"] = data.pop("source", {})
         version = services.version_register(
@@ -143,7 +133,7 @@ class VersionDetailView(KindView):
 
     def patch(self, request, **kwargs):
         version = self.version()
-        data = _input(s.VersionUpdateIn, request)
+        data = validated(s.VersionUpdateIn, request)
         version = services.version_update(
             actor=request.user, source=api_source(request), version=version, **data
         )
@@ -170,7 +160,7 @@ class EvaluationListView(KindView):
     @extend_schema(request=s.EvaluationIn, responses={201: s.EvaluationOut})
     def post(self, request, **kwargs):
         version = self.version()
-        data = _input(s.EvaluationIn, request)
+        data = validated(s.EvaluationIn, request)
         dataset = data.pop("dataset")
         evaluation = services.evaluation_add(
             actor=request.user,
@@ -214,7 +204,7 @@ class LineageView(KindView):
     @extend_schema(request=s.LineageIn, responses={201: s.LineageEdgeOut})
     def post(self, request, **kwargs):
         version = self.version()
-        data = _input(s.LineageIn, request)
+        data = validated(s.LineageIn, request)
         relation = data.pop("relation")
         edge = services.lineage_add(
             actor=request.user,
@@ -286,7 +276,7 @@ class AssetStageDetailView(KindView):
         """Set an unprotected stage directly. A protected stage answers 409 (needs a promotion)."""
         asset = self.asset()
         stage = selectors.stage_get(name=kwargs["stage"])
-        data = _input(s.StageSetIn, request)
+        data = validated(s.StageSetIn, request)
         version = selectors.version_list(asset=asset).filter(number=data["version"]).first()
         if version is None:
             raise InvalidInput.field("version", f"{asset} has no version {data['version']}")
@@ -326,7 +316,7 @@ class AssetGrantListView(KindView):
     @extend_schema(request=GrantIn, responses={201: GrantOut})
     def post(self, request, **kwargs):
         asset = self.asset()
-        data = _input(GrantIn, request)
+        data = validated(GrantIn, request)
         principal = account_selectors.principal_get(
             principal_type=data["principal_type"], name=data["principal"]
         )
