@@ -84,7 +84,12 @@ def stage_pointer_resolve_for_user(*, user, kind: AssetKind, name: str, stage: s
         restrict(pointers, user, field="asset")
         .select_related("version", "stage", "updated_by")
         .only(
-            "updated_at", "version__number", "version__digest", "version__uri", "stage__name", "stage__protected",
+            "updated_at",
+            "version__number",
+            "version__digest",
+            "version__uri",
+            "stage__name",
+            "stage__protected",
             "updated_by__username",
         )
         .first()
