@@ -83,7 +83,14 @@ def _database(url: str) -> dict:
         }
         config["CONN_MAX_AGE"] = 0 if config["NAME"] == ":memory:" else config["CONN_MAX_AGE"]
     else:
-        config["CONN_HEALTH_CHECKS"] = True
+        # Health checks cost a round trip per request; a dead connection fails one request and is replaced.
+        config["CONN_HEALTH_CHECKS"] = env_bool("DJANGO_CONN_HEALTH_CHECKS", False)
+        # Server-side binding with prepared statements: the hot queries are planned once per connection, not
+        # on every request. (Behind PgBouncer in transaction mode this needs PgBouncer 1.21 or later.)
+        config["OPTIONS"] = {
+            "server_side_binding": True,
+            "prepare_threshold": env_int("DJANGO_PG_PREPARE_THRESHOLD", 5),
+        }
     return config
 
 
