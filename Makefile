@@ -23,7 +23,7 @@ run: venv
 	$(PY) manage.py load_demo
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-## test: lint, Django checks, migrations check, schema validation and the whole suite
+## test: lint, Django checks, migrations check and the whole suite (the OpenAPI schema is validated by a test)
 test: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -39,9 +39,12 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## bench: throughput and latency against gunicorn on PostgreSQL and SQLite (see bench/README.md)
+## bench: API throughput and latency (gunicorn, PostgreSQL and SQLite), the audit log, and page server times
+## (see bench/README.md); BENCH_ARGS go to bench/registry.py
 bench: venv
 	$(PY) bench/registry.py $(BENCH_ARGS)
+	$(PY) bench/audit.py
+	$(PY) bench/pages.py
 
 clean:
 	rm -rf $(VENV) var

@@ -72,7 +72,18 @@ HOST = "127.0.0.1"
 ASSET = "bench-model"
 REGISTER_PATH = f"/api/v1/models/{ASSET}/versions"
 RESOLVE_PATH = f"/api/v1/models/{ASSET}/stages/staging"
-WORKLOADS = ("register", "resolve")
+ASSETS_PATH = "/api/v1/models?page_size=50"
+PROMOTE_PATH = "/api/v1/promotions"
+WORKLOADS = ("register", "resolve", "assets", "promote", "poll")
+# method, path (None: taken from the spec), expected status
+REQUESTS = {
+    "register": ("POST", REGISTER_PATH, 201),
+    "resolve": ("GET", RESOLVE_PATH, 200),
+    "assets": ("GET", ASSETS_PATH, 200),
+    "promote": ("POST", PROMOTE_PATH, 201),
+    "poll": ("GET", None, 200),
+}
+OTHER_ASSETS, VISIBLE_ASSETS = 300, 100  # the asset list: the token's account sees 100 of 301 models
 
 # The product team's targets: PostgreSQL, 2-core machine. "1" is the one-client run, "16" the concurrent one.
 TARGETS = {
@@ -103,6 +114,12 @@ store[BACKEND_SESSION_KEY] = backend
 store[HASH_SESSION_KEY] = user.get_session_auth_hash()
 store.create()
 print("BENCH_SESSION=" + store.session_key)
+from accounts.services import token_create
+from core.source import Source
+ci = get_user_model().objects.create_user("bench-ci", is_service_account=True)
+scopes = ["read", "write", "promote"]
+_, token = token_create(actor=None, source=Source.cli(), account=ci, name="bench", scopes=scopes)
+print("BENCH_TOKEN=" + token)
 """
 
 
@@ -117,16 +134,23 @@ def request_body(workload: str) -> bytes | None:
     if workload == "register":
         digest = "sha256:" + secrets.token_hex(32)
         return json.dumps({"digest": digest, "metrics": {"auc": 0.9}}).encode()
+    if workload == "promote":
+        body = {"kind": "model", "name": ASSET, "version": 1, "stage": "production", "justification": "bench"}
+        return json.dumps(body).encode()
     return None
+
+
+def request_headers(workload: str, headers: dict) -> dict:
+    if workload == "promote":  # every request is a new one: a fresh key (a replay would create nothing)
+        return {**headers, "Idempotency-Key": secrets.token_hex(16)}
+    return headers
 
 
 def client_thread(spec: dict, count: int | None, ready: threading.Barrier, go: threading.Event, out: list):
     """One client: a warm-up, then `count` requests (or until the deadline) on one reused connection."""
     workload = spec["workload"]
-    if workload == "register":
-        method, path, expected = "POST", REGISTER_PATH, 201
-    else:
-        method, path, expected = "GET", RESOLVE_PATH, 200
+    method, path, expected = REQUESTS[workload]
+    path = path or spec["poll_path"]
     conn = http.client.HTTPConnection(HOST, spec["port"], timeout=60)
     stats = {"latencies": [], "errors": Counter(), "failed": 0, "new_connections": 0}
 
@@ -136,7 +160,7 @@ def client_thread(spec: dict, count: int | None, ready: threading.Barrier, go: t
             stats["new_connections"] += 1
         start = time.perf_counter()
         try:
-            conn.request(method, path, body=body, headers=spec["headers"])
+            conn.request(method, path, body=body, headers=request_headers(workload, spec["headers"]))
             response = conn.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -231,10 +255,10 @@ def run_load(spec: dict, clients: int, procs: int, requests: int | None, owner_o
     try:
         for _ in workers:
             receive(ready_queue, workers, timeout=300)
-        before = cpu_snapshot()
+        meter = CpuMeter()
         start_event.set()
         parts = [receive(result_queue, workers, timeout=spec["duration"] + 600) for _ in workers]
-        after = cpu_snapshot()
+        before, after = meter.stop()
         for worker in workers:
             worker.join(timeout=30)
     finally:
@@ -301,7 +325,10 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def cpu_snapshot() -> dict | None:
-    """CPU seconds used so far by the whole machine and by every process, or None without /proc."""
+    """CPU seconds used so far by the whole machine and by every process, or None without /proc.
+
+    Processes are keyed by (pid, start time), so that a reused pid is not mistaken for its predecessor.
+    """
     try:
         with open("/proc/stat") as stat:
             ticks = [int(value) for value in stat.readline().split()[1:]]
@@ -318,11 +345,37 @@ def cpu_snapshot() -> dict | None:
                 command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # the process ended meanwhile
-        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        processes[int(entry.name)] = (int(fields[2]), command, seconds, fields[19])  # 19: start time
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+        processes[int(entry.name), fields[19]] = (int(fields[2]), command, seconds)  # 19: start time
     busy = sum(ticks[:3]) / CLOCK_TICKS  # user + nice + system
     steal = (ticks[7] if len(ticks) > 7 else 0) / CLOCK_TICKS
     return {"at": time.perf_counter(), "busy": busy, "steal": steal, "processes": processes}
+
+
+class CpuMeter:
+    """Snapshots at start and stop, and a sample every second in between: a process that ends during the
+    run (Django recycles its database connection every CONN_MAX_AGE seconds) keeps its last reading."""
+
+    def __init__(self):
+        self.before = cpu_snapshot()
+        self.seen = dict(self.before["processes"]) if self.before else {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        if self.before:
+            self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.done.wait(1.0):
+            self.seen.update(cpu_snapshot()["processes"])
+
+    def stop(self) -> tuple[dict | None, dict | None]:
+        self.done.set()
+        if not self.before:
+            return None, None
+        self.thread.join()
+        after = cpu_snapshot()
+        after["processes"] = {**self.seen, **after["processes"]}
+        return self.before, after
 
 
 def cpu_usage(before: dict | None, after: dict | None, owner, ok: int) -> dict:
@@ -332,11 +385,11 @@ def cpu_usage(before: dict | None, after: dict | None, owner, ok: int) -> dict:
         return {}
     wall = after["at"] - before["at"]
     spent: Counter = Counter()
-    for pid, (pgid, command, seconds, started) in after["processes"].items():
-        part = owner(pid, pgid, command)
+    for key, (pgid, command, seconds) in after["processes"].items():
+        part = owner(key[0], pgid, command)
         if part:
-            previous = before["processes"].get(pid)
-            spent[part] += seconds - (previous[2] if previous and previous[3] == started else 0)
+            previous = before["processes"].get(key)
+            spent[part] += seconds - (previous[2] if previous else 0)
     others = max(0.0, after["busy"] - before["busy"] - sum(spent.values()))
     per_request = {part: round(seconds / ok * 1000, 3) if ok else None for part, seconds in spent.items()}
     usage = {"ms_per_request": per_request}
@@ -481,27 +534,63 @@ class Postgres:
         self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
 
-def prepare(env: dict, port: int) -> dict:
-    """The bench user's session, the asset and version 1 in staging; returns the request headers."""
+def prepare(env: dict, port: int, auth: str) -> tuple[dict, str]:
+    """Set up what the workloads need; return the request headers and the path of the request to poll.
+
+    A person (session) creates the asset, version 1 in staging, a production policy, 300 more models, and
+    grants the CI service account contribute and request_promotion on the asset and view on 100 models. The
+    workloads then run as that service account with its bearer token (--auth token, the default) or as the
+    person with the session (--auth session).
+    """
     output = manage(env, "shell", "-c", SESSION_SCRIPT)
-    session = next(
-        (line[14:].strip() for line in output.splitlines() if line.startswith("BENCH_SESSION=")), ""
+    found = dict(
+        line.split("=", 1)
+        for line in output.splitlines()
+        if line.startswith(("BENCH_SESSION=", "BENCH_TOKEN="))
     )
-    if not session:
-        raise BenchError(f"the session script printed no session key:\n{output}")
+    if "BENCH_SESSION" not in found or "BENCH_TOKEN" not in found:
+        raise BenchError(f"the setup script printed no session key or token:\n{output}")
     csrf = secrets.token_hex(16)  # 32 alphanumeric characters: a CSRF secret Django accepts as is
-    headers = {
-        "Cookie": f"sessionid={session}; csrftoken={csrf}",
+    person = {
+        "Cookie": f"sessionid={found['BENCH_SESSION'].strip()}; csrftoken={csrf}",
         "X-CSRFToken": csrf,
         "Content-Type": "application/json",
         "Accept": "application/json",
     }
-    expect(port, headers, "POST", "/api/v1/models", {"name": ASSET, "description": "bench"}, 201)
+    token = {
+        "Authorization": f"Bearer {found['BENCH_TOKEN'].strip()}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
+    expect(port, person, "POST", "/api/v1/models", {"name": ASSET, "description": "bench"}, 201)
     first = {"digest": "sha256:" + hashlib.sha256(b"bench").hexdigest(), "metrics": {"auc": 0.9}}
-    expect(port, headers, "POST", REGISTER_PATH, first, 201)
-    expect(port, headers, "PUT", RESOLVE_PATH, {"version": 1}, 200)
+    expect(port, person, "POST", REGISTER_PATH, first, 201)
+    expect(port, person, "PUT", RESOLVE_PATH, {"version": 1}, 200)
+    grants = f"/api/v1/models/{ASSET}/permissions"
+    for role in ("contribute", "request_promotion"):
+        expect(
+            port,
+            person,
+            "POST",
+            grants,
+            {"principal_type": "user", "principal": "bench-ci", "role": role},
+            201,
+        )
+    policy = {"kind": "model", "name": ASSET, "stage": "production", "required_approvals": 2}
+    expect(port, person, "POST", "/api/v1/policies", policy, 201)
+    for index in range(OTHER_ASSETS):
+        name = f"other-{index:04d}"
+        expect(port, person, "POST", "/api/v1/models", {"name": name}, 201)
+        if index < VISIBLE_ASSETS - 1:
+            grant = {"principal_type": "user", "principal": "bench-ci", "role": "view"}
+            expect(port, person, "POST", f"/api/v1/models/{name}/permissions", grant, 201)
+    headers = token if auth == "token" else person
     expect(port, headers, "GET", RESOLVE_PATH, None, 200)
-    return headers
+    body = {"kind": "model", "name": ASSET, "version": 1, "stage": "production", "justification": "poll me"}
+    status, text = call(port, {**token, "Idempotency-Key": "bench-poll"}, "POST", PROMOTE_PATH, body)
+    if status != 201:
+        raise BenchError(f"could not create the promotion to poll: HTTP {status} {text[:300]}")
+    return headers, json.loads(text)["url"]
 
 
 # Reporting -----------------------------------------------------------------------------------------------
@@ -618,7 +707,7 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
     server = Gunicorn(env, args, scratch / "gunicorn.log")
     stack.callback(server.stop)
     server.wait_healthy()
-    headers = prepare(env, server.port)
+    headers, poll_path = prepare(env, server.port, args.auth)
     print(f"   gunicorn on port {server.port}, {args.workers} {args.worker_class} workers")
     database_name = f" {database.name} " if backend == "postgres" else None
 
@@ -633,12 +722,17 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
 
     rows = []
     for workload in WORKLOADS:
-        spec = {"workload": workload, "port": server.port, "headers": headers, "duration": args.duration}
+        spec = {
+            "workload": workload,
+            "port": server.port,
+            "headers": headers,
+            "duration": args.duration,
+            "poll_path": poll_path,
+        }
         runs = [(1, 1, args.requests, args.warmup)]
         concurrent_requests = None if args.duration > 0 else args.requests
-        runs.append(
-            (args.clients, args.client_procs, concurrent_requests, max(1, args.warmup // args.clients))
-        )
+        clients = args.promotion_clients if workload in ("promote", "poll") else args.clients
+        runs.append((clients, args.client_procs, concurrent_requests, max(1, args.warmup // clients)))
         for clients, procs, requests, warmup in runs:
             what = f"{requests} requests" if requests is not None else f"{args.duration:g} s"
             print(f"   {workload:<9} {clients:>2} client(s), {what} ...", end="", flush=True)
@@ -666,6 +760,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--duration", type=float, default=10, help="seconds of each concurrent run (0: --requests)"
     )
     parser.add_argument("--clients", type=int, default=16, help="clients of the concurrent runs")
+    parser.add_argument(
+        "--promotion-clients", type=int, default=20, help="clients of the concurrent promote and poll runs"
+    )
+    parser.add_argument(
+        "--auth",
+        choices=["token", "session"],
+        default="token",
+        help="how the workloads authenticate: the CI service account's bearer token, or a person's session",
+    )
     parser.add_argument("--client-procs", type=int, default=2, help="processes the concurrent clients run in")
     parser.add_argument("--warmup", type=int, default=100, help="unmeasured requests before each run")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
