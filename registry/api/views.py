@@ -266,10 +266,19 @@ class AssetStageDetailView(KindView):
                 f"No version of {self.kind}/{kwargs['name']} is in {kwargs['stage']}.",
                 type="stage-empty",
             )
-        etag = quote_etag(f"{pointer.version_id}-{pointer.updated_at.timestamp():.6f}")
+        etag = quote_etag(f"{pointer['version_id']}-{pointer['updated_at'].timestamp():.6f}")
         if etag_matches(request, etag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-        return Response(_pointer_body(pointer.stage, pointer), headers={"ETag": etag})
+        body = {
+            "stage": pointer["stage__name"],
+            "protected": pointer["stage__protected"],
+            "version": pointer["version__number"],
+            "digest": pointer["version__digest"],
+            "uri": pointer["version__uri"],
+            "updated_by": pointer["updated_by__username"],
+            "updated_at": pointer["updated_at"],
+        }
+        return Response(body, headers={"ETag": etag})
 
     @extend_schema(request=s.StageSetIn, responses=s.StagePointerOut)
     def put(self, request, **kwargs):

@@ -147,3 +147,40 @@ def test_evaluation_dataset_hidden_from_those_who_may_not_see_it(bob):
     [evaluation] = client_for(bob).get("/api/v1/models/mine/versions/1/evaluations").json()["results"]
     assert evaluation["dataset"] is None
     assert "secret-data" not in str(evaluation)
+
+
+def test_compiled_resolve_answers_like_the_orm_for_every_kind_of_user(bob):
+    """The stage resolve reuses its compiled SQL: each user, asset and stage still gets its own answer."""
+    from registry.selectors import stage_pointer_resolve_for_user
+
+    staging = Stage.objects.get(name="staging")
+    mine, theirs = AssetFactory(name="mine"), AssetFactory(name="theirs")
+    for asset in (mine, theirs):
+        StagePointer.objects.create(
+            asset=asset, stage=staging, version=VersionFactory(asset=asset), updated_at="2026-01-01T00:00:00Z"
+        )
+    team = Group.objects.create(name="t")
+    carol = User.objects.create_user("carol")
+    carol.groups.add(team)
+    assign_perm("registry.view_asset", bob, mine)
+    assign_perm("registry.view_asset", team, theirs)
+    admin = User.objects.create_user("root", global_role="admin")
+    expected = {
+        (bob, "mine"): True,
+        (bob, "theirs"): False,
+        (carol, "mine"): False,
+        (carol, "theirs"): True,
+        (admin, "mine"): True,
+        (admin, "theirs"): True,
+    }
+    for _ in range(2):  # the second round runs on the cached SQL
+        for (who, name), visible in expected.items():
+            row = stage_pointer_resolve_for_user(user=who, kind=AssetKind.MODEL, name=name, stage="staging")
+            assert (row is not None) == visible, (who, name)
+            if row:
+                assert row["version__number"] == 1 and row["stage__name"] == "staging"
+                assert row["updated_at"].year == 2026  # converted to a datetime on every database
+        assert (
+            stage_pointer_resolve_for_user(user=bob, kind=AssetKind.MODEL, name="mine", stage="production")
+            is None
+        )
