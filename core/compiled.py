@@ -21,26 +21,39 @@ class CompiledQuery:
         self.build, self.using = build, using
         self._local = threading.local()  # compilers hold a connection, and connections are per thread
 
+    def rows(self, shape, context: dict, **values) -> list[tuple]:
+        """Every row for these values (see first)."""
+        return self._run(shape, context, values, limit=None)
+
     def first(self, shape, context: dict, **values) -> tuple | None:
-        """The first row for these string `values`. `context` holds the other arguments of `build` (e.g. the
-        user): `shape` must tell apart every context that gives different SQL; their ids are parameters."""
+        """The first row for these `values` (strings or whole numbers). `context` holds the other arguments
+        of `build` (e.g. the user): `shape` must tell apart every context that gives different SQL; their ids
+        are parameters too."""
+        found = self._run(shape, context, values, limit=1)
+        return found[0] if found else None
+
+    def _run(self, shape, context: dict, values: dict, limit: int | None) -> list[tuple]:
         cache = self._local.__dict__.setdefault("cache", {})
         connection = connections[self.using]
-        key = (id(connection), shape)
+        key = (id(connection), shape, limit)
         if key not in cache:
-            cache[key] = self._compile(connection, context, values)
+            cache[key] = self._compile(connection, context, values, limit)
         compiler, sql, slots, converters = cache[key]
         params = [values[slot] if isinstance(slot, str) else slot(context) for slot in slots]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        return next(iter(compiler.apply_converters([row], converters))) if converters else row
+            found = cursor.fetchall()
+        return list(compiler.apply_converters(found, converters)) if converters and found else found
 
-    def _compile(self, connection, context: dict, values: dict):
-        stand_ins = {name: f"\x00{name}\x00" for name in values}
-        queryset = self.build(**context, **stand_ins)[:1]
+    def _compile(self, connection, context: dict, values: dict, limit: int | None):
+        # Stand-ins that no real value equals: strings with NUL bytes, numbers far below any id.
+        stand_ins = {
+            name: (-(10**15) - index if isinstance(value, int) else f"\x00{name}\x00")
+            for index, (name, value) in enumerate(values.items())
+        }
+        queryset = self.build(**context, **stand_ins)
+        if limit is not None:
+            queryset = queryset[:limit]
         compiler = queryset.query.get_compiler(connection=connection)
         sql, params = compiler.as_sql()
         by_stand_in = {value: name for name, value in stand_ins.items()}

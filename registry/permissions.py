@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet, TextChoices
 
+from core.compiled import CompiledQuery
 from core.exceptions import Forbidden
 
 
@@ -74,15 +75,21 @@ def restrict(queryset: QuerySet, user, field: str = "pk") -> QuerySet:
     )
 
 
+def _granted_query(*, user_id: int, asset_id: int):
+    from registry.models import AssetGroupObjectPermission, AssetUserObjectPermission
+
+    direct = AssetUserObjectPermission.objects.filter(user_id=user_id, content_object_id=asset_id)
+    teams = AssetGroupObjectPermission.objects.filter(group__user=user_id, content_object_id=asset_id)
+    return direct.values_list("permission__codename").union(teams.values_list("permission__codename"))
+
+
+_GRANTED = CompiledQuery(_granted_query)
+
+
 def granted_roles(user, asset) -> set[Role]:
-    """The roles granted on asset to user directly or through a team, in one query."""
-    codenames = (
-        _user_grants(user)
-        .filter(content_object=asset)
-        .values_list("permission__codename", flat=True)
-        .union(_team_grants(user).filter(content_object=asset).values_list("permission__codename", flat=True))
-    )
-    return {ROLE_OF_CODENAME[codename] for codename in codenames if codename in ROLE_OF_CODENAME}
+    """The roles granted on asset to user directly or through a team: one query, compiled once."""
+    rows = _GRANTED.rows("granted", {}, user_id=user.pk, asset_id=asset.pk)
+    return {ROLE_OF_CODENAME[codename] for (codename,) in rows if codename in ROLE_OF_CODENAME}
 
 
 def effective_roles(user, asset) -> set[Role]:
