@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from django.core.exceptions import ImproperlyConfigured
+
 # Append-only tables and the columns that identify a row (a REPLACE on any of them is refused on SQLite).
 APPEND_ONLY = {
     "audit_auditevent": ["id", "seq"],
@@ -97,7 +99,9 @@ def install(connection) -> None:
             statements = [s for table, keys in APPEND_ONLY.items() for s in _sqlite_statements(table, keys)]
             statements += _sqlite_head_statements()
         else:
-            raise NotImplementedError(f"no append-only triggers for {connection.vendor}")
+            raise ImproperlyConfigured(
+                f"The audit log is append-only on PostgreSQL and SQLite; {connection.vendor} is not supported."
+            )
         for statement in statements:
             cursor.execute(statement)
 
