@@ -100,7 +100,7 @@ def install(connection) -> None:
             statements += _sqlite_head_statements()
         else:
             raise ImproperlyConfigured(
-                f"The audit log is append-only on PostgreSQL and SQLite; {connection.vendor} is not supported."
+                f"The append-only audit log needs PostgreSQL or SQLite, not {connection.vendor}."
             )
         for statement in statements:
             cursor.execute(statement)
