@@ -79,9 +79,24 @@ def events(filters: Filters, *, up_to: int | None = None) -> QuerySet[AuditEvent
     return queryset
 
 
+def by_seq(queryset: QuerySet[AuditEvent], *fields: str, chunk: int = CHUNK) -> Iterator[tuple]:
+    """(seq, *fields) of the queryset's events in seq order, read in pages keyed on seq.
+
+    Constant memory on both sides: a server-side cursor opened outside a transaction (WITH HOLD) would make
+    PostgreSQL materialise the whole result before sending the first row.
+    """
+    last = 0
+    while True:
+        page = list(queryset.filter(seq__gt=last).order_by("seq").values_list("seq", *fields)[:chunk])
+        if not page:
+            return
+        yield from page
+        last = page[-1][0]
+
+
 def jsonl(filters: Filters) -> Iterator[bytes]:
     """Each line is the exact canonical body of one event (JCS output never holds a raw newline)."""
-    for body in events(filters).values_list("body", flat=True).iterator(chunk_size=CHUNK):
+    for _, body in by_seq(events(filters), "body"):
         yield bytes(body) + b"\n"
 
 
@@ -121,7 +136,7 @@ def csv_rows(filters: Filters) -> Iterator[str]:
         "changes",
         "leaf_hash",
     )
-    for row in events(filters).values_list(*columns).iterator(chunk_size=CHUNK):
+    for row in by_seq(events(filters), *columns[1:]):  # columns[0] is seq
         values = list(row)
         values[1] = values[1].isoformat()
         values[9] = json.dumps(values[9], sort_keys=True, ensure_ascii=False)
@@ -188,7 +203,7 @@ def bundle(filters: Filters) -> Iterator[bytes]:
         selected = events(filters, up_to=size)
         yield from add(
             "entries.jsonl",
-            (bytes(b) + b"\n" for b in selected.values_list("body", flat=True).iterator(chunk_size=CHUNK)),
+            (bytes(body) + b"\n" for _, body in by_seq(selected, "body")),
         )
         if filters.complete:
             yield from add("hashes.csv", _hashes(selected))
@@ -216,12 +231,12 @@ def bundle(filters: Filters) -> Iterator[bytes]:
 
 def _hashes(selected: QuerySet[AuditEvent]) -> Iterator[bytes]:
     yield b"seq,leaf_hash,chain_hash\n"
-    for seq, leaf, chain in selected.values_list("seq", "leaf_hash", "chain_hash").iterator(chunk_size=CHUNK):
+    for seq, leaf, chain in by_seq(selected, "leaf_hash", "chain_hash"):
         yield f"{seq},{bytes(leaf).hex()},{bytes(chain).hex()}\n".encode()
 
 
 def _inclusion_proofs(selected: QuerySet[AuditEvent], size: int) -> Iterator[bytes]:
     tree = log.hasher()
-    for seq in selected.values_list("seq", flat=True).iterator(chunk_size=CHUNK):
+    for (seq,) in by_seq(selected):
         hashes = [base64.b64encode(h).decode() for h in tree.inclusion_proof(seq - 1, size)]
         yield json.dumps({"seq": seq, "tree_size": size, "hashes": hashes}).encode() + b"\n"

@@ -37,6 +37,12 @@ def actor_kind_of(actor) -> ActorKind:
     return ActorKind.USER
 
 
+def _clock_after_lock():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        return cursor.fetchone()[0]
+
+
 def lock_log() -> None:
     """Take the log's append lock now (it is taken anyway by the transaction's first event)."""
     AuditHead.objects.select_for_update().get(pk=1)
@@ -62,9 +68,11 @@ def audit_record(
     context = jsonable(source.context())
 
     # The head lock serialises appends until commit: positions are gapless and the chain cannot fork.
-    # The time comes from the database clock, read under the lock: time order follows seq order.
     head = AuditHead.objects.select_for_update().annotate(now=Now()).get(pk=1)
-    occurred_at = head.now
+    # The time comes from the database clock, read once the lock is held, so that time order follows seq
+    # order. (PostgreSQL's now() is the statement's start, before it waited for the lock: ask the clock again.
+    # SQLite takes its write lock when the transaction begins, so its statement time is already in order.)
+    occurred_at = _clock_after_lock() if connection.vendor == "postgresql" else head.now
     seq = head.seq + 1
     body = canonical_bytes(
         {

@@ -75,6 +75,8 @@ def test_concurrent_writers_on_many_assets_keep_one_chain(user):
     assert run_at_once(register, WRITERS) == []
     assert AuditEvent.objects.count() == WRITERS * 3
     assert verify_chain() is None
+    times = list(AuditEvent.objects.order_by("seq").values_list("occurred_at", flat=True))
+    assert times == sorted(times), "event times must follow their positions in the log"
 
 
 @pytest.mark.postgres
