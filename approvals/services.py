@@ -54,12 +54,6 @@ def policies_for(asset: Asset, stage: Stage) -> list[Policy]:
     )
 
 
-def policy_for(asset: Asset, stage: Stage) -> Policy | None:
-    """The most specific policy for asset → stage (what the request links to), or None."""
-    policies = policies_for(asset, stage)
-    return policies[0] if policies else None
-
-
 def combined_requirements(policies: list[Policy]) -> dict | None:
     """All applicable policies at once, each only adding to the others: an asset's own policy can make
     promotion harder than the organisation's policy for all assets, never easier."""
