@@ -64,7 +64,10 @@ import uuid
 import zipfile
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, also in spawned worker processes
+from scratch import BenchError, ScratchDatabase
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -80,10 +83,6 @@ DISTURBED_CORES = 0.15
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MB = 1024 * 1024
 PHASES = ("latencies", "business", "wait", "held", "commit")  # per call, see writer_thread
-
-
-class BenchError(Exception):
-    """The bench could not set up or run; the message says what failed."""
 
 
 def django_setup() -> None:
@@ -1144,41 +1143,15 @@ def version_of(package: str) -> str:
 # Main -------------------------------------------------------------------------------------------------------
 
 
-class Database:
-    """The scratch database: dropped and created again on setup, dropped on cleanup."""
-
-    def __init__(self, url: str):
-        parts = urlsplit(url)
-        self.url, self.name = url, parts.path.lstrip("/")
-        if "bench" not in self.name:
-            raise BenchError(f"refusing to drop and recreate {self.name!r}: the name must contain 'bench'")
-        self.admin_url = urlunsplit(parts._replace(path="/postgres"))
-        self.server_version = ""
-
-    def _admin(self, statement: str) -> None:
-        import psycopg
-        from psycopg import sql
-
-        try:
-            with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10) as conn:
-                version = conn.info.server_version
-                self.server_version = f"{version // 10000}.{version % 10000}"
-                conn.execute(sql.SQL(statement).format(sql.Identifier(self.name)))
-        except psycopg.OperationalError as exc:
-            raise BenchError(
-                f"PostgreSQL at {self.admin_url} is not reachable ({exc}); see --pg-url"
-            ) from exc
-
-    def create(self) -> None:
-        self.drop()
-        self._admin("CREATE DATABASE {}")
+class Database(ScratchDatabase):
+    """The scratch database; this process's own Django connections are closed before it is dropped."""
 
     def drop(self) -> None:
         with contextlib.suppress(Exception):
             from django.db import connections
 
             connections.close_all()
-        self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        super().drop()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -58,7 +58,10 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, also in spawned worker processes
+from scratch import BenchError, ScratchDatabase
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -145,48 +148,11 @@ changes source context body leaf_hash chain_hash
 )
 
 
-class BenchError(Exception):
-    """The bench could not set up or run; the message says what failed."""
-
-
 def log(message: str) -> None:
     print(message, flush=True)
 
 
 # The scratch database ---------------------------------------------------------------------------------
-
-
-class ScratchDatabase:
-    """The bench database: dropped and created again on setup, dropped on cleanup."""
-
-    def __init__(self, url: str):
-        parts = urlsplit(url)
-        self.url, self.name = url, parts.path.lstrip("/")
-        if "bench" not in self.name:
-            raise BenchError(f"refusing to drop and recreate {self.name!r}: the name must contain 'bench'")
-        self.admin_url = urlunsplit(parts._replace(path="/postgres"))
-        self.server_version = ""
-
-    def _admin(self, statement: str) -> None:
-        import psycopg
-        from psycopg import sql
-
-        try:
-            with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10) as conn:
-                version = conn.info.server_version
-                self.server_version = f"{version // 10000}.{version % 10000}"
-                conn.execute(sql.SQL(statement).format(sql.Identifier(self.name)))
-        except psycopg.OperationalError as exc:
-            raise BenchError(
-                f"PostgreSQL at {self.admin_url} is not reachable ({exc}); see --pg-url"
-            ) from exc
-
-    def create(self) -> None:
-        self.drop()
-        self._admin("CREATE DATABASE {}")
-
-    def drop(self) -> None:
-        self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
 
 def django_env(url: str) -> dict:

@@ -64,7 +64,9 @@ import time
 from collections import Counter
 from pathlib import Path
 from queue import Empty
-from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, also in spawned worker processes
+from scratch import BenchError, ScratchDatabase
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -121,10 +123,6 @@ scopes = ["read", "write", "promote"]
 _, token = token_create(actor=None, source=Source.cli(), account=ci, name="bench", scopes=scopes)
 print("BENCH_TOKEN=" + token)
 """
-
-
-class BenchError(Exception):
-    """The bench could not set up or run; the message says what failed."""
 
 
 # Load generation (runs in the client processes) ----------------------------------------------------------
@@ -500,40 +498,6 @@ class Gunicorn:
         self.log.close()
 
 
-class Postgres:
-    """The dedicated bench database: dropped and created again on setup, dropped on cleanup."""
-
-    def __init__(self, url: str):
-        parts = urlsplit(url)
-        self.url, self.name = url, parts.path.lstrip("/")
-        if "bench" not in self.name:
-            raise BenchError(f"refusing to drop and recreate {self.name!r}: the name must contain 'bench'")
-        self.admin_url = urlunsplit(parts._replace(path="/postgres"))
-        self.server_version = ""
-
-    def _admin(self, statement: str) -> None:
-        import psycopg
-        from psycopg import sql
-
-        try:
-            with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10) as conn:
-                version = conn.info.server_version  # 150020 is 15.20
-                self.server_version = f"{version // 10000}.{version % 10000}"
-                conn.execute(sql.SQL(statement).format(sql.Identifier(self.name)))
-        except psycopg.OperationalError as exc:
-            raise BenchError(
-                f"PostgreSQL at {self.admin_url} is not reachable ({exc}); see --pg-url"
-            ) from exc
-
-    def create(self) -> str:
-        self.drop()
-        self._admin("CREATE DATABASE {}")
-        return self.url
-
-    def drop(self) -> None:
-        self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-
-
 def prepare(env: dict, port: int, auth: str) -> tuple[dict, str]:
     """Set up what the workloads need; return the request headers and the path of the request to poll.
 
@@ -696,7 +660,7 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
     print(f"\n== {backend}: migrate, create the bench user, session and asset, start gunicorn")
     scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"registry-bench-{backend}-")))
     if backend == "postgres":
-        database = Postgres(args.pg_url)
+        database = ScratchDatabase(args.pg_url)
         url = database.create()
         stack.callback(database.drop)
         meta["postgres_version"] = database.server_version
