@@ -67,6 +67,27 @@ def audit_record(
     changes = jsonable(changes or {})
     context = jsonable(source.context())
 
+    # Everything but the position and the time is made canonical before the lock is taken, to hold it short.
+    # The body's keys sort as action, actor, asset_id, changes, context | occurred_at, seq | source, target,
+    # v, so the two halves join around the two members known only under the lock (the result is byte for
+    # byte the RFC 8785 form of the whole object; audit_verify checks exactly that).
+    before = canonical_bytes(
+        {
+            "action": str(action),
+            "actor": {"kind": kind.value, "id": actor.pk if actor else None, "name": actor_repr},
+            "asset_id": asset_id,
+            "changes": changes,
+            "context": context,
+        }
+    )
+    after = canonical_bytes(
+        {
+            "source": str(source.channel),
+            "target": {"kind": target.kind, "id": target.id, "repr": target.repr},
+            "v": BODY_VERSION,
+        }
+    )
+
     # The head lock serialises appends until commit: positions are gapless and the chain cannot fork.
     head = AuditHead.objects.select_for_update().annotate(now=Now()).get(pk=1)
     # The time comes from the database clock, read once the lock is held, so that time order follows seq
@@ -74,19 +95,11 @@ def audit_record(
     # SQLite takes its write lock when the transaction begins, so its statement time is already in order.)
     occurred_at = _clock_after_lock() if connection.vendor == "postgresql" else head.now
     seq = head.seq + 1
-    body = canonical_bytes(
-        {
-            "v": BODY_VERSION,
-            "seq": seq,
-            "occurred_at": format_time(occurred_at),
-            "actor": {"kind": kind.value, "id": actor.pk if actor else None, "name": actor_repr},
-            "action": str(action),
-            "target": {"kind": target.kind, "id": target.id, "repr": target.repr},
-            "asset_id": asset_id,
-            "changes": changes,
-            "source": str(source.channel),
-            "context": context,
-        }
+    body = b'%s,"occurred_at":"%s","seq":%d,%s' % (
+        before[:-1],
+        format_time(occurred_at).encode(),
+        seq,
+        after[1:],
     )
     leaf = leaf_hash(body)
     chain = chain_hash(bytes(head.chain_hash), leaf)

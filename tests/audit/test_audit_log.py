@@ -116,3 +116,11 @@ def test_jsonable_restricts_types(value, expected):
 def test_jsonable_refuses_non_finite():
     with pytest.raises(ValueError):
         jsonable(float("inf"))
+
+
+def test_spliced_body_is_exactly_the_canonical_form(user):
+    """The body is joined from two canonical halves around seq and time: it is RFC 8785 of the whole."""
+    event = record(user, source={"commit": "abc"}, note="é ☃ \u2028", nested={"seq": 1, "v": 2}, n=2**60)
+    body = bytes(event.body)
+    assert rfc8785.dumps(json.loads(body)) == body
+    assert json.loads(body)["changes"]["source"] == {"commit": "abc"}
