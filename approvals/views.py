@@ -63,34 +63,40 @@ def promotion_detail(request, pk: int):
     return _render_page(request, _promotion(request, pk))
 
 
+# Each decision form: its class, its prefix on the page, the service it calls, and the field it passes.
+DECISIONS = {
+    "approve": (ApproveForm, services.promotion_approve, "comment"),
+    "reject": (RejectForm, services.promotion_reject, "comment"),
+    "cancel": (CancelForm, services.promotion_cancel, "reason"),
+}
+
+
+def _decide(request, pk: int, decision: str):
+    """Validate the decision's form (shape only), then call its service like the API does."""
+    form_class, service, field = DECISIONS[decision]
+    promotion = _promotion(request, pk)
+    form = form_class(request.POST, auto_id=f"{decision}_%s")
+    if not form.is_valid():
+        return _render_page(request, promotion, status=422, **{f"{decision}_form": form})
+    return _act(request, promotion, service, **{field: form.cleaned_data[field]})
+
+
 @login_required
 @require_POST
 def promotion_approve(request, pk: int):
-    promotion = _promotion(request, pk)
-    form = ApproveForm(request.POST, auto_id="approve_%s")
-    if not form.is_valid():
-        return _render_page(request, promotion, approve_form=form, status=422)
-    return _act(request, promotion, services.promotion_approve, comment=form.cleaned_data["comment"])
+    return _decide(request, pk, "approve")
 
 
 @login_required
 @require_POST
 def promotion_reject(request, pk: int):
-    promotion = _promotion(request, pk)
-    form = RejectForm(request.POST, auto_id="reject_%s")
-    if not form.is_valid():
-        return _render_page(request, promotion, reject_form=form, status=422)
-    return _act(request, promotion, services.promotion_reject, comment=form.cleaned_data["comment"])
+    return _decide(request, pk, "reject")
 
 
 @login_required
 @require_POST
 def promotion_cancel(request, pk: int):
-    promotion = _promotion(request, pk)
-    form = CancelForm(request.POST, auto_id="cancel_%s")
-    if not form.is_valid():
-        return _render_page(request, promotion, cancel_form=form, status=422)
-    return _act(request, promotion, services.promotion_cancel, reason=form.cleaned_data["reason"])
+    return _decide(request, pk, "cancel")
 
 
 @login_required
@@ -127,9 +133,9 @@ def _outcome(promotion: PromotionRequest) -> str:
 def _render_page(request, promotion: PromotionRequest, status: int = 200, **forms):
     context = {
         "nav": "inbox",
-        "approve_form": ApproveForm(auto_id="approve_%s"),
-        "reject_form": RejectForm(auto_id="reject_%s"),
-        "cancel_form": CancelForm(auto_id="cancel_%s"),
+        **{
+            f"{name}_form": form_class(auto_id=f"{name}_%s") for name, (form_class, _, _) in DECISIONS.items()
+        },
         **forms,
         **_page_context(request.user, promotion),
     }

@@ -47,7 +47,6 @@ import argparse
 import contextlib
 import datetime as dt
 import hashlib
-import importlib.metadata
 import json
 import multiprocessing
 import os
@@ -67,7 +66,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, also in spawned worker processes
-from scratch import BenchError, ScratchDatabase
+from scratch import BenchError, ScratchDatabase, git_revision, version_of
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -1120,24 +1119,6 @@ def print_hashing(hashing: dict, rows: list[dict], breakdown: dict) -> None:
         f"byte-identical to the stored canonical body for {alternative['same_bytes_as_stored_body']:,} of "
         f"{breakdown['sample_events']:,} events"
     )
-
-
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        )
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def version_of(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # Main -------------------------------------------------------------------------------------------------------

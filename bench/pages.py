@@ -45,7 +45,6 @@ import contextlib
 import datetime as dt
 import gc
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
@@ -61,7 +60,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, also in spawned worker processes
-from scratch import BenchError, ScratchDatabase
+from scratch import BenchError, ScratchDatabase, git_revision, version_of
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -1602,24 +1601,6 @@ def print_table(rows: list[dict]) -> None:
 
 def number(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        )
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def version_of(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # Main ----------------------------------------------------------------------------------------------------

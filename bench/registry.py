@@ -46,7 +46,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import http.client
-import importlib.metadata
 import json
 import math
 import multiprocessing
@@ -66,7 +65,7 @@ from pathlib import Path
 from queue import Empty
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, also in spawned worker processes
-from scratch import BenchError, ScratchDatabase
+from scratch import BenchError, ScratchDatabase, git_revision, version_of
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -633,24 +632,6 @@ def print_cpu_table(rows: list[dict]) -> None:
             f"Other processes (or the host) took {DISTURBED_CORES:g}+ cores during the runs marked:"
             " their figures understate the app. Run again on a quiet machine."
         )
-
-
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        )
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def version_of(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # Main ----------------------------------------------------------------------------------------------------

@@ -1,8 +1,14 @@
-"""What the benchmark scripts share: their error, and the scratch PostgreSQL database they run on."""
+"""What the benchmark scripts share: their error, the scratch PostgreSQL database they run on, and the
+facts about the code and packages measured that every result file records."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import subprocess
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class BenchError(Exception):
@@ -44,3 +50,22 @@ class ScratchDatabase:
 
     def drop(self) -> None:
         self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
+def git_revision() -> str:
+    """The commit measured, with "+dirty" when the work tree has changes."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def version_of(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
