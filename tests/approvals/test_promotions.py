@@ -426,3 +426,15 @@ def test_callback_hosts_can_be_restricted(world, settings):
     body = refused(world.request(callback_url="http://169.254.169.254/latest"), 400, "invalid-input")
     assert body["errors"][0]["field"] == "callback_url"
     assert created(world.request(callback_url="https://ci.example.com/hooks/1"))["callback_url"]
+
+
+def test_an_assets_own_policy_cannot_weaken_the_policy_for_all_assets(world):
+    """Every applicable policy counts: the asset's managers cannot lower the organisation's bar."""
+    Policy.objects.create(asset=None, kind="", stage=world.production, required_approvals=3)
+    Policy.objects.filter(pk=world.policy.pk).update(required_approvals=1)
+    promotion = created(world.request())
+    assert world.act(world.r1, promotion["id"], "approve").json()["status"] == "pending"
+    assert world.act(world.r2, promotion["id"], "approve").json()["status"] == "pending"
+    assert world.act(world.r3, promotion["id"], "approve").json()["status"] == "applied"
+    # The most specific policy is the one the request names.
+    assert PromotionRequest.objects.get(pk=promotion["id"]).policy_id == world.policy.pk
