@@ -49,7 +49,7 @@ class TokenListView(generics.GenericAPIView):
     @extend_schema(request=s.TokenIn, responses={201: s.TokenCreatedOut})
     def post(self, request):
         data = validated(s.TokenIn, request)
-        account = selectors.account_get(name=data.pop("account"))
+        account = selectors.token_account_get(user=request.user, name=data.pop("account"))
         record, token = services.token_create(
             actor=request.user, source=api_source(request), account=account, **data
         )

@@ -20,7 +20,7 @@ from registry import selectors, services
 from registry.api import serializers as s
 from registry.filters import AssetFilter, EvaluationFilter, VersionFilter
 from registry.models import Asset, AssetKind, AssetVersion, Evaluation, Stage
-from registry.permissions import Role
+from registry.permissions import Role, require
 from registry.services import VersionRef
 
 
@@ -325,6 +325,8 @@ class AssetGrantListView(KindView):
     @extend_schema(request=GrantIn, responses={201: GrantOut})
     def post(self, request, **kwargs):
         asset = self.asset()
+        # The right to grant first, so that a refusal never tells whether the named principal exists.
+        require(request.user, asset, Role.MANAGE)
         data = validated(GrantIn, request)
         principal = account_selectors.principal_get(
             principal_type=data["principal_type"], name=data["principal"]
@@ -347,6 +349,7 @@ class AssetGrantDetailView(KindView):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, principal_type: str, principal: str, role: str, **kwargs):
         asset = self.asset()
+        require(request.user, asset, Role.MANAGE)  # before the principal is looked up, as for a grant
         if role not in Role.values:
             raise InvalidInput.field("role", f"must be one of {', '.join(Role.values)}")
         holder = account_selectors.principal_get(principal_type=principal_type, name=principal)
