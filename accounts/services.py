@@ -79,7 +79,9 @@ def _require_within_calling_token(*, source: Source, scopes: list[str], expires_
     # Locked: a revocation of the calling token waits for this creation, or this creation sees it.
     creator = ApiToken.objects.select_for_update().filter(pk=source.token_id).first()
     if creator is None or creator.is_revoked or creator.is_expired:
-        raise Forbidden("The token this request came with is no longer valid.", type="token-exceeds-credential")
+        raise Forbidden(
+            "The token this request came with is no longer valid.", type="token-exceeds-credential"
+        )
     missing = sorted(set(scopes) - set(creator.scopes))
     if missing:
         message = f"may only name scopes of the token making the request; it lacks {', '.join(missing)}"

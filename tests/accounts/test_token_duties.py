@@ -67,7 +67,12 @@ def bearer(token: str) -> APIClient:
 def command_token(account, scopes, days=90):
     """A token made by an operator's command (no caller credential)."""
     return token_create(
-        actor=None, source=Source.cli(), account=account, name="cmd", scopes=list(scopes), expires_in_days=days
+        actor=None,
+        source=Source.cli(),
+        account=account,
+        name="cmd",
+        scopes=list(scopes),
+        expires_in_days=days,
     )
 
 
@@ -217,18 +222,18 @@ def test_manage_only_token_may_mint_manage_for_a_shorter_time(world):
 
 
 def test_revoked_calling_token_mints_nothing(world):
-    record, token = command_token(world.admin, [Scope.MANAGE], days=30)
-    session = Source(channel=Channel.API, credential=Credential(CredentialKind.TOKEN, record.pk, "mgr_x"))
+    record, _ = command_token(world.admin, [Scope.MANAGE], days=30)
+    calling = Source(channel=Channel.API, credential=Credential(CredentialKind.TOKEN, record.pk, "mgr_x"))
     ApiToken.objects.filter(pk=record.pk).update(revoked_at=timezone.now())
     from core.exceptions import Forbidden
 
     with pytest.raises(Forbidden):
-        token_create(actor=world.admin, source=session, account=world.ci, name="x", scopes=[Scope.MANAGE])
+        token_create(actor=world.admin, source=calling, account=world.ci, name="x", scopes=[Scope.MANAGE])
     ApiToken.objects.filter(pk=record.pk).update(
         revoked_at=None, expires_at=timezone.now() - dt.timedelta(seconds=1)
     )
     with pytest.raises(Forbidden):
-        token_create(actor=world.admin, source=session, account=world.ci, name="x", scopes=[Scope.MANAGE])
+        token_create(actor=world.admin, source=calling, account=world.ci, name="x", scopes=[Scope.MANAGE])
     assert ApiToken.objects.count() == 1
 
 
