@@ -325,9 +325,9 @@ class AssetGrantListView(KindView):
     @extend_schema(request=GrantIn, responses={201: GrantOut})
     def post(self, request, **kwargs):
         asset = self.asset()
-        # The right to grant first, so that a refusal never tells whether the named principal exists.
-        require(request.user, asset, Role.MANAGE)
         data = validated(GrantIn, request)
+        # The right to grant before the lookup, so that a refusal never tells whether the principal exists.
+        require(request.user, asset, Role.MANAGE)
         principal = account_selectors.principal_get(
             principal_type=data["principal_type"], name=data["principal"]
         )
@@ -349,9 +349,9 @@ class AssetGrantDetailView(KindView):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, principal_type: str, principal: str, role: str, **kwargs):
         asset = self.asset()
-        require(request.user, asset, Role.MANAGE)  # before the principal is looked up, as for a grant
         if role not in Role.values:
             raise InvalidInput.field("role", f"must be one of {', '.join(Role.values)}")
+        require(request.user, asset, Role.MANAGE)  # before the principal is looked up, as for a grant
         holder = account_selectors.principal_get(principal_type=principal_type, name=principal)
         account_services.grant_remove(
             actor=request.user, source=api_source(request), asset=asset, principal=holder, role=Role(role)
