@@ -47,12 +47,16 @@ def token_account_get(*, user, name: str) -> User:
     return account_get(name=name)
 
 
+def team_get(*, name: str, field: str = "team") -> Group:
+    team = Group.objects.filter(name=name).first()
+    if team is None:
+        raise InvalidInput.field(field, f"no team named {name!r}")
+    return team
+
+
 def principal_get(*, principal_type: str, name: str, field: str = "principal") -> User | Group:
     if principal_type == "team":
-        team = Group.objects.filter(name=name).first()
-        if team is None:
-            raise InvalidInput.field(field, f"no team named {name!r}")
-        return team
+        return team_get(name=name, field=field)
     if principal_type == "user":
         return account_get(name=name, field=field)
     raise InvalidInput.field("principal_type", "must be 'user' or 'team'")

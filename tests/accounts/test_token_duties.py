@@ -338,3 +338,22 @@ def test_grant_routes_do_not_tell_whether_a_principal_exists(world, principal_ty
     _same_refusal(grant(existing), grant("no-such-name"))
     _same_refusal(revoke(existing), revoke("no-such-name"))
     assert not AuditEvent.objects.exists()
+
+
+def test_service_account_creation_does_not_tell_whether_a_team_exists(world):
+    viewer = signed_in(world.viewer)
+
+    def create(team):
+        return viewer.post("/api/v1/service-accounts", {"name": "ci-two", "team": team}, format="json")
+
+    _same_refusal(create("reviewers"), create("no-such-team"))
+    unknown = signed_in(world.admin).post(
+        "/api/v1/service-accounts", {"name": "ci-two", "team": "no-such-team"}, format="json"
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()["errors"] == [{"field": "team", "message": "no team named 'no-such-team'"}]
+    assert not User.objects.filter(username="ci-two").exists()
+    created = signed_in(world.admin).post(
+        "/api/v1/service-accounts", {"name": "ci-two", "team": "reviewers"}, format="json"
+    )
+    assert created.status_code == 201 and created.json()["teams"] == ["reviewers"]
