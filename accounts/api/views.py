@@ -8,6 +8,7 @@ from accounts import selectors, services
 from accounts.api import serializers as s
 from accounts.models import ApiToken, Scope, User
 from core.api import api_source, validated
+from registry.permissions import require_admin
 
 
 class MeView(generics.GenericAPIView):
@@ -32,6 +33,9 @@ class ServiceAccountListView(generics.GenericAPIView):
     @extend_schema(request=s.ServiceAccountIn, responses={201: s.ServiceAccountOut})
     def post(self, request):
         data = validated(s.ServiceAccountIn, request)
+        require_admin(request.user)  # before the team is looked up, so a refusal tells nothing about it
+        if data["team"] is not None:
+            data["team"] = selectors.team_get(name=data["team"])
         account = services.service_account_create(actor=request.user, source=api_source(request), **data)
         return Response(s.ServiceAccountOut(account).data, status=201)
 
@@ -49,7 +53,7 @@ class TokenListView(generics.GenericAPIView):
     @extend_schema(request=s.TokenIn, responses={201: s.TokenCreatedOut})
     def post(self, request):
         data = validated(s.TokenIn, request)
-        account = selectors.account_get(name=data.pop("account"))
+        account = selectors.token_account_get(user=request.user, name=data.pop("account"))
         record, token = services.token_create(
             actor=request.user, source=api_source(request), account=account, **data
         )

@@ -7,7 +7,6 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from accounts.models import Scope, User
-from accounts.services import token_create
 from approvals.models import Policy, PromotionRequest, Review, Status
 from approvals.services import promotion_expire_due
 from audit.models import AuditEvent
@@ -155,7 +154,10 @@ def pat(world):
 def test_requester_cannot_approve_by_any_channel(world, pat):
     promotion = created(world.request(client=world.client(pat)))
     refused(world.act(pat, promotion["id"], "approve"), 403, "self-approval-forbidden")
-    _, token = token_create(actor=None, source=Source.cli(), account=pat, name="other", scopes=[Scope.REVIEW])
+    minted = world.client(pat).post(  # pat's own review token, from pat's session
+        "/api/v1/tokens", {"account": "pat", "name": "other", "scopes": [Scope.REVIEW]}, format="json"
+    )
+    token = minted.json()["token"]
     response = world.client(token=token).post(
         f"/api/v1/promotions/{promotion['id']}/approve", {}, format="json"
     )
