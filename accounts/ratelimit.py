@@ -1,8 +1,9 @@
 """Failed sign-in counting in the cache: per sign-in name and per client address, over a fixed window.
 
 Names are counted by their sign-in name (accounts.usernames), the form the password backend looks accounts up
-by, so `Dave`, `dave ` and `ｄａｖｅ` share one count and one lock. Addresses are counted per IPv4 address
-and per IPv6 /64 (one subscriber's usual allocation), so hopping inside one network does not reset the count.
+by, so `Dave`, `dave ` and `dave` in full-width letters share one count and one lock. Addresses are counted
+per IPv4 address and per IPv6 /64 (one subscriber's usual allocation), so hopping inside one network does not
+reset the count.
 """
 
 from __future__ import annotations

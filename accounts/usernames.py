@@ -1,8 +1,8 @@
 """The one form of a username that sign-in counts, locks and looks accounts up by.
 
-`sign_in_name` is NFKC, case-folded and trimmed, so `Dave`, `dave ` and the full-width `ｄａｖｅ` are one name
-to the rate limit and to the password backend alike: a lock cannot be stepped around by spelling the name
-another way, and a name finds the same account whichever way it is typed.
+`sign_in_name` is NFKC, case-folded and trimmed, so `Dave`, `dave ` and `dave` typed in full-width letters
+are one name to the rate limit and to the password backend alike: a lock cannot be stepped around by spelling
+the name another way, and a name finds the same account whichever way it is typed.
 """
 
 from __future__ import annotations
