@@ -214,16 +214,15 @@ def login_failed_record(
     changes = {"username": name, "reason": reason}
     if username[:150] != name:
         changes["typed"] = username[:150]
-    target = TargetRef("accounts.user", "", name)
-    audit_record(actor=None, action=Action.LOGIN_FAILED, target=target, source=source, changes=changes)
+    account = TargetRef("accounts.user", "", name)
+    audit_record(actor=None, action=Action.LOGIN_FAILED, target=account, source=source, changes=changes)
+    address = address_bucket(source.ip)[:64]
     for scope, failures in sorted((locks or {}).items()):
         locked = {"scope": scope, "failures": failures, "seconds": settings.LOGIN_FAILURE_WINDOW}
         if scope == "username":
-            locked["username"] = name
+            locked["username"], target = name, account
         else:
-            address = address_bucket(source.ip)[:64]
-            locked["address"] = address
-            target = TargetRef("address", address, address)
+            locked["address"], target = address, TargetRef("address", address, address)
         audit_record(actor=None, action=Action.LOGIN_LOCKED, target=target, source=source, changes=locked)
 
 

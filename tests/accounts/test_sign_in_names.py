@@ -166,6 +166,20 @@ def test_the_failed_event_keeps_what_was_typed_next_to_the_name_counted():
     ]
 
 
+@pytest.mark.django_db
+def test_one_failure_engaging_both_locks_writes_one_event_for_each(settings):
+    settings.LOGIN_FAILURE_LIMIT = 2
+    for _ in range(2):
+        sign_in("dave", "wrong", address="2001:db8::7")
+    locked = AuditEvent.objects.filter(action="login.locked").order_by("seq")
+    assert [(event.target_kind, event.target_id, event.target_repr) for event in locked] == [
+        ("address", "2001:db8::/64", "2001:db8::/64"),
+        ("accounts.user", "", "dave"),
+    ]
+    assert [event.changes["scope"] for event in locked] == ["address", "username"]
+    assert locked[0].context["ip"] == "2001:db8::7"
+
+
 def test_address_buckets():
     assert address_bucket("192.0.2.7") == "192.0.2.7"
     assert address_bucket("::ffff:192.0.2.7") == "192.0.2.7"
