@@ -6,8 +6,11 @@ import hashlib
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, Group
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+from accounts.usernames import accounts_named
 
 
 class GlobalRole(models.TextChoices):
@@ -27,6 +30,15 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.username
+
+    def clean(self) -> None:
+        super().clean()
+        # Sign-in finds accounts by their sign-in name (case, width and surrounding spaces ignored), so two
+        # accounts must not share one: neither could sign in by password.
+        if accounts_named(self.username, exclude_pk=self.pk):
+            raise ValidationError(
+                {"username": "An account with this name already exists (ignoring case and character width)."}
+            )
 
     @property
     def is_registry_admin(self) -> bool:

@@ -1,27 +1,71 @@
-"""Failed sign-in counting in the cache: per username and per client address, over a fixed window."""
+"""Failed sign-in counting in the cache: per sign-in name and per client address, over a fixed window.
+
+Names are counted by their sign-in name (accounts.usernames), the form the password backend looks accounts up
+by, so `Dave`, `dave ` and `dave` in full-width letters share one count and one lock. Addresses are counted
+per IPv4 address and per IPv6 /64 (one subscriber's usual allocation), so hopping inside one network does not
+reset the count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
 
 from django.conf import settings
 from django.core.cache import cache
 
-
-def _keys(username: str, ip: str) -> list[str]:
-    return [f"login-fail:user:{username.lower()[:150]}", f"login-fail:ip:{ip}"]
+USERNAME, ADDRESS = "username", "address"
 
 
-def is_locked(username: str, ip: str) -> bool:
-    counts = cache.get_many(_keys(username, ip))
+def address_bucket(ip: str) -> str:
+    """What the per-address count is kept for: the IPv4 address, or the IPv6 /64 network."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _keys(name: str, ip: str) -> dict[str, str]:
+    """Cache keys by scope; the name is hashed (cache backends limit key length and characters)."""
+    keys = {ADDRESS: f"login-fail:ip:{address_bucket(ip)}"}
+    if name:
+        digest = hashlib.sha256(name.encode("utf-8", "backslashreplace")).hexdigest()
+        keys[USERNAME] = f"login-fail:user:{digest}"
+    return keys
+
+
+def is_locked(name: str, ip: str) -> bool:
+    """Whether the sign-in name (from usernames.sign_in_name) or the address has used up its failures."""
+    counts = cache.get_many(list(_keys(name, ip).values()))
     return any(count >= settings.LOGIN_FAILURE_LIMIT for count in counts.values())
 
 
-def note_failure(username: str, ip: str) -> None:
-    for key in _keys(username, ip):
+def note_failure(name: str, ip: str) -> dict[str, int]:
+    """Count one failure; returns the scopes whose lock this failure engaged, with their count.
+
+    A count reaches the limit exactly once per window (add and incr are atomic in the cache), so a lock is
+    reported once, however many requests race.
+    """
+    engaged = {}
+    for scope, key in _keys(name, ip).items():
         if cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW):
-            continue
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW)
+            count = 1
+        else:
+            try:
+                count = cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW)
+                count = 1
+        if count == settings.LOGIN_FAILURE_LIMIT:
+            engaged[scope] = count
+    return engaged
 
 
-def clear(username: str) -> None:
-    cache.delete(f"login-fail:user:{username.lower()[:150]}")
+def clear(name: str) -> None:
+    """Forget the failures of a sign-in name (after its account signed in)."""
+    cache.delete_many([key for scope, key in _keys(name, "").items() if scope == USERNAME])

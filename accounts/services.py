@@ -6,12 +6,15 @@ import datetime as dt
 import secrets
 import string
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from accounts.models import ApiToken, Scope, User
+from accounts.ratelimit import address_bucket
+from accounts.usernames import sign_in_name
 from audit.models import Action
 from audit.services import TargetRef, audit_record
 from core.exceptions import Conflict, FieldError, Forbidden, InvalidInput
@@ -247,15 +250,29 @@ def login_record(*, user: User, source: Source) -> None:
 
 
 @transaction.atomic(durable=True)
-def login_failed_record(*, username: str, source: Source, reason: str) -> None:
-    """Record a refused sign-in (wrong password, unknown user, service account, rate limit)."""
-    audit_record(
-        actor=None,
-        action=Action.LOGIN_FAILED,
-        target=TargetRef("accounts.user", "", username[:150]),
-        source=source,
-        changes={"username": username[:150], "reason": reason},
-    )
+def login_failed_record(
+    *, username: str, source: Source, reason: str, locks: dict[str, int] | None = None
+) -> None:
+    """Record a refused sign-in (wrong password, unknown user, service account, incomplete form), and the
+    locks it engaged: `locks` maps "username" or "address" to the failures counted when the lock engaged.
+
+    Attempts refused while locked are not recorded one by one: the `login.locked` event stands for them, so
+    an anonymous caller cannot grow the log faster than the limit allows.
+    """
+    name = sign_in_name(username)[:150]
+    changes = {"username": name, "reason": reason}
+    if username[:150] != name:
+        changes["typed"] = username[:150]
+    account = TargetRef("accounts.user", "", name)
+    audit_record(actor=None, action=Action.LOGIN_FAILED, target=account, source=source, changes=changes)
+    address = address_bucket(source.ip)[:64]
+    for scope, failures in sorted((locks or {}).items()):
+        locked = {"scope": scope, "failures": failures, "seconds": settings.LOGIN_FAILURE_WINDOW}
+        if scope == "username":
+            locked["username"], target = name, account
+        else:
+            locked["address"], target = address, TargetRef("address", address, address)
+        audit_record(actor=None, action=Action.LOGIN_LOCKED, target=target, source=source, changes=locked)
 
 
 @transaction.atomic(durable=True)

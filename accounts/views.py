@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 
 from accounts import ratelimit, services
+from accounts.usernames import sign_in_name
 from core.source import Channel, Source
 
 
@@ -14,10 +15,14 @@ class SignInForm(AuthenticationForm):
         "locked": "Too many failed sign-ins. Try again in a few minutes.",
     }
 
+    def typed_name(self) -> str:
+        return str(self.data.get("username") or "")
+
     def clean(self):
-        username = self.cleaned_data.get("username") or ""
+        # The lock is checked for the sign-in name of what was typed: the name failures are counted under
+        # and the one the password backend looks the account up by (accounts.usernames).
         ip = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
-        if ratelimit.is_locked(username, ip):
+        if ratelimit.is_locked(sign_in_name(self.typed_name()), ip):
             # Refused before the password is checked, so guessing gains nothing while locked.
             raise forms.ValidationError(self.error_messages["locked"], code="locked")
         return super().clean()
@@ -30,22 +35,23 @@ class LoginView(auth_views.LoginView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        ratelimit.clear(form.get_user().username)
+        ratelimit.clear(sign_in_name(form.get_user().username))
         services.login_record(user=form.get_user(), source=Source.from_request(self.request, Channel.WEB))
         return response
 
     def form_invalid(self, form):
-        username = (self.request.POST.get("username") or "")[:150]
         codes = form.non_field_errors().as_data()
         reason = codes[0].code if codes else "invalid-form"
-        if reason != "locked":
-            ratelimit.note_failure(username, self.request.META.get("REMOTE_ADDR", ""))
-        services.login_failed_record(
-            username=username, source=Source.from_request(self.request, Channel.WEB), reason=reason
-        )
         response = super().form_invalid(form)
         if reason == "locked":
+            # The login.locked event written when the lock engaged stands for every refused attempt.
             response.status_code = 429
+            return response
+        typed = form.typed_name()
+        locks = ratelimit.note_failure(sign_in_name(typed), self.request.META.get("REMOTE_ADDR", ""))
+        services.login_failed_record(
+            username=typed, source=Source.from_request(self.request, Channel.WEB), reason=reason, locks=locks
+        )
         return response
 
 

@@ -15,6 +15,7 @@ from approvals.services import promotion_expire_if_due
 from audit.models import AuditEvent
 from core.exceptions import NotFound
 from core.source import Source
+from registry import event_text
 from registry.models import (
     Asset,
     AssetGroupObjectPermission,
@@ -25,6 +26,7 @@ from registry.models import (
     StagePointer,
 )
 from registry.permissions import CODENAMES, Role, restrict
+from registry.selectors import visible_asset_names
 
 
 def promotion_list_for_user(*, user) -> QuerySet[PromotionRequest]:
@@ -184,20 +186,31 @@ def promotion_rows(*, promotions: list[PromotionRequest]) -> list[PromotionRow]:
 FEW_ASSETS = 200
 
 
-def activity_list_for_user(*, user, limit: int = 20) -> list[AuditEvent]:
-    """The latest audit events about assets user may see (at most two queries).
-
-    Walking the log backwards and keeping visible events is quick when the user sees many (active) assets,
-    but reads the whole log for someone who sees a few quiet ones. So for up to FEW_ASSETS visible assets the
-    events are read through the (asset_id, seq) index of just those assets instead.
-    """
+def _latest_events_on_visible_assets(*, user, limit: int) -> list[AuditEvent]:
     fields = ("seq", "occurred_at", "actor_repr", "actor_kind", "action", "target_kind", "target_id")
-    events = AuditEvent.objects.only(*fields, "target_repr", "asset_id").order_by("-seq")
+    events = AuditEvent.objects.only(*fields, "target_repr", "asset_id", "changes").order_by("-seq")
     if not (user.is_registry_admin or user.is_auditor):
         visible = list(restrict(Asset.objects.all(), user).values_list("pk", flat=True)[: FEW_ASSETS + 1])
         if len(visible) <= FEW_ASSETS:
             return list(events.filter(asset_id__in=visible)[:limit]) if visible else []
     return list(restrict(events.filter(asset_id__isnull=False), user, field="asset_id")[:limit])
+
+
+def activity_list_for_user(*, user, limit: int = 20) -> list[AuditEvent]:
+    """The latest audit events about assets user may see, each with a `summary` (at most three queries).
+
+    Walking the log backwards and keeping visible events is quick when the user sees many (active) assets,
+    but reads the whole log for someone who sees a few quiet ones. So for up to FEW_ASSETS visible assets the
+    events are read through the (asset_id, seq) index of just those assets instead.
+
+    An event's own asset is visible, but what it records may name others (lineage parents, an evaluation's
+    dataset): the summary names those only if user may see them, asked in one query for the whole list.
+    """
+    listed = _latest_events_on_visible_assets(user=user, limit=limit)
+    names = visible_asset_names(user=user, references=event_text.all_references(listed))
+    for event in listed:
+        event.summary = event_text.summary(event, visible=names)
+    return listed
 
 
 def promotion_history(*, promotion: PromotionRequest) -> list[AuditEvent]:

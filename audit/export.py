@@ -105,24 +105,38 @@ class _Echo:
         return value
 
 
+# A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_HEADER = [
+    "seq",
+    "occurred_at",
+    "actor",
+    "actor_kind",
+    "action",
+    "target_kind",
+    "target_id",
+    "target",
+    "source",
+    "changes",
+    "leaf_hash",
+]
+
+
+def spreadsheet_cell(value) -> str:
+    """The value as text that a spreadsheet shows and never evaluates: a leading apostrophe disarms a formula.
+
+    Every cell goes through here, not only names: event text (a failed sign-in's username, an evaluation's
+    name, a description in `changes`) comes from callers, some of them anonymous.
+    """
+    text = str(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
 def csv_rows(filters: Filters) -> Iterator[str]:
+    """The header first (so that CSV readers take it as the header), the events, then the notice as a
+    last row that starts with `#` (it also goes in the response's X-Audit-Notice header)."""
     writer = csv.writer(_Echo())
-    yield writer.writerow([CSV_NOTICE])
-    yield writer.writerow(
-        [
-            "seq",
-            "occurred_at",
-            "actor",
-            "actor_kind",
-            "action",
-            "target_kind",
-            "target_id",
-            "target",
-            "source",
-            "changes",
-            "leaf_hash",
-        ]
-    )
+    yield writer.writerow(CSV_HEADER)
     columns = (
         "seq",
         "occurred_at",
@@ -141,7 +155,8 @@ def csv_rows(filters: Filters) -> Iterator[str]:
         values[1] = values[1].isoformat()
         values[9] = json.dumps(values[9], sort_keys=True, ensure_ascii=False)
         values[10] = bytes(values[10]).hex()
-        yield writer.writerow(values)
+        yield writer.writerow([spreadsheet_cell(value) for value in values])
+    yield writer.writerow([f"# {CSV_NOTICE}"])
 
 
 class _Sink(io.RawIOBase):

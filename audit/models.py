@@ -30,6 +30,7 @@ class Action(models.TextChoices):
     TOKEN_REVOKED = "token.revoked"
     LOGIN_SUCCEEDED = "login.succeeded"
     LOGIN_FAILED = "login.failed"
+    LOGIN_LOCKED = "login.locked"
     LOGOUT = "logout"
     POLICY_CREATED = "policy.created"
     POLICY_UPDATED = "policy.updated"

@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from audit.models import AuditEvent
 from core.compiled import CompiledQuery
 from core.exceptions import InvalidInput, NotFound
+from registry.event_text import asset_name
 from registry.models import (
     Asset,
     AssetKind,
@@ -273,6 +274,18 @@ def version_audit_events(*, version: AssetVersion) -> QuerySet[AuditEvent]:
         .only("seq", "occurred_at", "actor_repr", "actor_kind", "action", "source", "changes")
         .order_by("-seq")
     )
+
+
+def visible_asset_names(*, user, references: set[str]) -> set[tuple[str, str]]:
+    """The (kind, name) of the assets named by these "kind/name@number" references that user may see.
+
+    One query, and none when there is nothing to ask or user sees every asset.
+    """
+    named = {asset_name(reference) for reference in references}
+    if not named or user.is_registry_admin or user.is_auditor:
+        return named
+    candidates = Asset.objects.filter(name__in={name for _, name in named})
+    return set(restrict(candidates, user).values_list("kind", "name")) & named
 
 
 def evaluation_list_for_user(*, user, version: AssetVersion) -> QuerySet[Evaluation]:

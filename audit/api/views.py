@@ -218,4 +218,6 @@ class ExportView(AuditView):
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         name = f"audit-{'derived-' if kind == 'csv' else ''}{stamp}.{extension}"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
+        if kind == "csv":
+            response["X-Audit-Notice"] = export.CSV_NOTICE
         return response

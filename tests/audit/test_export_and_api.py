@@ -136,9 +136,11 @@ def test_jsonl_lines_are_the_hashed_bytes(auditor, history):
 def test_csv_says_it_is_not_authoritative(auditor, history):
     response = auditor.get("/api/v1/audit/export?format=csv&asset=model/fraud")
     text = b"".join(response.streaming_content).decode()
-    assert text.startswith('"NOT AUTHORITATIVE')
+    assert text.startswith("seq,occurred_at,")
+    assert text.strip().splitlines()[-1].startswith('"# NOT AUTHORITATIVE')
+    assert "NOT AUTHORITATIVE" in response["X-Audit-Notice"]
     assert "derived" in response["Content-Disposition"]
-    assert len(text.strip().splitlines()) == 2 + 5
+    assert len(text.strip().splitlines()) == 1 + 5 + 1
 
 
 def test_events_api_filters(auditor, history):
