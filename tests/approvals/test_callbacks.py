@@ -73,6 +73,21 @@ def resolver(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Whatever the code under test decides, a connection to anything but loopback fails here."""
+    real = socket.create_connection
+
+    def guarded(address, *args, **kwargs):
+        host, port = address[:2]
+        resolved = {info[4][0] for info in socket.getaddrinfo(host, port)}  # the stub resolver
+        if not all(ipaddress.ip_address(each).is_loopback for each in resolved):
+            raise ConnectionRefusedError(f"tests connect to loopback only, not {host} ({resolved})")
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", guarded)
+
+
+@pytest.fixture(autouse=True)
 def drained():
     """No delivery outlives its test."""
     yield
@@ -448,13 +463,18 @@ def test_a_redirect_is_not_followed(world, settings, receivers, caplog):
 @delivery
 def test_dns_rebinding_is_refused_at_delivery(world, settings, receivers, resolver, caplog):
     target = receivers()
-    answers = iter([[PUBLIC_V4]])  # the first lookup (at request time) is public, every later one loopback
-    resolver.names["hook.example"] = lambda: next(answers, ["127.0.0.1"])
+    # While the promotion is requested the name is public; from then on it is loopback.
+    resolver.names["hook.example"] = [PUBLIC_V4]
+    response = world.request(callback_url=f"http://hook.example:{target.port}/hook")
+    assert response.status_code == 201, response.content
+    resolver.names["hook.example"] = ["127.0.0.1"]
+    promotion_id = response.json()["id"]
     with caplog.at_level(logging.WARNING, logger="approvals.tasks"):
-        promotion_id = decide(world, f"http://hook.example:{target.port}/hook")
+        decided = world.act(world.r1, promotion_id, "reject", comment="no")
+        assert decided.status_code == 200
         assert wait_for_background_callbacks(timeout=15)
-    assert resolver.calls.count("hook.example") == 2
     assert target.requests == []
+    assert resolver.calls.count("hook.example") == 2  # at the request, and again at delivery
     assert f"callback for promotion {promotion_id} refused, not sent" in caplog.text
 
 
