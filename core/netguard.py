@@ -279,13 +279,20 @@ class SendFailed(OSError):
 
 
 def post(
-    target: Target, addresses: list[str], body: bytes, headers: Mapping[str, str], *, timeout: float
+    target: Target,
+    addresses: list[str],
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    timeout: float,
+    tls: ssl.SSLContext | None = None,
 ) -> int:
     """POST body to target at one of addresses (already checked); the answer's status code.
 
-    The connection goes to the checked address itself (TLS still verifies the certificate for target.host and
-    sends it as SNI). Only the status line is read; a redirect is returned as its status, never followed.
-    Everything, from the first connection attempt to the status line, fits in timeout seconds.
+    The connection goes to the checked address itself; TLS still verifies the certificate for target.host
+    (against tls, by default the system's certificate authorities) and sends it as SNI. Only the status line
+    is read: a redirect is returned as its status, never followed. Everything, from the first connection
+    attempt to the status line, fits in timeout seconds.
     """
     deadline = time.monotonic() + timeout
 
@@ -311,7 +318,7 @@ def post(
     try:
         if target.scheme == "https":
             sock.settimeout(remaining())
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=target.host)
+            sock = (tls or ssl.create_default_context()).wrap_socket(sock, server_hostname=target.host)
         head = [f"POST {target.path} HTTP/1.1", f"Host: {target.host_header}"]
         head += [f"{name}: {value}" for name, value in headers.items()]
         head += [f"Content-Length: {len(body)}", "Connection: close", "", ""]

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -570,3 +571,57 @@ def test_a_closed_port_fails_at_once():
     target = netguard.parse_url(f"http://127.0.0.1:{port}/", allowed_hosts=["127.0.0.1"])
     with pytest.raises(netguard.SendFailed, match="could not connect"):
         netguard.post(target, ["127.0.0.1"], b"{}", {}, timeout=2)
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for the name "localhost" only (no IP address in it), and its key."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_name(tmp_path, receivers):
+    cert, key = _self_signed(tmp_path)
+    receiver = receivers()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    names = []
+    server_context.sni_callback = lambda sock, name, context: names.append(name)
+    receiver.server.socket = server_context.wrap_socket(receiver.server.socket, server_side=True)
+    tls = ssl.create_default_context(cafile=cert)  # the system's authorities by default
+    target = netguard.parse_url(f"https://localhost:{receiver.port}/hook", allowed_hosts=["localhost"])
+    assert netguard.post(target, ["127.0.0.1"], b"{}", {"Content-Type": "x"}, timeout=5, tls=tls) == 204
+    assert names == ["localhost"]  # SNI carries the name, though the address was dialled
+    [(method, _, headers, body)] = receiver.requests
+    assert (method, headers["Host"], body) == ("POST", f"localhost:{receiver.port}", b"{}")
+    # A certificate that does not name the host fails, as a delivery failure.
+    other = netguard.parse_url(f"https://127.0.0.1:{receiver.port}/hook", allowed_hosts=["127.0.0.1"])
+    with pytest.raises(netguard.SendFailed, match="certificate"):
+        netguard.post(other, ["127.0.0.1"], b"{}", {}, timeout=5, tls=tls)
