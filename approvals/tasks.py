@@ -78,12 +78,12 @@ def attempt_callback(promotion_id: int) -> bool | None:
     """send_callback, logged: True when delivered (2xx), False when worth retrying, None when refused."""
     try:
         status = send_callback(promotion_id)
+    except (netguard.NotResolved, netguard.SendFailed) as exc:
+        logger.warning("callback for promotion %s failed: %s", promotion_id, exc)
+        return False
     except netguard.Refused as exc:
         logger.warning("callback for promotion %s refused, not sent: %s", promotion_id, exc)
         return None
-    except netguard.SendFailed as exc:
-        logger.warning("callback for promotion %s failed: %s", promotion_id, exc)
-        return False
     if 200 <= status < 300:
         return True
     if 300 <= status < 400:

@@ -36,6 +36,10 @@ class Refused(ValueError):
     """A URL or address that may not be sent to; the message says why, without naming resolved addresses."""
 
 
+class NotResolved(Refused):
+    """The host did not resolve (in time): refused now, though it may resolve later."""
+
+
 # Not public unicast, by range. The first match names the reason; anything these miss and ipaddress does not
 # call global is refused as "reserved".
 _V4 = [
@@ -253,7 +257,7 @@ def resolve(target: Target, *, allowed_networks: Iterable[Network] = (), timeout
     # registry's view of internal names is not for its users to map.
     named = f"host {target.host!r} must resolve to public addresses only"
     if not addresses:
-        raise Refused(named)
+        raise NotResolved(named)
     if target.trusted:
         return addresses
     networks = tuple(allowed_networks)

@@ -22,7 +22,7 @@ import pytest
 
 from approvals.models import IdempotencyRecord, PromotionRequest
 from approvals.services import promotion_reject, promotion_request
-from approvals.tasks import sign, wait_for_background_callbacks
+from approvals.tasks import deliver_callback, sign, wait_for_background_callbacks
 from audit.models import AuditEvent
 from core import netguard
 from core.exceptions import InvalidInput
@@ -625,3 +625,43 @@ def test_https_connects_to_the_checked_address_and_verifies_the_name(tmp_path, r
     other = netguard.parse_url(f"https://127.0.0.1:{receiver.port}/hook", allowed_hosts=["127.0.0.1"])
     with pytest.raises(netguard.SendFailed, match="certificate"):
         netguard.post(other, ["127.0.0.1"], b"{}", {}, timeout=5, tls=tls)
+
+
+@pytest.mark.django_db
+def test_failures_are_retried_and_refusals_are_not(world, settings, receivers, monkeypatch):
+    settings.CALLBACK_ALLOWED_HOSTS = ["127.0.0.1", "gone.example"]
+    promotion = promotion_request(
+        actor=world.ci,
+        source=Source.cli(),
+        asset=world.asset,
+        version=world.v2,
+        stage=world.production,
+        justification="go",
+        callback_url="http://127.0.0.1:9/",
+    )
+    retried = []
+    monkeypatch.setattr(deliver_callback, "retry", lambda **options: retried.append(options) or RetryLater())
+
+    def outcome(url):
+        PromotionRequest.objects.filter(pk=promotion.pk).update(callback_url=url)
+        retried.clear()
+        try:
+            deliver_callback(promotion.pk)  # as a worker runs it: not eager
+        except RetryLater:
+            return f"retried after {retried[0]['countdown']} s"
+        return "done"
+
+    ok = receivers()
+    assert outcome(ok.url) == "done"
+    assert len(ok.requests) == 1
+    assert outcome(receivers(status=302, location="http://127.0.0.1:9/").url) == "retried after 30 s"
+    assert outcome(receivers(status=503).url) == "retried after 30 s"
+    assert outcome("http://gone.example/hook") == "retried after 30 s"  # did not resolve: may later
+    settings.CALLBACK_ALLOWED_HOSTS = []
+    quiet = receivers()
+    assert outcome(quiet.url) == "done"  # refused (loopback, no longer allowed): never retried
+    assert quiet.requests == []
+
+
+class RetryLater(Exception):
+    pass
