@@ -321,7 +321,7 @@ def post(
         raise SendFailed("could not connect (" + "; ".join(errors) + ")")
     try:
         if target.scheme == "https":
-            sock.settimeout(remaining())
+            sock.settimeout(remaining())  # the handshake as a whole: CPython gives it one deadline
             sock = (tls or ssl.create_default_context()).wrap_socket(sock, server_hostname=target.host)
         head = [f"POST {target.path} HTTP/1.1", f"Host: {target.host_header}"]
         head += [f"{name}: {value}" for name, value in headers.items()]

@@ -550,11 +550,19 @@ class SilentServer:
         self.sock.close()
 
 
-@pytest.mark.parametrize("drip", [b"", b"HTTP/1.1 200 OK but very slowly"])
-def test_a_silent_or_dripping_receiver_fails_within_the_timeout(drip):
+@pytest.mark.parametrize(
+    ("scheme", "drip"),
+    [
+        ("http", b""),
+        ("http", b"HTTP/1.1 200 OK but very slowly"),
+        ("https", b""),
+        ("https", b"\x16\x03\x03\x00\x40" + b"a" * 64),  # a TLS record, a byte at a time
+    ],
+)
+def test_a_silent_or_dripping_receiver_fails_within_the_timeout(scheme, drip):
     server = SilentServer(drip)
     try:
-        target = netguard.parse_url(f"http://127.0.0.1:{server.port}/hook", allowed_hosts=["127.0.0.1"])
+        target = netguard.parse_url(f"{scheme}://127.0.0.1:{server.port}/hook", allowed_hosts=["127.0.0.1"])
         started = time.monotonic()
         with pytest.raises(netguard.SendFailed, match="no answer within"):
             netguard.post(target, ["127.0.0.1"], b"{}", {"Content-Type": "application/json"}, timeout=1)
