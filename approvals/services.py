@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -24,6 +23,7 @@ from approvals.models import (
 )
 from audit.models import Action
 from audit.services import audit_record
+from core import netguard
 from core.exceptions import Conflict, Forbidden, InvalidInput, Unprocessable
 from core.source import Source
 from registry.models import Asset, AssetKind, AssetVersion, Evaluation, Stage, StageHistory, StagePointer
@@ -296,24 +296,29 @@ def _refuse_if_closed(promotion: PromotionRequest, *, allowed=(Status.PENDING,))
 
 def _notify(promotion: PromotionRequest) -> None:
     if promotion.callback_url and promotion.status in rules.FINAL:
-        from approvals.tasks import deliver_callback
+        from approvals.tasks import deliver_callback_after_commit
 
-        deliver_callback.delay_on_commit(promotion.pk)
+        deliver_callback_after_commit(promotion.pk)
 
 
 def _check_callback(url: str) -> None:
+    """400 naming callback_url unless the registry may POST there (core/netguard.py, the allow lists)."""
     if not url:
         return
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput.field("callback_url", "must be an http or https URL")
-    allowed = settings.CALLBACK_ALLOWED_HOSTS
-    if allowed and parts.hostname not in allowed:
-        raise InvalidInput.field("callback_url", f"host {parts.hostname!r} is not an allowed callback host")
+    try:
+        target = netguard.parse_url(url, allowed_hosts=settings.CALLBACK_ALLOWED_HOSTS)
+        if not target.trusted:  # an allow-listed host is looked up only when a callback is sent
+            netguard.resolve(
+                target,
+                allowed_networks=netguard.parse_networks(settings.CALLBACK_ALLOWED_NETWORKS),
+                timeout=settings.WEBHOOK_TIMEOUT,
+            )
+    except netguard.Refused as exc:
+        raise InvalidInput.field("callback_url", str(exc)) from None
 
 
 @transaction.atomic(durable=True)
-def promotion_request(
+def _promotion_request(
     *,
     actor,
     source: Source,
@@ -341,7 +346,6 @@ def promotion_request(
         raise InvalidInput.field("version", f"is not a version of {asset}")
     if not justification.strip():
         raise InvalidInput.field("justification", "is required")
-    _check_callback(callback_url)
     policies = policies_for(asset, stage)
     policy = policies[0] if policies else None
     if policy is None:
@@ -429,6 +433,19 @@ def promotion_request(
         record.response_body = idempotency.render(promotion)
         record.save(update_fields=["promotion", "response_body"])
     return promotion
+
+
+def promotion_request(*, callback_url: str = "", **arguments) -> PromotionRequest:
+    """Ask for version to go to stage (the arguments of _promotion_request), in one transaction.
+
+    callback_url is checked first, before the transaction begins: its host is looked up, and no lock may be
+    held while a resolver chosen by the URL's owner takes its time.
+    """
+    _check_callback(callback_url)
+    return _promotion_request(callback_url=callback_url, **arguments)
+
+
+promotion_request.__wrapped__ = _promotion_request  # a service: its work is one durable transaction
 
 
 @transaction.atomic(durable=True)

@@ -36,7 +36,16 @@ class PromotionIn(StrictInput):
     justification = serializers.CharField(max_length=5000)
     rollback = serializers.BooleanField(default=False)
     ci = CiIn(required=False, default=dict)
-    callback_url = serializers.URLField(required=False, allow_blank=True, default="", max_length=1000)
+    callback_url = serializers.URLField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=1000,
+        help_text=(
+            "http(s) URL the registry POSTs the request to, signed, when it is final. Its host must resolve "
+            "to public addresses only, unless the server allows it (docs/ci.md, Where callbacks may go)."
+        ),
+    )
 
 
 class CommentIn(StrictInput):

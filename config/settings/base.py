@@ -5,6 +5,7 @@ dev.py and test.py only relax what a laptop or the test suite needs.
 
 import hashlib
 import hmac
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -160,8 +161,21 @@ WEBHOOK_SECRET = (
     env_secret("DJANGO_WEBHOOK_SECRET")
     or hmac.new(SECRET_KEY.encode(), b"promotion-callbacks", hashlib.sha256).hexdigest()
 )
-# Hosts that callback_url may name; empty means any host (set it in production: the server POSTs there).
+# Where callbacks may go (core/netguard.py). A callback_url must resolve to public addresses only (no
+# loopback, private, link-local, … address), checked when the request is made and at each delivery, unless:
+# - its host is in CALLBACK_ALLOWED_HOSTS: when that list is not empty, it holds the only hosts callback_url
+#   may name, and their addresses are trusted (e.g. "127.0.0.1" for a receiver on the same machine);
+# - the address is in one of CALLBACK_ALLOWED_NETWORKS (CIDR), for internal receivers on any host.
 CALLBACK_ALLOWED_HOSTS = env_list("DJANGO_CALLBACK_ALLOWED_HOSTS", [])
+CALLBACK_ALLOWED_NETWORKS = env_list("DJANGO_CALLBACK_ALLOWED_NETWORKS", [])
+for _network in CALLBACK_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"DJANGO_CALLBACK_ALLOWED_NETWORKS: {_network!r} is not a network: {_exc}"
+        ) from None
+# One delivery attempt (name lookup, connection, TLS, request, status line) must finish in this many seconds.
 WEBHOOK_TIMEOUT = env_int("DJANGO_WEBHOOK_TIMEOUT", 5)
 
 REST_FRAMEWORK = {
