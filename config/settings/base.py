@@ -7,9 +7,8 @@ import hashlib
 import hmac
 from pathlib import Path
 
-from csp.constants import NONCE, NONE, SELF
-
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_int, env_list, env_secret, env_str

@@ -1,7 +1,7 @@
 """What the production settings refuse to start with.
 
-A warning from `check --deploy` is read by nobody once the process runs; these refuse at import time, so the web
-process, the workers and every management command stop with the message instead of serving unsafely.
+A warning from `check --deploy` is read by nobody once the process runs; these refuse at import time, so the
+web process, the workers and every management command stop with the message instead of serving unsafely.
 """
 
 import os
@@ -33,7 +33,9 @@ def secret_key_problem(key: str) -> str | None:
     if key in PUBLISHED_SECRET_KEYS:
         return "DJANGO_SECRET_KEY is the development key published with the source code"
     if key.startswith(SECRET_KEY_INSECURE_PREFIX):
-        return f"DJANGO_SECRET_KEY starts with {SECRET_KEY_INSECURE_PREFIX!r} (made by startproject for development)"
+        return (
+            f"DJANGO_SECRET_KEY starts with {SECRET_KEY_INSECURE_PREFIX!r} (a startproject development key)"
+        )
     if len(key) < SECRET_KEY_MIN_LENGTH or len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS:
         return (
             f"DJANGO_SECRET_KEY is weak: it needs at least {SECRET_KEY_MIN_LENGTH} characters and "
@@ -42,7 +44,9 @@ def secret_key_problem(key: str) -> str | None:
     return None
 
 
-def refuse_unsafe_start(*, debug: bool, secret_key: str, signing_key_file: str, signing_key_autocreate: bool) -> None:
+def refuse_unsafe_start(
+    *, debug: bool, secret_key: str, signing_key_file: str, signing_key_autocreate: bool
+) -> None:
     """Raise ImproperlyConfigured naming every unsafe setting of a production process."""
     problems = []
     if debug:
@@ -52,13 +56,12 @@ def refuse_unsafe_start(*, debug: bool, secret_key: str, signing_key_file: str, 
         )
     if (problem := secret_key_problem(secret_key)) is not None:
         problems.append(
-            f"{problem}; generate one with "
-            "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+            f"{problem}; generate one with python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
         )
     if not signing_key_autocreate and not os.access(Path(signing_key_file), os.R_OK):
         problems.append(
-            f"the audit signing key AUDIT_SIGNING_KEY_FILE={signing_key_file} does not exist or cannot be read, "
-            "so no checkpoint could be signed; create it once with "
+            f"the audit signing key AUDIT_SIGNING_KEY_FILE={signing_key_file} does not exist or cannot be "
+            "read, so no checkpoint could be signed; create it once with "
             "AUDIT_SIGNING_KEY_AUTOCREATE=true python manage.py audit_keygen (or "
             "openssl genpkey -algorithm ed25519 -out FILE) and give the verifier key to your auditors"
         )
