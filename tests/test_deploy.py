@@ -5,6 +5,7 @@ The production settings are loaded in subprocesses (they are read once per proce
 environment that docs/operations.md lists: the test follows the document, so the two cannot drift apart.
 """
 
+import json
 import os
 import re
 import secrets
@@ -307,3 +308,64 @@ def test_another_origin_cannot_sign_the_log(settings, grow_log):
     with pytest.raises(WrongSigningKey):
         checkpoint_make(origin="another.example.com/audit/v1")
     assert Checkpoint.objects.count() == 1
+
+
+# The pip-audit step of .ci/run --------------------------------------------------------------------------
+
+AUDIT_STEP = ROOT / ".ci" / "audit_dependencies.py"
+SKIPPED = "Dependency not found on PyPI and could not be audited: {0} (1.0)"
+
+
+def audit_step(tmp_path, *, stdout: str, stderr: str = "", code: int = 0) -> subprocess.CompletedProcess:
+    """Run the step with a pip-audit that answers as given."""
+    fake = tmp_path / "pip-audit"
+    fake.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.stdout.write({stdout!r})\nsys.stderr.write({stderr!r})\n"
+        f"sys.exit({code})\n"
+    )
+    fake.chmod(0o755)
+    env = {"PATH": os.environ["PATH"], "PIP_AUDIT": str(fake)}
+    return run(env, str(AUDIT_STEP), "requirements.txt")
+
+
+def audit_json(*dependencies: dict) -> str:
+    return json.dumps({"dependencies": list(dependencies), "fixes": []})
+
+
+def test_the_audit_step_fails_on_a_vulnerability(tmp_path):
+    vuln = {"id": "PYSEC-2099-1", "fix_versions": ["5.2.20"], "aliases": [], "description": "…"}
+    stdout = audit_json(
+        {"name": "django", "version": "5.2.19", "vulns": [vuln]},
+        {"name": "six", "version": "1.17.0", "vulns": []},
+    )
+    done = audit_step(tmp_path, stdout=stdout, code=1)
+    assert done.returncode == 1
+    assert "VULNERABLE: django 5.2.19: PYSEC-2099-1 (fixed in: 5.2.20)" in done.stdout
+
+
+def test_the_audit_step_passes_and_says_what_was_checked(tmp_path):
+    stdout = audit_json({"name": "django", "version": "5.2.19", "vulns": []})
+    done = audit_step(tmp_path, stdout=stdout)
+    assert (done.returncode, done.stdout) == (
+        0,
+        "pip-audit: no known vulnerabilities in the 1 packages checked\n",
+    )
+
+
+def test_the_audit_step_says_plainly_what_it_could_not_audit(tmp_path):
+    stdout = audit_json(
+        {"name": "django", "skip_reason": SKIPPED.format("django")},
+        {"name": "six", "skip_reason": SKIPPED.format("six")},
+    )
+    done = audit_step(tmp_path, stdout=stdout)
+    assert done.returncode == 0
+    assert "NOT AUDITED: 2 of 2 packages (Dependency not found on PyPI" in done.stdout
+    assert "no package could be audited" in done.stdout
+
+
+def test_the_audit_step_says_when_the_service_is_unreachable(tmp_path):
+    error = "requests.exceptions.ConnectionError: Failed to resolve 'api.osv.dev'\n"
+    done = audit_step(tmp_path, stdout="", stderr="Traceback …\n" + error, code=1)
+    assert done.returncode == 0
+    assert "pip-audit did not complete (exit 1): requests.exceptions.ConnectionError" in done.stdout
+    assert "NOT AUDITED" in done.stdout
