@@ -108,6 +108,16 @@ def test_the_signing_key_may_be_created_on_first_use_when_asked(production_env, 
     assert run({**production_env, "AUDIT_SIGNING_KEY_FILE": str(key)}, "-c", START).returncode == 0
 
 
+def test_manage_py_does_not_default_to_development_settings_on_a_database_server(tmp_path):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    server = run({**env, "DATABASE_URL": "postgres://registry@127.0.0.1:5432/registry"}, "manage.py", "check")
+    assert server.returncode == 1
+    assert "DATABASE_URL names a database server but DJANGO_SETTINGS_MODULE is not set" in server.stderr
+    # A laptop's SQLite file keeps the development default (make run).
+    laptop = run({**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.db'}"}, "manage.py", "check")
+    assert laptop.returncode == 0, laptop.stderr
+
+
 # HTTPS: redirect and HSTS by default, health checks over plain HTTP, and the documented opt-out ----------
 
 PROBE = """
