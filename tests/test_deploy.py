@@ -79,7 +79,7 @@ START = "import config.wsgi"  # what gunicorn does first
     ("change", "message"),
     [
         ({"DJANGO_DEBUG": "true"}, "DJANGO_DEBUG is on"),
-        ({"DJANGO_SECRET_KEY": DEV_SECRET_KEY}, "development key published with the source code"),
+        ({"DJANGO_SECRET_KEY": DEV_SECRET_KEY}, "a development or test key published with the source code"),
         ({"DJANGO_SECRET_KEY": "short-but-set"}, "DJANGO_SECRET_KEY is weak"),
         ({"DJANGO_SECRET_KEY": "ab" * 40}, "DJANGO_SECRET_KEY is weak"),
         (

@@ -31,7 +31,7 @@ def is_relaxed() -> bool:
 def secret_key_problem(key: str) -> str | None:
     """Why this secret key is unsafe (Django's check_secret_key rule, plus the published keys), or None."""
     if key in PUBLISHED_SECRET_KEYS:
-        return "DJANGO_SECRET_KEY is the development key published with the source code"
+        return "DJANGO_SECRET_KEY is a development or test key published with the source code"
     if key.startswith(SECRET_KEY_INSECURE_PREFIX):
         return (
             f"DJANGO_SECRET_KEY starts with {SECRET_KEY_INSECURE_PREFIX!r} (a startproject development key)"
