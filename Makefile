@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# make run is development: its settings unless DJANGO_SETTINGS_MODULE names others (manage.py refuses to guess
+# when DATABASE_URL names a database server).
+DEV := DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.dev}
 
 .PHONY: venv run test lint format bench clean
 
@@ -19,9 +22,9 @@ venv: $(STAMP)
 ## run: migrate, load the demo data and serve http://127.0.0.1:8000 (SQLite, in-process tasks by default)
 run: venv
 	mkdir -p var
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_demo
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	$(DEV) $(PY) manage.py migrate --noinput
+	$(DEV) $(PY) manage.py load_demo
+	$(DEV) $(PY) manage.py runserver $(HOST):$(PORT)
 
 ## test: lint, Django checks, migrations check and the whole suite (the OpenAPI schema is validated by a test)
 test: venv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
@@ -64,6 +65,26 @@ class InconsistentLog(Exception):
     """The log no longer extends the last signed checkpoint: it was rewritten."""
 
 
+class WrongSigningKey(Exception):
+    """The configured signing key (or origin) is not the one that signed the log's checkpoints."""
+
+
+def check_same_signer(last: Checkpoint, origin: str, key: Ed25519PrivateKey) -> None:
+    """Refuse to sign with a key (or origin) other than the last checkpoint's.
+
+    A checkpoint signed by another key, e.g. a development key created on first use by a command run with the
+    wrong settings module, can never be removed from the append-only log and fails every later audit_verify.
+    """
+    try:
+        notes.open_checkpoint(last.note, notes.verifier_key(origin, key.public_key()), origin=origin)
+    except (notes.NoteError, ValueError):
+        raise WrongSigningKey(
+            f"the checkpoints of this log are not signed by the key in AUDIT_SIGNING_KEY_FILE for origin "
+            f"{origin!r} (the checkpoint at size {last.tree_size} does not verify with it); is "
+            "DJANGO_SETTINGS_MODULE (or AUDIT_SIGNING_KEY_FILE, AUDIT_LOG_ORIGIN) the production one?"
+        ) from None
+
+
 @transaction.atomic
 def checkpoint_make(*, origin: str) -> Checkpoint | None:
     """Sign a checkpoint for the log as it is now, if it grew since the last one; never sign a fork."""
@@ -71,6 +92,9 @@ def checkpoint_make(*, origin: str) -> Checkpoint | None:
     last = Checkpoint.objects.order_by("-tree_size").first()
     if size == 0 or (last is not None and last.tree_size >= size):
         return None
+    key = signing_key()
+    if last is not None:
+        check_same_signer(last, origin, key)
     extend_nodes(size)
     tree = hasher()
     root_hash = tree.mth(0, size)
@@ -79,7 +103,7 @@ def checkpoint_make(*, origin: str) -> Checkpoint | None:
         if not merkle.verify_consistency(last.tree_size, size, proof, bytes(last.root_hash), root_hash):
             raise InconsistentLog(f"the log is not an extension of the checkpoint at size {last.tree_size}")
     chain = AuditEvent.objects.values_list("chain_hash", flat=True).get(seq=size)
-    note = notes.sign(notes.checkpoint_text(origin, size, root_hash), origin, signing_key())
+    note = notes.sign(notes.checkpoint_text(origin, size, root_hash), origin, key)
     try:
         with transaction.atomic():
             return Checkpoint.objects.create(tree_size=size, root_hash=root_hash, chain_hash=chain, note=note)

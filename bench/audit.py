@@ -53,6 +53,7 @@ import os
 import platform
 import random
 import resource
+import secrets
 import signal
 import subprocess
 import sys
@@ -1183,11 +1184,12 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.update(
                 DATABASE_URL=args.pg_url,
                 DJANGO_SETTINGS_MODULE="config.settings.base",
-                DJANGO_SECRET_KEY="bench",
+                DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
                 DJANGO_DEBUG="false",
+                DJANGO_SECURE_SSL_REDIRECT="false",
                 DJANGO_LOG_LEVEL="WARNING",
                 AUDIT_SIGNING_KEY_FILE=str(scratch / "audit-signing-key.pem"),
-                AUDIT_SIGNING_KEY_AUTOCREATE="false",
+                AUDIT_SIGNING_KEY_AUTOCREATE="true",  # made below, once migrated
                 PYTHONUNBUFFERED="1",
             )
             print(f"== setup: database {database.name}, migrate, signing key in {scratch}")

@@ -50,6 +50,7 @@ import math
 import os
 import platform
 import random
+import secrets
 import signal
 import statistics
 import subprocess
@@ -160,7 +161,9 @@ def django_env(url: str) -> dict:
         {
             "DATABASE_URL": url,
             "DJANGO_SETTINGS_MODULE": "config.settings.base",
-            "DJANGO_SECRET_KEY": "bench",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "AUDIT_SIGNING_KEY_AUTOCREATE": "true",
             "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1",
             "DJANGO_LOG_LEVEL": "WARNING",
         }

@@ -403,9 +403,11 @@ def django_env(database_url: str) -> dict:
     env.update(
         DATABASE_URL=database_url,
         DJANGO_SETTINGS_MODULE="config.settings.base",
-        DJANGO_SECRET_KEY="bench",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DJANGO_DEBUG="false",
         DJANGO_SECURE_COOKIES="false",
+        DJANGO_SECURE_SSL_REDIRECT="false",
+        AUDIT_SIGNING_KEY_AUTOCREATE="true",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
     )

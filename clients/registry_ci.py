@@ -23,6 +23,7 @@ import random
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -39,11 +40,37 @@ class ClientError(Exception):
         self.status = status
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the default one filled in): two URLs with the same origin share credentials."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+class SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects within the registry's origin only; refuse any other, so the token never leaves it.
+
+    urllib would copy the Authorization header to whatever host a redirect names.
+    """
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        target = urllib.parse.urljoin(req.full_url, newurl)
+        if origin(target) != origin(req.full_url):
+            raise ClientError(
+                f"HTTP {code}: the registry redirected to another origin ({target}); not following it with "
+                "the token. Set --url/REGISTRY_URL to the registry's own address.",
+                status=code,
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 class Registry:
     def __init__(self, url: str, token: str, timeout: float = 30.0):
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.opener = urllib.request.build_opener(SameOriginRedirects)
 
     def call(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict, dict]:
         data = json.dumps(body).encode() if body is not None else None
@@ -56,7 +83,7 @@ class Registry:
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with self.opener.open(request, timeout=self.timeout) as response:
                 raw = response.read()
                 return response.status, dict(response.headers), json.loads(raw) if raw else {}
         except urllib.error.HTTPError as error:

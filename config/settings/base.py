@@ -9,9 +9,11 @@ import ipaddress
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_int, env_list, env_secret, env_str
+from .safety import is_relaxed, refuse_unsafe_start
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -40,10 +42,12 @@ INSTALLED_APPS = [
     "audit",
     "registry",
     "approvals",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "core.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -83,6 +87,8 @@ def _database(url: str) -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         config["CONN_MAX_AGE"] = 0 if config["NAME"] == ":memory:" else config["CONN_MAX_AGE"]
+        # The file holds live session keys and token hashes: created owner-only (config/db/sqlite3).
+        config["ENGINE"] = "config.db.sqlite3"
     else:
         # Health checks cost a round trip per request; a dead connection fails one request and is replaced.
         config["CONN_HEALTH_CHECKS"] = env_bool("DJANGO_CONN_HEALTH_CHECKS", False)
@@ -147,6 +153,14 @@ CELERY_BEAT_SCHEDULE = {
 AUDIT_LOG_ORIGIN = env_str("AUDIT_LOG_ORIGIN") or "model-registry.local/audit/v1"
 AUDIT_SIGNING_KEY_FILE = env_str("AUDIT_SIGNING_KEY_FILE") or str(VAR_DIR / "audit-signing-key.pem")
 AUDIT_SIGNING_KEY_AUTOCREATE = env_bool("AUDIT_SIGNING_KEY_AUTOCREATE", False)
+# Production refuses to start with DEBUG on, a weak or published secret key, or no signing key (safety.py).
+if not is_relaxed():
+    refuse_unsafe_start(
+        debug=DEBUG,
+        secret_key=SECRET_KEY,
+        signing_key_file=AUDIT_SIGNING_KEY_FILE,
+        signing_key_autocreate=AUDIT_SIGNING_KEY_AUTOCREATE,
+    )
 # Only the test suite may empty the audit tables (Django's flush between transactional tests).
 AUDIT_ALLOW_FLUSH = False
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.make_checkpoint", "schedule": 60.0}
@@ -231,12 +245,30 @@ SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+# Load balancers probe over plain HTTP: the health checks answer there instead of redirecting.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Content Security Policy (django-csp): scripts and styles from this origin only, or inline ones carrying the
+# request's nonce (the Swagger UI's start-up script, templates/api/swagger_ui.html). Swagger UI's stylesheet
+# draws its icons as data: images.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
 
 LOGGING = {
     "version": 1,

@@ -1,10 +1,14 @@
-"""Laptop settings: DEBUG on, a fixed development secret, plain HTTP cookies."""
+"""Laptop settings: DEBUG on, a fixed development secret, plain HTTP (cookies, no redirect, no HSTS)."""
 
 import os
 
-os.environ.setdefault("DJANGO_SECRET_KEY", "dev-only-insecure-secret-key-do-not-use-in-production")
+from .safety import DEV_SECRET_KEY
+
+os.environ.setdefault("DJANGO_SECRET_KEY", DEV_SECRET_KEY)
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("DJANGO_SECURE_HSTS_SECONDS", "0")
 
 from .base import *  # noqa: F403
 

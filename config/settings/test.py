@@ -2,7 +2,9 @@
 
 import os
 
-os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key")
+from .safety import TEST_SECRET_KEY
+
+os.environ.setdefault("DJANGO_SECRET_KEY", TEST_SECRET_KEY)
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
 
 from .base import *  # noqa: F403
@@ -24,3 +26,6 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
 elif _suffix:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{_suffix}"}  # noqa: F405
 DEBUG = False
+# The test client speaks plain HTTP; tests that need HTTPS behaviour turn these on with override_settings.
+SECURE_SSL_REDIRECT = False
+SECURE_HSTS_SECONDS = 0

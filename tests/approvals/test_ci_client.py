@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import http.server
+import importlib.util
 import json
 import subprocess
 import sys
@@ -179,3 +180,100 @@ def test_a_refused_poll_exits_2_at_once(live_server, world, fast_polls):
     code, _, err = finish(process)
     assert code == 2 and "token-revoked" in err
     assert time.monotonic() - started < 20
+
+
+# Redirects: the token stays with the registry's origin -------------------------------------------------
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """One loopback server: answers `redirect` (status, location) to the first path, JSON to the others."""
+
+    redirect: tuple[int, str] | None = None
+    seen: list
+
+    def answer(self):
+        self.seen.append((self.command, self.path, self.headers.get("Authorization")))
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        if self.redirect and self.path.startswith("/api/v1/"):
+            self.send_response(self.redirect[0])
+            self.send_header("Location", self.redirect[1])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = json.dumps({"version": 4, "path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def loopback_servers():
+    """Start servers on 127.0.0.1, each on its own port (so each its own origin)."""
+    started = []
+
+    def start(redirect=None):
+        handler = type("Handler", (Recorder,), {"redirect": redirect, "seen": []})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        started.append(server)
+        return f"http://127.0.0.1:{server.server_port}", handler.seen
+
+    yield start
+    for server in started:
+        server.shutdown()
+        server.server_close()
+
+
+def load_client():
+    spec = importlib.util.spec_from_file_location("registry_ci", CLIENT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.django_db(transaction=False)
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_to_another_origin_gets_no_token(loopback_servers, status):
+    other, other_seen = loopback_servers()
+    registry_url, registry_seen = loopback_servers(redirect=(status, f"{other}/collect"))
+    client = load_client()
+    with pytest.raises(client.ClientError, match="redirected to another origin"):
+        client.Registry(registry_url, "mgr_secret-token").call("GET", "/api/v1/models")
+    assert registry_seen == [("GET", "/api/v1/models", "Bearer mgr_secret-token")]
+    assert other_seen == []  # refused: the other origin is never contacted, so never sees the token
+
+
+@pytest.mark.django_db(transaction=False)
+def test_the_register_command_refuses_a_cross_origin_redirect(loopback_servers, tmp_path):
+    other, other_seen = loopback_servers()
+    registry_url, _ = loopback_servers(redirect=(302, f"{other}/collect"))
+    body = tmp_path / "version.json"
+    body.write_text(json.dumps({"digest": "sha256:" + "c" * 64}))
+    command = [sys.executable, str(CLIENT), "--url", registry_url, "--token", "mgr_secret-token"]
+    done = subprocess.run(
+        [*command, "register", "--name", "fraud", "--file", str(body)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin"},
+    )
+    assert done.returncode == 2
+    assert "redirected to another origin" in done.stderr
+    assert other_seen == []
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_redirect_within_the_origin_keeps_the_token(loopback_servers):
+    registry_url, seen = loopback_servers(redirect=(307, "/moved/models"))
+    client = load_client()
+    status, _, body = client.Registry(registry_url, "mgr_secret-token").call("GET", "/api/v1/models")
+    assert (status, body["path"]) == (200, "/moved/models")
+    assert [auth for _, _, auth in seen] == ["Bearer mgr_secret-token"] * 2

@@ -12,7 +12,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             checkpoint = log.checkpoint_make(origin=settings.AUDIT_LOG_ORIGIN)
-        except log.InconsistentLog as exc:
+        except (log.InconsistentLog, log.WrongSigningKey) as exc:
             raise CommandError(f"refusing to sign: {exc}") from None
         if checkpoint is None:
             self.stdout.write("The log did not grow since the last checkpoint.")

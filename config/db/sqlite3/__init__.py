@@ -1,0 +1,1 @@
+"""SQLite with owner-only database files."""
