@@ -1,4 +1,7 @@
-"""Shared fixtures: API clients, and the PostgreSQL-only marker."""
+"""Shared fixtures: API clients, the PostgreSQL-only marker, and loopback-only name resolution."""
+
+import ipaddress
+import socket
 
 import pytest
 from django.conf import settings
@@ -14,6 +17,35 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+LOOPBACK_NAMES = {"localhost", "testserver"}
+
+
+def _is_loopback(host) -> bool:
+    if host is None:
+        return True
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    if name.lower().rstrip(".") in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def loopback_resolution(monkeypatch):
+    """Tests resolve loopback names only: any other host name (a callback URL a test or a fuzzer made up)
+    fails as an unknown name instead of asking the machine's resolver."""
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if not _is_loopback(host):
+            raise socket.gaierror(socket.EAI_NONAME, f"tests resolve loopback names only, not {host!r}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
 
 
 @pytest.fixture
