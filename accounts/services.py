@@ -341,14 +341,14 @@ def _is_admin_with(fields: dict) -> bool:
 
 def _check_an_admin_remains(user: User, before: dict, after: dict) -> None:
     """Refuse to remove the last active admin: nobody could change roles afterwards, except from a shell."""
-    if _is_admin_with(before) and not _is_admin_with(after):
-        # Lock every admin row: two admins demoting each other at once are serialised here, and the second
-        # one sees that the first is no longer an admin.
-        others = list(User.objects.select_for_update().filter(ADMINS).exclude(pk=user.pk).values_list("pk"))
-        if not others:
-            raise Conflict(
-                "This is the last active registry admin; make someone else an admin first.", type="last-admin"
-            )
+    if (
+        _is_admin_with(before)
+        and not _is_admin_with(after)
+        and not User.objects.filter(ADMINS).exclude(pk=user.pk).exists()
+    ):
+        raise Conflict(
+            "This is the last active registry admin; make someone else an admin first.", type="last-admin"
+        )
 
 
 @transaction.atomic(durable=True)
@@ -356,6 +356,10 @@ def user_update(*, actor, source: Source, user: User, **fields) -> User:
     """Change an account's global role, active flag, superuser or staff status, or asset creation right."""
     fields = _clean_user_fields(fields)
     require_admin(actor)
+    if {"global_role", "is_active", "is_superuser"} & set(fields):
+        # A change that may demote an admin locks every admin row first, in one order, then the account: two
+        # admins demoting each other at once are serialised, and the second sees that the first is gone.
+        list(User.objects.select_for_update().filter(ADMINS).order_by("pk").values_list("pk"))
     user = User.objects.select_for_update().get(pk=user.pk)
     before = account_roles(user)
     after = {**before, **fields}
