@@ -133,6 +133,35 @@ def test_the_group_admin_still_creates_an_empty_team(client, world):
     assert Group.objects.get(name="new-team").user_set.count() == 0
 
 
+def test_the_django_admin_still_adds_a_person_without_any_role(client, world):
+    client.force_login(world.admin)
+    form = {
+        "username": "newbie",
+        "usable_password": "true",
+        "password1": "a-Long-pass-99",
+        "password2": "a-Long-pass-99",
+    }
+    response = client.post("/admin/accounts/user/add/", {**form, "_save": "Save"})
+    assert response.status_code == 302, response.content
+    newbie = User.objects.get(username="newbie")
+    assert (newbie.global_role, newbie.is_staff, newbie.is_superuser, list(newbie.groups.all())) == (
+        "",
+        False,
+        False,
+        [],
+    )
+
+
+def test_no_permission_or_grant_table_is_editable_in_the_django_admin():
+    from django.contrib import admin
+    from django.contrib.contenttypes.models import ContentType
+
+    from registry.models import AssetGroupObjectPermission, AssetUserObjectPermission
+
+    for model in (Permission, ContentType, AssetUserObjectPermission, AssetGroupObjectPermission):
+        assert not admin.site.is_registered(model), model
+
+
 # Team membership -------------------------------------------------------------------------------------------
 
 
