@@ -1,4 +1,5 @@
-"""Server-rendered access pages (grants, service accounts, tokens, teams, people), mounted at /access/."""
+"""Server-rendered access pages (grants, service accounts, tokens, your own tokens, teams, people), mounted at
+/access/."""
 
 from django.urls import path
 
@@ -10,6 +11,8 @@ urlpatterns = [
     path("service-accounts/new", views.service_account_create, name="service-account-create"),
     path("tokens/new", views.token_create, name="token-create"),
     path("tokens/<int:pk>/revoke", views.token_revoke, name="token-revoke"),
+    path("tokens/mine", views.my_tokens, name="my-tokens"),
+    path("tokens/mine/new", views.my_token_create, name="my-token-create"),
     path("assets/<str:kind>/<str:name>/", views.asset_grants, name="asset-grants"),
     path("assets/<str:kind>/<str:name>/grants/add", views.grant_add, name="grant-add"),
     path("assets/<str:kind>/<str:name>/grants/remove", views.grant_remove, name="grant-remove"),

@@ -1,4 +1,5 @@
-"""Server-rendered access pages: service accounts and their tokens, teams and their members, people's global
+"""Server-rendered access pages: service accounts and their tokens (admins), your own tokens (anyone signed
+in; the only page where a token with the review scope is made), teams and their members and people's global
 roles and flags (admins), and who holds which role on an asset (its managers and admins change it; auditors
 read it).
 
@@ -20,7 +21,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import selectors, services
-from accounts.forms import AccountRolesForm, GrantForm, ServiceAccountForm, TeamMemberForm, TokenForm
+from accounts.forms import (
+    AccountRolesForm,
+    GrantForm,
+    PersonalTokenForm,
+    ServiceAccountForm,
+    TeamMemberForm,
+    TokenForm,
+)
 from accounts.models import ApiToken, User
 from accounts.permissions import is_admin
 from core.exceptions import DomainError, Forbidden, NotFound
@@ -122,29 +130,76 @@ def token_create(request):
     except DomainError as exc:
         messages.error(request, exc.detail)
         return redirect("access:index")
+    return _token_created(request, record, token, nav="access")
+
+
+def _token_created(request, record, token: str, *, nav: str):
     # The token exists only in this response: never in the session, the messages, or the database.
-    response = render(
-        request, "access/token_created.html", {"nav": "access", "record": record, "token": token}
-    )
+    response = render(request, "access/token_created.html", {"nav": nav, "record": record, "token": token})
     response["Cache-Control"] = "no-store"
     return response
 
 
 @login_required
 @require_POST
-@admin_required
 def token_revoke(request, pk: int):
+    """Revoke a token: anyone their own (from their tokens page), admins any (from the access page)."""
     try:
         token = selectors.token_get_for_user(user=request.user, pk=pk)
     except NotFound:
         raise Http404 from None
+    own = token.account_id == request.user.pk
+    if not (own or is_admin(request.user)):
+        raise PermissionDenied("Only registry admins revoke the tokens of other accounts.")
     try:
         services.token_revoke(actor=request.user, source=_source(request), token=token)
     except DomainError as exc:
         messages.error(request, exc.detail)
     else:
         messages.success(request, f"Revoked the token {token.name} of {token.account.username}.")
-    return redirect("access:index")
+    return redirect("access:my-tokens" if own else "access:index")
+
+
+# Your own tokens ------------------------------------------------------------------------------------------
+
+
+def _my_tokens(request, *, form=None, status: int = 200):
+    tokens = selectors.token_list_for_user(user=request.user).filter(account=request.user)
+    context = {
+        "nav": "tokens",
+        "tokens": list(tokens),
+        "form": form or PersonalTokenForm(user=request.user),
+    }
+    return render(request, "access/my_tokens.html", context, status=status)
+
+
+@login_required
+@require_GET
+def my_tokens(request):
+    return _my_tokens(request)
+
+
+@login_required
+@require_POST
+def my_token_create(request):
+    """A token for yourself, from your signed-in session: the one way to a token with the review scope."""
+    form = PersonalTokenForm(request.POST, user=request.user)
+    if not form.is_valid():
+        return _my_tokens(request, form=form, status=400)
+    data = form.cleaned_data
+    try:
+        record, token = services.token_create(
+            actor=request.user,
+            source=_source(request),
+            account=request.user,
+            name=data["name"],
+            scopes=data["scopes"],
+            expires_in_days=data["expires_in_days"],
+        )
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect("access:my-tokens")
+    return _token_created(request, record, token, nav="tokens")
 
 
 # Grants on an asset ---------------------------------------------------------------------------------------

@@ -75,6 +75,31 @@ class GrantForm(forms.Form):
         super().__init__(*args, **kwargs)
 
 
+class PersonalTokenForm(forms.Form):
+    """A token for the signed-in person: review is offered here, and only here (see token_create)."""
+
+    name = forms.CharField(
+        max_length=100,
+        help_text="What the token is for, e.g. laptop-scripts.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    scopes = forms.MultipleChoiceField(choices=[], widget=forms.CheckboxSelectMultiple)
+    expires_in_days = forms.IntegerField(
+        min_value=1, max_value=MAX_TOKEN_DAYS, initial=DEFAULT_TOKEN_DAYS, label="Expires in (days)"
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        kwargs.setdefault("auto_id", "mine_%s")
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        # manage is for registry admins only; a service account never signs in, so never reaches this form.
+        self.fields["scopes"].choices = [
+            (value, label if label.lower() == value else f"{value}: {label}")
+            for value, label in Scope.choices
+            if value != Scope.MANAGE or user.is_registry_admin
+        ]
+
+
 class TeamMemberForm(forms.Form):
     user = forms.CharField(
         max_length=150,

@@ -9,7 +9,7 @@ from accounts.models import ApiToken, User
 from accounts.permissions import reads_everything
 from core.exceptions import Forbidden, InvalidInput, NotFound
 from registry.models import Asset, AssetGroupObjectPermission, AssetUserObjectPermission
-from registry.permissions import ROLE_OF_CODENAME, Role, effective_roles
+from registry.permissions import ROLE_OF_CODENAME, Role, effective_roles, require_admin
 
 
 def token_list_for_user(*, user) -> QuerySet[ApiToken]:
@@ -40,12 +40,24 @@ def account_get(*, name: str, field: str = "account") -> User:
     return account
 
 
+def token_account_get(*, user, name: str) -> User:
+    """The account a new token is for. The caller's right comes first: a caller who may not create tokens
+    for others gets the same 403 whether or not the named account exists."""
+    if name != user.username:
+        require_admin(user)
+    return account_get(name=name)
+
+
+def team_get(*, name: str, field: str = "team") -> Group:
+    team = Group.objects.filter(name=name).first()
+    if team is None:
+        raise InvalidInput.field(field, f"no team named {name!r}")
+    return team
+
+
 def principal_get(*, principal_type: str, name: str, field: str = "principal") -> User | Group:
     if principal_type == "team":
-        team = Group.objects.filter(name=name).first()
-        if team is None:
-            raise InvalidInput.field(field, f"no team named {name!r}")
-        return team
+        return team_get(name=name, field=field)
     if principal_type == "user":
         return account_get(name=name, field=field)
     raise InvalidInput.field("principal_type", "must be 'user' or 'team'")

@@ -18,7 +18,7 @@ from accounts.permissions import ADMINS, is_admin, is_read_only_account
 from accounts.selectors import account_roles
 from audit.models import Action
 from audit.services import TargetRef, audit_record
-from core.exceptions import Conflict, Forbidden, InvalidInput
+from core.exceptions import Conflict, FieldError, Forbidden, InvalidInput
 from core.source import Source
 from registry.models import Asset, name_validator
 from registry.permissions import CODENAMES, Role, require, require_admin
@@ -60,6 +60,51 @@ def _new_token() -> tuple[str, str]:
     return lookup, f"{ApiToken.PREFIX}_{lookup}_{secret}"
 
 
+def _require_own_session_for_review(*, actor, source: Source, account: User) -> None:
+    """Separation of duties: a reviewer's credential is made by that person alone, signed in, so that
+    nobody (an admin, a command, or a token that leaked) can approve in someone else's name."""
+    if actor is None or actor.pk != account.pk:
+        raise Forbidden(
+            "A token with the 'review' scope can only be created by its own person, for themselves.",
+            type="review-token-forbidden",
+        )
+    if not source.is_session:
+        raise Forbidden(
+            "A token with the 'review' scope can only be created from a signed-in browser session, "
+            "not with a token.",
+            type="review-token-forbidden",
+        )
+
+
+def _require_within_calling_token(*, source: Source, scopes: list[str], expires_at: dt.datetime) -> None:
+    """A token creates tokens only within itself: no scope it lacks, no expiry after its own."""
+    if source.token_id is None:
+        return
+    # Locked: a revocation of the calling token waits for this creation, or this creation sees it.
+    creator = ApiToken.objects.select_for_update().filter(pk=source.token_id).first()
+    if creator is None or creator.is_revoked or creator.is_expired:
+        raise Forbidden(
+            "The token this request came with is no longer valid.", type="token-exceeds-credential"
+        )
+    missing = sorted(set(scopes) - set(creator.scopes))
+    if missing:
+        message = f"may only name scopes of the token making the request; it lacks {', '.join(missing)}"
+        raise Forbidden(
+            f"scopes: {message}", type="token-exceeds-credential", errors=[FieldError("scopes", message)]
+        )
+    if expires_at > creator.expires_at:
+        days = max(0, (creator.expires_at - timezone.now()).days)
+        message = (
+            f"may not outlast the token making the request, which expires at "
+            f"{creator.expires_at.isoformat()} (at most {days} days from now)"
+        )
+        raise Forbidden(
+            f"expires_in_days: {message}",
+            type="token-exceeds-credential",
+            errors=[FieldError("expires_in_days", message)],
+        )
+
+
 @transaction.atomic(durable=True)
 def token_create(
     *,
@@ -84,6 +129,8 @@ def token_create(
         )
     if account.is_service_account and Scope.REVIEW in scopes:
         raise InvalidInput.field("scopes", "a service account can never review, so no review scope")
+    if Scope.REVIEW in scopes:
+        _require_own_session_for_review(actor=actor, source=source, account=account)
     unknown = sorted(set(scopes) - set(Scope.values))
     if unknown or not scopes:
         raise InvalidInput.field("scopes", f"must be a non-empty list of {', '.join(Scope.values)}")
@@ -91,6 +138,8 @@ def token_create(
         raise InvalidInput.field("expires_in_days", f"must be between 1 and {MAX_TOKEN_DAYS}")
     if not name.strip():
         raise InvalidInput.field("name", "is required")
+    expires_at = timezone.now() + dt.timedelta(days=expires_in_days)
+    _require_within_calling_token(source=source, scopes=scopes, expires_at=expires_at)
     lookup, token = _new_token()
     record = ApiToken.objects.create(
         account=account,
@@ -99,7 +148,7 @@ def token_create(
         hashed=ApiToken.hash(token),
         last4=token[-4:],
         scopes=sorted(set(scopes)),
-        expires_at=timezone.now() + dt.timedelta(days=expires_in_days),
+        expires_at=expires_at,
         created_by=actor,
     )
     audit_record(

@@ -8,6 +8,7 @@ from accounts import selectors, services
 from accounts.api import serializers as s
 from accounts.models import ApiToken, Scope, User
 from core.api import api_source, validated
+from registry.permissions import require_admin
 
 
 class MeView(generics.GenericAPIView):
@@ -32,6 +33,9 @@ class ServiceAccountListView(generics.GenericAPIView):
     @extend_schema(request=s.ServiceAccountIn, responses={201: s.ServiceAccountOut})
     def post(self, request):
         data = validated(s.ServiceAccountIn, request)
+        require_admin(request.user)  # before the team is looked up, so a refusal tells nothing about it
+        if data["team"] is not None:
+            data["team"] = selectors.team_get(name=data["team"])
         account = services.service_account_create(actor=request.user, source=api_source(request), **data)
         return Response(s.ServiceAccountOut(account).data, status=201)
 
@@ -49,7 +53,7 @@ class TokenListView(generics.GenericAPIView):
     @extend_schema(request=s.TokenIn, responses={201: s.TokenCreatedOut})
     def post(self, request):
         data = validated(s.TokenIn, request)
-        account = selectors.account_get(name=data.pop("account"))
+        account = selectors.token_account_get(user=request.user, name=data.pop("account"))
         record, token = services.token_create(
             actor=request.user, source=api_source(request), account=account, **data
         )
@@ -95,7 +99,10 @@ class TeamMemberListView(generics.GenericAPIView):
     @extend_schema(request=s.TeamMemberIn, responses={201: s.TeamMemberOut})
     def post(self, request, team: str):
         team = selectors.team_get_for_user(user=request.user, name=team)
-        member = selectors.account_get(name=validated(s.TeamMemberIn, request)["user"], field="user")
+        data = validated(s.TeamMemberIn, request)
+        # The right to change before the lookup, so that a refusal never tells whether the account exists.
+        require_admin(request.user)
+        member = selectors.account_get(name=data["user"], field="user")
         services.team_member_add(actor=request.user, source=api_source(request), team=team, user=member)
         return Response(s.TeamMemberOut(member).data, status=201)
 
@@ -107,6 +114,7 @@ class TeamMemberDetailView(generics.GenericAPIView):
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, team: str, user: str):
+        require_admin(request.user)
         team = selectors.team_get_for_user(user=request.user, name=team)
         member = selectors.account_get_for_user(user=request.user, name=user)
         services.team_member_remove(actor=request.user, source=api_source(request), team=team, user=member)
@@ -127,7 +135,8 @@ class UserDetailView(generics.GenericAPIView):
 
     @extend_schema(request=s.UserIn, responses=s.UserOut)
     def patch(self, request, username: str):
-        account = selectors.account_get_for_user(user=request.user, name=username)
         data = validated(s.UserIn, request)
+        require_admin(request.user)
+        account = selectors.account_get_for_user(user=request.user, name=username)
         account = services.user_update(actor=request.user, source=api_source(request), user=account, **data)
         return Response(s.UserOut(_user_body(account)).data)

@@ -20,7 +20,7 @@ from registry import selectors, services
 from registry.api import serializers as s
 from registry.filters import AssetFilter, EvaluationFilter, VersionFilter
 from registry.models import Asset, AssetKind, AssetVersion, Evaluation, Stage
-from registry.permissions import Role
+from registry.permissions import Role, require
 from registry.services import VersionRef
 
 
@@ -326,6 +326,8 @@ class AssetGrantListView(KindView):
     def post(self, request, **kwargs):
         asset = self.asset()
         data = validated(GrantIn, request)
+        # The right to grant before the lookup, so that a refusal never tells whether the principal exists.
+        require(request.user, asset, Role.MANAGE)
         principal = account_selectors.principal_get(
             principal_type=data["principal_type"], name=data["principal"]
         )
@@ -349,6 +351,7 @@ class AssetGrantDetailView(KindView):
         asset = self.asset()
         if role not in Role.values:
             raise InvalidInput.field("role", f"must be one of {', '.join(Role.values)}")
+        require(request.user, asset, Role.MANAGE)  # before the principal is looked up, as for a grant
         holder = account_selectors.principal_get(principal_type=principal_type, name=principal)
         account_services.grant_remove(
             actor=request.user, source=api_source(request), asset=asset, principal=holder, role=Role(role)

@@ -231,6 +231,10 @@ def test_team_member_routes(world):
     )
     assert admin.post(members, {"user": "r1"}, format="json").json()["type"] == "already-a-member"
     assert auditor.post(members, {"user": "olly"}, format="json").status_code == 403
+    # The right comes before the lookup: a refusal never tells whether the account exists.
+    assert auditor.post(members, {"user": "nobody"}, format="json").status_code == 403
+    assert auditor.delete(f"{members}/nobody").status_code == 403
+    assert auditor.patch("/api/v1/users/nobody", {"is_active": False}, format="json").status_code == 403
     assert outsider.delete(f"{members}/r1").status_code == 403
     assert admin.delete(f"{members}/nobody").status_code == 404
     assert admin.delete(f"{members}/olly").json()["type"] == "not-a-member"

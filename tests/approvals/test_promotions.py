@@ -7,7 +7,6 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from accounts.models import Scope, User
-from accounts.services import token_create
 from approvals.models import Policy, PromotionRequest, Review, Status
 from approvals.services import promotion_expire_due
 from audit.models import AuditEvent
@@ -155,7 +154,10 @@ def pat(world):
 def test_requester_cannot_approve_by_any_channel(world, pat):
     promotion = created(world.request(client=world.client(pat)))
     refused(world.act(pat, promotion["id"], "approve"), 403, "self-approval-forbidden")
-    _, token = token_create(actor=None, source=Source.cli(), account=pat, name="other", scopes=[Scope.REVIEW])
+    minted = world.client(pat).post(  # pat's own review token, from pat's session
+        "/api/v1/tokens", {"account": "pat", "name": "other", "scopes": [Scope.REVIEW]}, format="json"
+    )
+    token = minted.json()["token"]
     response = world.client(token=token).post(
         f"/api/v1/promotions/{promotion['id']}/approve", {}, format="json"
     )
@@ -426,3 +428,15 @@ def test_callback_hosts_can_be_restricted(world, settings):
     body = refused(world.request(callback_url="http://169.254.169.254/latest"), 400, "invalid-input")
     assert body["errors"][0]["field"] == "callback_url"
     assert created(world.request(callback_url="https://ci.example.com/hooks/1"))["callback_url"]
+
+
+def test_an_assets_own_policy_cannot_weaken_the_policy_for_all_assets(world):
+    """Every applicable policy counts: the asset's managers cannot lower the organisation's bar."""
+    Policy.objects.create(asset=None, kind="", stage=world.production, required_approvals=3)
+    Policy.objects.filter(pk=world.policy.pk).update(required_approvals=1)
+    promotion = created(world.request())
+    assert world.act(world.r1, promotion["id"], "approve").json()["status"] == "pending"
+    assert world.act(world.r2, promotion["id"], "approve").json()["status"] == "pending"
+    assert world.act(world.r3, promotion["id"], "approve").json()["status"] == "applied"
+    # The most specific policy is the one the request names.
+    assert PromotionRequest.objects.get(pk=promotion["id"]).policy_id == world.policy.pk

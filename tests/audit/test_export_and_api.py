@@ -195,3 +195,28 @@ def test_export_honours_the_target_filter(auditor, history):
     lines = download(auditor, f"/api/v1/audit/export?format=jsonl&target={target}").splitlines()
     events = auditor.get(f"/api/v1/audit/events?target={target}").json()["results"]
     assert len(lines) == len(events) == 5
+
+
+def test_audit_routes_need_the_read_scope_and_the_auditor_role(history):
+    from accounts.models import Scope
+    from accounts.services import token_create
+
+    audrey = User.objects.create_user("audrey2", global_role="auditor")
+    _, write_only = token_create(
+        actor=None, source=Source.cli(), account=audrey, name="w", scopes=[Scope.WRITE]
+    )
+    _, reader = token_create(actor=None, source=Source.cli(), account=audrey, name="r", scopes=[Scope.READ])
+    viewer = User.objects.create_user("vic")
+    _, viewer_reader = token_create(
+        actor=None, source=Source.cli(), account=viewer, name="r", scopes=[Scope.READ]
+    )
+
+    def get(token):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client.get("/api/v1/audit/events")
+
+    refused = get(write_only)
+    assert refused.status_code == 403 and refused.json()["type"] == "insufficient-scope"
+    assert get(viewer_reader).status_code == 403
+    assert get(reader).status_code == 200

@@ -101,7 +101,14 @@ def test_non_admins_get_403(client, role):
 
 @pytest.mark.parametrize(
     "url",
-    ["/access/", "/access/service-accounts/new", "/access/tokens/new", "/access/tokens/1/revoke", GRANTS],
+    [
+        "/access/",
+        "/access/service-accounts/new",
+        "/access/tokens/new",
+        "/access/tokens/1/revoke",
+        GRANTS,
+        "/access/tokens/mine/new",
+    ],
 )
 def test_anonymous_is_sent_to_sign_in(client, fraud, url):
     response = client.get(url) if url.endswith("/") else client.post(url)
@@ -119,6 +126,8 @@ def test_anonymous_is_sent_to_sign_in(client, fraud, url):
         ("post", GRANTS),
         ("get", f"{GRANTS}grants/add"),
         ("get", f"{GRANTS}grants/remove"),
+        ("post", "/access/tokens/mine"),
+        ("get", "/access/tokens/mine/new"),
     ],
 )
 def test_wrong_method_is_405(client, admin, fraud, method, url):
@@ -381,3 +390,86 @@ def test_grants_page_query_count_is_pinned(client, admin, fraud, django_assert_m
     # again (may they change grants?)
     with django_assert_max_num_queries(7):
         client.get(GRANTS)
+
+
+# Your own tokens -------------------------------------------------------------------------------------------
+
+MINE = "/access/tokens/mine"
+
+
+def shown_token(response) -> str:
+    return re.search(r'id="new-token" class="secret" value="([^"]+)"', response.content.decode()).group(1)
+
+
+def test_your_tokens_page_needs_a_sign_in(client):
+    response = client.get(MINE)
+    assert response.status_code == 302 and response["Location"].startswith(f"{LOGIN}?next=")
+
+
+def test_a_person_makes_their_own_review_token_on_their_tokens_page(client, person):
+    client.force_login(person)
+    page = client.get(MINE)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert 'aria-current="page">Your tokens' in body
+    assert 'value="review"' in body and 'value="manage"' not in body  # manage is for admins only
+    before = last_seq()
+    response = client.post(
+        f"{MINE}/new", {"name": "laptop", "scopes": ["read", "review"], "expires_in_days": "30"}
+    )
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    token = shown_token(response)
+    record = ApiToken.objects.get()
+    assert (record.account, record.created_by, record.scopes) == (person, person, ["read", "review"])
+    [event] = new_events(before)
+    assert (event.action, event.source, event.context["credential"]) == (
+        Action.TOKEN_CREATED,
+        "web",
+        {"kind": "session"},
+    )
+    client.logout()
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["token_scopes"] == ["read", "review"]
+
+
+def test_the_tokens_page_offers_manage_to_admins_only(client, admin, person):
+    client.force_login(person)
+    refused = client.post(f"{MINE}/new", {"name": "x", "scopes": ["manage"], "expires_in_days": "9"})
+    assert refused.status_code == 400
+    assert not ApiToken.objects.exists()
+    client.force_login(admin)
+    assert 'value="manage"' in client.get(MINE).content.decode()
+
+
+def test_revoking_your_own_token_from_your_page(client, admin, person, ci):
+    own, _ = token_create(actor=person, source=Source.cli(), account=person, name="own", scopes=["read"])
+    other, _ = token_create(actor=admin, source=Source.cli(), account=ci, name="ci", scopes=["read"])
+    client.force_login(person)
+    assert client.get(MINE).content.decode().count("Revoke</button>") == 1
+    response = client.post(f"/access/tokens/{own.pk}/revoke", follow=True)
+    assert response.redirect_chain == [(MINE, 302)]
+    own.refresh_from_db()
+    assert own.is_revoked and own.revoked_by == person
+    assert client.post(f"/access/tokens/{other.pk}/revoke").status_code == 404  # not yours: not there
+    other.refresh_from_db()
+    assert not other.is_revoked
+
+
+def test_an_auditor_sees_every_token_but_revokes_only_their_own(client, auditor, admin, ci):
+    other, _ = token_create(actor=admin, source=Source.cli(), account=ci, name="ci", scopes=["read"])
+    client.force_login(auditor)
+    assert client.post(f"/access/tokens/{other.pk}/revoke").status_code == 403
+    other.refresh_from_db()
+    assert not other.is_revoked
+
+
+def test_tokens_page_query_count_is_pinned(client, person, django_assert_max_num_queries):
+    for index in range(5):
+        token_create(actor=person, source=Source.cli(), account=person, name=f"t{index}", scopes=["read"])
+    client.force_login(person)
+    client.get(MINE)
+    # session, user, the person's tokens with account, created_by and revoked_by (one join)
+    with django_assert_max_num_queries(3):
+        response = client.get(MINE)
+    assert response.content.decode().count("Revoke</button>") == 5

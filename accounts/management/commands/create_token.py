@@ -1,6 +1,7 @@
 """create_token ACCOUNT [--scopes read write promote] [--expires-days N] [--name NAME].
 
 Prints the token, and nothing else, on stdout, so that scripts can capture it. It is shown only once.
+A person's token with the review scope is refused: only that person makes it, signed in (Your tokens).
 """
 
 from django.core.management.base import BaseCommand, CommandError
