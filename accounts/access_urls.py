@@ -1,4 +1,5 @@
-"""Server-rendered access pages (grants, service accounts, tokens, your own tokens), mounted at /access/."""
+"""Server-rendered access pages (grants, service accounts, tokens, your own tokens, teams, people), mounted at
+/access/."""
 
 from django.urls import path
 
@@ -15,4 +16,13 @@ urlpatterns = [
     path("assets/<str:kind>/<str:name>/", views.asset_grants, name="asset-grants"),
     path("assets/<str:kind>/<str:name>/grants/add", views.grant_add, name="grant-add"),
     path("assets/<str:kind>/<str:name>/grants/remove", views.grant_remove, name="grant-remove"),
+    path("teams/", views.teams, name="teams"),
+    path("teams/<str:team>/", views.team, name="team"),
+    path("teams/<str:team>/members/add", views.team_member_add, name="team-member-add"),
+    path(
+        "teams/<str:team>/members/<str:username>/remove", views.team_member_remove, name="team-member-remove"
+    ),
+    path("people/", views.people, name="people"),
+    path("people/<str:username>/", views.person, name="person"),
+    path("people/<str:username>/roles", views.person_roles, name="person-roles"),
 ]

@@ -1,6 +1,7 @@
 """Server-rendered access pages: service accounts and their tokens (admins), your own tokens (anyone signed
-in; the only page where a token with the review scope is made), and who holds which role on an asset (its
-managers and admins change it; auditors read it).
+in; the only page where a token with the review scope is made), teams and their members and people's global
+roles and flags (admins), and who holds which role on an asset (its managers and admins change it; auditors
+read it).
 
 Every change goes through accounts.services with a web Source, so it is checked and audited there; a refused
 change (DomainError) comes back as a message on the page it was made from.
@@ -12,6 +13,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import Http404
@@ -19,8 +21,16 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import selectors, services
-from accounts.forms import GrantForm, PersonalTokenForm, ServiceAccountForm, TokenForm
-from accounts.models import ApiToken
+from accounts.forms import (
+    AccountRolesForm,
+    GrantForm,
+    PersonalTokenForm,
+    ServiceAccountForm,
+    TeamMemberForm,
+    TokenForm,
+)
+from accounts.models import ApiToken, User
+from accounts.permissions import is_admin
 from core.exceptions import DomainError, Forbidden, NotFound
 from core.source import Channel, Source
 from registry.models import Asset, AssetKind
@@ -33,7 +43,7 @@ def admin_required(view):
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        if not request.user.is_registry_admin:
+        if not is_admin(request.user):
             raise PermissionDenied("Only registry admins manage service accounts and tokens.")
         return view(request, *args, **kwargs)
 
@@ -139,7 +149,7 @@ def token_revoke(request, pk: int):
     except NotFound:
         raise Http404 from None
     own = token.account_id == request.user.pk
-    if not (own or request.user.is_registry_admin):
+    if not (own or is_admin(request.user)):
         raise PermissionDenied("Only registry admins revoke the tokens of other accounts.")
     try:
         services.token_revoke(actor=request.user, source=_source(request), token=token)
@@ -267,3 +277,130 @@ def grant_add(request, kind: str, name: str):
 @require_POST
 def grant_remove(request, kind: str, name: str):
     return _grant_change(request, kind, name, add=False)
+
+
+# Teams and their members (admins) -------------------------------------------------------------------------
+
+
+def _team(request, name: str) -> Group:
+    try:
+        return selectors.team_get_for_user(user=request.user, name=name)
+    except NotFound:
+        raise Http404 from None
+
+
+@login_required
+@require_GET
+@admin_required
+def teams(request):
+    context = {"nav": "access", "teams": list(selectors.team_list_for_user(user=request.user))}
+    return render(request, "access/teams.html", context)
+
+
+@login_required
+@require_GET
+@admin_required
+def team(request, team: str):
+    team = _team(request, team)
+    context = {
+        "nav": "access",
+        "team": team,
+        "members": list(selectors.team_member_list(team=team)),
+        "form": TeamMemberForm(),
+    }
+    return render(request, "access/team.html", context)
+
+
+@login_required
+@require_POST
+@admin_required
+def team_member_add(request, team: str):
+    team = _team(request, team)
+    form = TeamMemberForm(request.POST)
+    if form.is_valid():
+        name = form.cleaned_data["user"]
+        try:
+            member = selectors.account_get(name=name, field="user")
+            services.team_member_add(actor=request.user, source=_source(request), team=team, user=member)
+        except DomainError as exc:
+            messages.error(request, exc.detail)
+        else:
+            messages.success(request, f"Added {name} to team {team.name}.")
+    else:
+        messages.error(request, _form_problem(form))
+    return redirect("access:team", team.name)
+
+
+@login_required
+@require_POST
+@admin_required
+def team_member_remove(request, team: str, username: str):
+    team = _team(request, team)
+    member = _account(request, username)
+    try:
+        services.team_member_remove(actor=request.user, source=_source(request), team=team, user=member)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Removed {username} from team {team.name}.")
+    return redirect("access:team", team.name)
+
+
+# People: global role and account flags (admins) -----------------------------------------------------------
+
+
+def _account(request, username: str) -> User:
+    try:
+        return selectors.account_get_for_user(user=request.user, name=username)
+    except NotFound:
+        raise Http404 from None
+
+
+@login_required
+@require_GET
+@admin_required
+def people(request):
+    context = {"nav": "access", "accounts": list(selectors.account_list_for_user(user=request.user))}
+    return render(request, "access/people.html", context)
+
+
+def _person(request, account: User, form=None, status: int = 200):
+    superuser_editable = request.user.is_superuser
+    form = form or AccountRolesForm(
+        initial=selectors.account_roles(account), superuser_editable=superuser_editable
+    )
+    context = {
+        "nav": "access",
+        "account": account,
+        "teams": list(account.groups.order_by("name")),
+        "form": form,
+    }
+    return render(request, "access/person.html", context, status=status)
+
+
+@login_required
+@require_GET
+@admin_required
+def person(request, username: str):
+    return _person(request, _account(request, username))
+
+
+@login_required
+@require_POST
+@admin_required
+def person_roles(request, username: str):
+    account = _account(request, username)
+    form = AccountRolesForm(
+        request.POST,
+        initial=selectors.account_roles(account),
+        superuser_editable=request.user.is_superuser,
+    )
+    if not form.is_valid():
+        return _person(request, account, form=form, status=400)
+    try:
+        services.user_update(actor=request.user, source=_source(request), user=account, **form.cleaned_data)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Saved the roles of {account.username}.")
+    return redirect("access:person", account.username)

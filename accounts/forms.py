@@ -98,3 +98,38 @@ class PersonalTokenForm(forms.Form):
             for value, label in Scope.choices
             if value != Scope.MANAGE or user.is_registry_admin
         ]
+
+
+class TeamMemberForm(forms.Form):
+    user = forms.CharField(
+        max_length=150,
+        label="Username",
+        help_text="A person or service account.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "member_%s")
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class AccountRolesForm(forms.Form):
+    """An account's global role and flags: all of them are sent, and the service records what changed."""
+
+    global_role = forms.ChoiceField(
+        choices=[("none", "None"), ("admin", "Registry admin"), ("auditor", "Auditor")], label="Global role"
+    )
+    is_active = forms.BooleanField(required=False, label="Active", help_text="A disabled account cannot act.")
+    can_create_assets = forms.BooleanField(required=False, label="May create assets")
+    is_staff = forms.BooleanField(required=False, label="Staff", help_text="May open the Django admin.")
+    is_superuser = forms.BooleanField(
+        required=False, label="Superuser", help_text="Counts as a registry admin; only superusers change it."
+    )
+
+    def __init__(self, *args, superuser_editable: bool = True, **kwargs):
+        kwargs.setdefault("auto_id", "roles_%s")
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        # A disabled field keeps its initial value whatever is posted: no change is asked for.
+        self.fields["is_superuser"].disabled = not superuser_editable

@@ -40,15 +40,24 @@ class User(AbstractUser):
                 {"username": "An account with this name already exists (ignoring case and character width)."}
             )
 
+    # For templates, which cannot call functions: the rules themselves are in accounts/permissions.py.
     @property
     def is_registry_admin(self) -> bool:
-        """Admins manage every asset, grant and token; superusers count as admins (not as reviewers)."""
-        return self.is_active and (self.is_superuser or self.global_role == GlobalRole.ADMIN)
+        from accounts.permissions import is_admin
+
+        return is_admin(self)
 
     @property
     def is_auditor(self) -> bool:
-        """Auditors read everything, the audit log included, and change nothing."""
-        return self.is_active and self.global_role == GlobalRole.AUDITOR
+        from accounts.permissions import is_auditor
+
+        return is_auditor(self)
+
+    @property
+    def reads_everything(self) -> bool:
+        from accounts.permissions import reads_everything
+
+        return reads_everything(self)
 
 
 class Team(Group):

@@ -1,11 +1,12 @@
-"""Reads of accounts, tokens and grants, filtered by who is asking."""
+"""Reads of accounts, teams, tokens and grants, filtered by who is asking."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import Group
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from accounts.models import ApiToken, User
+from accounts.permissions import reads_everything
 from core.exceptions import Forbidden, InvalidInput, NotFound
 from registry.models import Asset, AssetGroupObjectPermission, AssetUserObjectPermission
 from registry.permissions import ROLE_OF_CODENAME, Role, effective_roles, require_admin
@@ -14,7 +15,7 @@ from registry.permissions import ROLE_OF_CODENAME, Role, effective_roles, requir
 def token_list_for_user(*, user) -> QuerySet[ApiToken]:
     """Admins and auditors see every token; anyone else sees their own."""
     tokens = ApiToken.objects.select_related("account", "created_by", "revoked_by").order_by("-id")
-    if user.is_registry_admin or user.is_auditor:
+    if reads_everything(user):
         return tokens
     return tokens.filter(account=user)
 
@@ -27,7 +28,7 @@ def token_get_for_user(*, user, pk: int) -> ApiToken:
 
 
 def service_account_list_for_user(*, user) -> QuerySet[User]:
-    if not (user.is_registry_admin or user.is_auditor):
+    if not reads_everything(user):
         raise Forbidden("Only admins and auditors may list service accounts.", type="permission-denied")
     return User.objects.filter(is_service_account=True).prefetch_related("groups").order_by("username")
 
@@ -64,7 +65,7 @@ def principal_get(*, principal_type: str, name: str, field: str = "principal") -
 
 def grant_list_for_user(*, user, asset: Asset) -> list[dict]:
     """Who holds which role on asset: for its managers, admins and auditors."""
-    if not (user.is_auditor or Role.MANAGE in effective_roles(user, asset)):
+    if not (reads_everything(user) or Role.MANAGE in effective_roles(user, asset)):
         raise Forbidden(f"You need the 'manage' role on {asset} to see its grants.", type="permission-denied")
     rows = [
         {
@@ -91,3 +92,62 @@ def grant_list_for_user(*, user, asset: Asset) -> list[dict]:
         if grant.permission.codename in ROLE_OF_CODENAME
     ]
     return sorted(rows, key=lambda row: (row["principal_type"], row["principal"], row["role"]))
+
+
+# Teams and global roles: admins change them (accounts.services), admins and auditors read them. ------------
+
+
+def _require_reader(user) -> None:
+    if not reads_everything(user):
+        raise Forbidden("Only admins and auditors may see teams and global roles.", type="permission-denied")
+
+
+def team_get_for_user(*, user, name: str) -> Group:
+    """The team, for admins and auditors (403 for anyone else, whether it exists or not; then 404)."""
+    _require_reader(user)
+    team = Group.objects.filter(name=name).first()
+    if team is None:
+        raise NotFound("Not found.")
+    return team
+
+
+def team_member_list(*, team: Group) -> QuerySet[User]:
+    return team.user_set.order_by("username")
+
+
+def team_list_for_user(*, user) -> QuerySet[Group]:
+    """Every team with its number of members, by name (one query)."""
+    _require_reader(user)
+    return Group.objects.annotate(members=Count("user")).order_by("name")
+
+
+def account_get_for_user(*, user, name: str) -> User:
+    """An account's roles and flags, for admins and auditors (403 for anyone else; then 404 if unknown)."""
+    _require_reader(user)
+    account = User.objects.filter(username=name).first()
+    if account is None:
+        raise NotFound("Not found.")
+    return account
+
+
+def account_list_for_user(*, user) -> QuerySet[User]:
+    """Every account, people and service accounts, by name, with their teams (two queries)."""
+    _require_reader(user)
+    return User.objects.prefetch_related("groups").order_by("username")
+
+
+def account_roles(account: User) -> dict:
+    """The account's global role and flags as accounts.services.user_update takes them.
+
+    `global_role` is admin, auditor or none; `can_create_assets` is the account's own `registry.add_asset`
+    permission (admins create assets anyway).
+    """
+    return {
+        "global_role": account.global_role or "none",
+        "is_active": account.is_active,
+        "is_superuser": account.is_superuser,
+        "is_staff": account.is_staff,
+        "can_create_assets": account.user_permissions.filter(
+            content_type__app_label="registry", codename="add_asset"
+        ).exists(),
+    }

@@ -1,19 +1,23 @@
-"""Changes to accounts and access: service accounts, tokens, grants, sign-ins. Each one is audited."""
+"""Changes to accounts and access: service accounts, tokens, grants, team memberships, global roles and
+account flags, sign-ins. Each one is audited."""
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
 import string
+from types import SimpleNamespace
 
 from django.conf import settings
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from accounts.models import ApiToken, Scope, User
+from accounts.models import ApiToken, GlobalRole, Scope, User
+from accounts.permissions import ADMINS, is_admin, is_read_only_account
 from accounts.ratelimit import address_bucket
+from accounts.selectors import account_roles
 from accounts.usernames import sign_in_name
 from audit.models import Action
 from audit.services import TargetRef, audit_record
@@ -205,6 +209,11 @@ def _holds(principal: User | Group, asset: Asset, role: Role) -> bool:
 def grant_add(*, actor, source: Source, asset: Asset, principal: User | Group, role: Role) -> None:
     """Grant role on asset to a person, service account or team."""
     require(actor, asset, Role.MANAGE)
+    if is_read_only_account(principal):
+        # An auditor checks the work of everyone else, so holds no role on any asset, not even view.
+        raise InvalidInput.field(
+            "principal", "an auditor holds no role on assets", type="auditor-cannot-hold-role"
+        )
     if role == Role.REVIEW and getattr(principal, "is_service_account", False):
         raise InvalidInput.field(
             "role", "a service account can never review", type="service-account-cannot-review"
@@ -279,3 +288,172 @@ def login_failed_record(
 def logout_record(*, user: User, source: Source) -> None:
     """Record a sign-out."""
     audit_record(actor=user, action=Action.LOGOUT, target=user, source=source)
+
+
+# Who may act: team memberships, global roles, account flags ---------------------------------------------
+#
+# Team membership decides who is an eligible reviewer (review is granted to teams), and the global role and
+# flags decide who administers everything: each change is one service, admin-only, with one audit event that
+# carries the state before and after. Adding a member twice or removing a non-member is refused (409), like
+# a grant; a user update that changes nothing answers with the account as it is and records nothing.
+
+USER_FIELDS = ("global_role", "is_active", "is_superuser", "is_staff", "can_create_assets")
+GLOBAL_ROLES = {"admin": GlobalRole.ADMIN, "auditor": GlobalRole.AUDITOR, "none": GlobalRole.NONE}
+
+
+def _teams_of(user: User) -> list[str]:
+    return sorted(user.groups.values_list("name", flat=True))
+
+
+def _add_asset_permission() -> Permission:
+    return Permission.objects.get(content_type__app_label="registry", codename="add_asset")
+
+
+def _membership_change(*, actor, source: Source, team: Group, user: User, add: bool) -> None:
+    require_admin(actor)
+    user = User.objects.select_for_update().get(pk=user.pk)  # one change to an account at a time
+    before = _teams_of(user)
+    if add and team.name in before:
+        raise Conflict(f"{user} is already a member of team {team.name}.", type="already-a-member")
+    if not add and team.name not in before:
+        raise Conflict(f"{user} is not a member of team {team.name}.", type="not-a-member")
+    (user.groups.add if add else user.groups.remove)(team)
+    audit_record(
+        actor=actor,
+        action=Action.TEAM_MEMBER_ADDED if add else Action.TEAM_MEMBER_REMOVED,
+        target=team,
+        source=source,
+        changes={
+            "team": team.name,
+            "user": user.username,
+            "service_account": user.is_service_account,
+            "before": {"teams": before},
+            "after": {"teams": _teams_of(user)},
+        },
+    )
+
+
+@transaction.atomic(durable=True)
+def team_member_add(*, actor, source: Source, team: Group, user: User) -> None:
+    """Add user to team: the team's roles apply to them at once (a review grant makes them a reviewer)."""
+    _membership_change(actor=actor, source=source, team=team, user=user, add=True)
+
+
+@transaction.atomic(durable=True)
+def team_member_remove(*, actor, source: Source, team: Group, user: User) -> None:
+    """Take user out of team: its roles stop applying at once, earlier approvals through it included."""
+    _membership_change(actor=actor, source=source, team=team, user=user, add=False)
+
+
+def _clean_user_fields(fields: dict) -> dict:
+    unknown = sorted(set(fields) - set(USER_FIELDS))
+    if unknown:
+        raise InvalidInput.field(unknown[0], f"cannot be changed; editable fields: {', '.join(USER_FIELDS)}")
+    if "global_role" in fields and fields["global_role"] not in GLOBAL_ROLES:
+        raise InvalidInput.field("global_role", f"must be one of {', '.join(GLOBAL_ROLES)}")
+    for name in USER_FIELDS[1:]:
+        if name in fields and not isinstance(fields[name], bool):
+            raise InvalidInput.field(name, "must be true or false")
+    return fields
+
+
+def _check_user_change(*, actor, user: User, after: dict, changed: list[str]) -> None:
+    """The rules a role change must keep; the first field that breaks one is named."""
+
+    def blame(*names: str) -> str:
+        return next((name for name in names if name in changed), names[0])
+
+    if "is_superuser" in changed and actor is not None and not actor.is_superuser:
+        raise Forbidden("Only a superuser may give or take superuser status.", type="permission-denied")
+    if user.is_service_account and (
+        after["global_role"] != "none" or after["is_superuser"] or after["is_staff"]
+    ):
+        # A CI credential acts on assets through grants only; it never administers the registry.
+        raise InvalidInput.field(
+            blame("global_role", "is_superuser", "is_staff"),
+            "a service account holds no global role, superuser or staff status",
+            type="service-account-cannot-hold-global-role",
+        )
+    if after["global_role"] == "auditor":
+        # An auditor checks everyone else's work, so changes nothing: no admin rights, no asset creation.
+        if after["is_superuser"] or after["can_create_assets"]:
+            raise InvalidInput.field(
+                blame("global_role", "is_superuser", "can_create_assets"),
+                "an auditor can be neither a superuser nor create assets",
+                type="auditor-cannot-write",
+            )
+        if "global_role" in changed and _holds_any_grant(user):
+            raise InvalidInput.field(
+                "global_role",
+                "an auditor holds no role on assets: revoke this account's grants first",
+                type="auditor-cannot-hold-role",
+            )
+
+
+def _holds_any_grant(user: User) -> bool:
+    return user.assetuserobjectpermission_set.filter(permission__codename__in=CODENAMES.values()).exists()
+
+
+def _is_admin_with(fields: dict) -> bool:
+    """Whether an account with these fields is a registry admin, by the one rule (accounts.permissions)."""
+    return is_admin(
+        SimpleNamespace(
+            is_active=fields["is_active"],
+            is_superuser=fields["is_superuser"],
+            global_role=GLOBAL_ROLES[fields["global_role"]],
+        )
+    )
+
+
+def _check_an_admin_remains(user: User, before: dict, after: dict) -> None:
+    """Refuse to remove the last active admin: nobody could change roles afterwards, except from a shell."""
+    if (
+        _is_admin_with(before)
+        and not _is_admin_with(after)
+        and not User.objects.filter(ADMINS).exclude(pk=user.pk).exists()
+    ):
+        raise Conflict(
+            "This is the last active registry admin; make someone else an admin first.", type="last-admin"
+        )
+
+
+@transaction.atomic(durable=True)
+def user_update(*, actor, source: Source, user: User, **fields) -> User:
+    """Change an account's global role, active flag, superuser or staff status, or asset creation right."""
+    fields = _clean_user_fields(fields)
+    require_admin(actor)
+    if {"global_role", "is_active", "is_superuser"} & set(fields):
+        # A change that may demote an admin locks every admin row first, in one order, then the account: two
+        # admins demoting each other at once are serialised, and the second sees that the first is gone.
+        list(User.objects.select_for_update().filter(ADMINS).order_by("pk").values_list("pk"))
+    user = User.objects.select_for_update().get(pk=user.pk)
+    before = account_roles(user)
+    after = {**before, **fields}
+    changed = [name for name in USER_FIELDS if before[name] != after[name]]
+    if not changed:
+        return user
+    _check_user_change(actor=actor, user=user, after=after, changed=changed)
+    _check_an_admin_remains(user, before, after)
+    user.global_role = GLOBAL_ROLES[after["global_role"]]
+    user.is_active, user.is_superuser, user.is_staff = (
+        after["is_active"],
+        after["is_superuser"],
+        after["is_staff"],
+    )
+    user.save(update_fields=["global_role", "is_active", "is_superuser", "is_staff"])
+    if "can_create_assets" in changed:
+        change = user.user_permissions.add if after["can_create_assets"] else user.user_permissions.remove
+        change(_add_asset_permission())
+    audit_record(
+        actor=actor,
+        action=Action.USER_UPDATED,
+        target=user,
+        source=source,
+        changes={
+            "user": user.username,
+            "service_account": user.is_service_account,
+            "before": {name: before[name] for name in changed},
+            "after": {name: after[name] for name in changed},
+        },
+    )
+    return user

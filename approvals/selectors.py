@@ -9,6 +9,7 @@ from django.db.models import Count, Exists, IntegerField, JSONField, OuterRef, P
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.permissions import can_ever_review, reads_everything
 from approvals import policy as rules
 from approvals.models import Decision, Policy, PromotionRequest, Review, Status
 from approvals.services import promotion_expire_if_due
@@ -104,7 +105,7 @@ def promotion_inbox_for_user(*, user) -> QuerySet[PromotionRequest]:
     One query whatever the number of rows. The promotion page and the services check every rule again
     (services.review_refusal): this list is where to look, not a permission.
     """
-    if not user.is_authenticated or not user.is_active or user.is_service_account:
+    if not user.is_authenticated or not can_ever_review(user):
         return PromotionRequest.objects.none()
     reviewed = Review.objects.filter(promotion=OuterRef("pk"), reviewer=user)
     pending = promotion_list_for_user(user=user).filter(status=Status.PENDING, expires_at__gt=timezone.now())
@@ -189,7 +190,7 @@ FEW_ASSETS = 200
 def _latest_events_on_visible_assets(*, user, limit: int) -> list[AuditEvent]:
     fields = ("seq", "occurred_at", "actor_repr", "actor_kind", "action", "target_kind", "target_id")
     events = AuditEvent.objects.only(*fields, "target_repr", "asset_id", "changes").order_by("-seq")
-    if not (user.is_registry_admin or user.is_auditor):
+    if not reads_everything(user):
         visible = list(restrict(Asset.objects.all(), user).values_list("pk", flat=True)[: FEW_ASSETS + 1])
         if len(visible) <= FEW_ASSETS:
             return list(events.filter(asset_id__in=visible)[:limit]) if visible else []

@@ -44,6 +44,9 @@ class Action(models.TextChoices):
     PROMOTION_EXPIRED = "promotion.expired"
     PROMOTION_FAILED = "promotion.failed"
     PROMOTION_APPLIED = "promotion.applied"
+    TEAM_MEMBER_ADDED = "team.member_added"
+    TEAM_MEMBER_REMOVED = "team.member_removed"
+    USER_UPDATED = "user.updated"
 
 
 class AppendOnlyError(Exception):

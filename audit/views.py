@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.permissions import reads_everything
 from audit.filters import AuditEventFilter
 from audit.models import Action, AuditEvent, AuditHead, Checkpoint, VerificationRun
 from audit.signing import verifier_key
@@ -54,7 +55,7 @@ def auditor_required(view):
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        if not (request.user.is_auditor or request.user.is_registry_admin):
+        if not reads_everything(request.user):
             raise PermissionDenied("Only auditors and registry admins may read the audit log.")
         return view(request, *args, **kwargs)
 

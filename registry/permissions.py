@@ -2,13 +2,16 @@
 
 Roles are granted on the asset only; versions, evaluations, lineage and stage pointers inherit from it.
 Any role makes the asset visible. `manage` also lets its holder contribute and request promotions;
-`review` is never implied by anything (separation of duties), not even by the admin role.
+`review` is never implied by anything (separation of duties), not even by the admin role. The global roles
+(admin, auditor) are decided in accounts/permissions.py; this module adds what they mean on an asset.
 """
 
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet, TextChoices
 
+from accounts.permissions import is_admin, is_read_only_account, reads_everything
+from accounts.permissions import require_admin as require_admin  # re-exported for the services
 from core.compiled import CompiledQuery
 from core.exceptions import Forbidden
 
@@ -53,7 +56,7 @@ def _team_grants(user):
 
 def visible_asset_ids(user) -> QuerySet | None:
     """A subquery of the ids of the assets user may see, or None when user sees every asset."""
-    if user.is_registry_admin or user.is_auditor:
+    if reads_everything(user):
         return None
     return (
         _user_grants(user).values("content_object_id").union(_team_grants(user).values("content_object_id"))
@@ -67,7 +70,7 @@ def restrict(queryset: QuerySet, user, field: str = "pk") -> QuerySet:
     """
     if user is None or not user.is_authenticated:
         return queryset.none()
-    if user.is_registry_admin or user.is_auditor:
+    if reads_everything(user):
         return queryset
     return queryset.filter(
         Q(**{f"{field}__in": _user_grants(user).values("content_object_id")})
@@ -87,9 +90,14 @@ _GRANTED = CompiledQuery(_granted_query)
 
 
 def granted_roles(user, asset) -> set[Role]:
-    """The roles granted on asset to user directly or through a team: one query, compiled once."""
+    """The roles granted on asset to user directly or through a team: one query, compiled once.
+
+    An auditor's grants count as view only, however they got into the tables (through a team, or written
+    around grant_add): an auditor holds no write role and never reviews.
+    """
     rows = _GRANTED.rows("granted", {}, user_id=user.pk, asset_id=asset.pk)
-    return {ROLE_OF_CODENAME[codename] for (codename,) in rows if codename in ROLE_OF_CODENAME}
+    roles = {ROLE_OF_CODENAME[codename] for (codename,) in rows if codename in ROLE_OF_CODENAME}
+    return roles & {Role.VIEW} if is_read_only_account(user) else roles
 
 
 def effective_roles(user, asset) -> set[Role]:
@@ -97,9 +105,9 @@ def effective_roles(user, asset) -> set[Role]:
     roles: set[Role] = set()
     for role in granted_roles(user, asset):
         roles |= IMPLIED[role]
-    if user.is_registry_admin:
+    if is_admin(user):
         roles |= ADMIN_ROLES
-    if user.is_auditor:
+    if reads_everything(user):
         roles.add(Role.VIEW)
     return roles
 
@@ -112,12 +120,8 @@ def require(actor, asset, role: Role) -> None:
         raise Forbidden(f"You need the '{role}' role on {asset} to do this.", type="permission-denied")
 
 
-def require_admin(actor) -> None:
-    if actor is not None and not actor.is_registry_admin:
-        raise Forbidden("Only a registry admin may do this.", type="permission-denied")
-
-
 def can_create_assets(actor) -> bool:
-    if actor is None or actor.is_registry_admin:
+    """Admins, and active accounts holding `registry.add_asset` (directly or via a team); never auditors."""
+    if actor is None or is_admin(actor):
         return True
-    return actor.is_active and not actor.is_auditor and actor.has_perm("registry.add_asset")
+    return actor.is_active and not is_read_only_account(actor) and actor.has_perm("registry.add_asset")

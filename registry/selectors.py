@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
+from accounts.permissions import reads_everything
 from audit.models import AuditEvent
 from core.compiled import CompiledQuery
 from core.exceptions import InvalidInput, NotFound
@@ -51,7 +52,7 @@ def asset_get_for_user(*, user, kind: AssetKind, name: str) -> Asset:
     """
     if not user.is_authenticated:
         raise NotFound("Not found.")
-    shape = "all" if (user.is_registry_admin or user.is_auditor) else "granted"
+    shape = "all" if reads_everything(user) else "granted"
     row = _ASSET.first(shape, {"user": user}, kind=str(kind), name=name)
     if row is None:
         raise NotFound("Not found.")
@@ -134,7 +135,7 @@ def stage_pointer_resolve_for_user(*, user, kind: AssetKind, name: str, stage: s
     """
     if not user.is_authenticated:
         return None
-    shape = "all" if (user.is_registry_admin or user.is_auditor) else "granted"
+    shape = "all" if reads_everything(user) else "granted"
     row = _RESOLVE.first(shape, {"user": user}, kind=str(kind), name=name, stage=stage)
     return dict(zip(RESOLVE_COLUMNS, row, strict=True)) if row else None
 

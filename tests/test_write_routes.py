@@ -4,6 +4,7 @@ A write route added later without a row in WRITES fails test_every_write_route_h
 """
 
 import pytest
+from django.contrib.auth.models import Group
 from guardian.shortcuts import assign_perm
 
 from accounts.models import User
@@ -124,6 +125,26 @@ WRITES = {
         {"stage": "staging"},
     ),
     ("policies/<int:pk>", "delete"): (POLICY, lambda kind: None, {"<int:pk>": "999999"}, None),
+    ("teams/<str:team>/members", "post"): (
+        {"<str:team>": "crew"},
+        lambda kind: {"user": "bob"},
+        {"<str:team>": "crew"},
+        {"user": "nobody"},
+    ),
+    # Removing bob, who is not a member, is refused (409 not-a-member).
+    ("teams/<str:team>/members/<str:user>", "delete"): (
+        {"<str:team>": "crew", "<str:user>": "ci"},
+        lambda kind: None,
+        {"<str:team>": "crew", "<str:user>": "bob"},
+        None,
+    ),
+    # bob holds a grant, so he cannot become an auditor (400 auditor-cannot-hold-role).
+    ("users/<str:username>", "patch"): (
+        {"<str:username>": "bob"},
+        lambda kind: {"global_role": "admin", "can_create_assets": True},
+        {"<str:username>": "bob"},
+        {"global_role": "auditor"},
+    ),
 }
 
 
@@ -134,7 +155,8 @@ def test_every_write_route_has_a_row():
 
 
 def arrange(kind):
-    """Dataset "ds" v1; asset "a" of kind with v1 and v2; bob viewing it; service account ci with tokens."""
+    """Dataset "ds" v1; asset "a" of kind with v1 and v2; bob viewing it; service account ci (team crew) with
+    tokens."""
     VersionFactory(asset=AssetFactory(kind=AssetKind.DATASET, name="ds"))
     asset = AssetFactory(kind=kind or AssetKind.MODEL, name="a")
     for _ in range(2):
@@ -142,6 +164,7 @@ def arrange(kind):
     bob = User.objects.create_user("bob")
     assign_perm("registry.view_asset", bob, asset)
     ci = User.objects.create_user("ci", is_service_account=True)
+    ci.groups.add(Group.objects.create(name="crew"))
     live, _ = token_create(actor=None, source=Source.cli(), account=ci, name="live", scopes=["read"])
     revoked, _ = token_create(actor=None, source=Source.cli(), account=ci, name="old", scopes=["read"])
     token_revoke(actor=None, source=Source.cli(), token=revoked)

@@ -84,3 +84,35 @@ class GrantOut(serializers.Serializer):
     principal = serializers.CharField()
     service_account = serializers.BooleanField()
     role = serializers.CharField()
+
+
+class TeamMemberIn(StrictInput):
+    user = serializers.CharField(max_length=150)
+
+
+class TeamMemberOut(serializers.Serializer):
+    user = serializers.CharField(source="username")
+    service_account = serializers.BooleanField(source="is_service_account")
+    active = serializers.BooleanField(source="is_active")
+
+
+class UserIn(StrictInput):
+    global_role = serializers.ChoiceField(choices=["admin", "auditor", "none"], required=False)
+    is_active = serializers.BooleanField(required=False)
+    is_superuser = serializers.BooleanField(required=False)
+    is_staff = serializers.BooleanField(required=False)
+    can_create_assets = serializers.BooleanField(
+        required=False,
+        help_text="The account's own registry.add_asset permission; admins create assets anyway.",
+    )
+
+
+class UserOut(serializers.Serializer):
+    username = serializers.CharField()
+    service_account = serializers.BooleanField(source="is_service_account")
+    global_role = serializers.ChoiceField(choices=["admin", "auditor", "none"])
+    is_active = serializers.BooleanField()
+    is_superuser = serializers.BooleanField()
+    is_staff = serializers.BooleanField()
+    can_create_assets = serializers.BooleanField()
+    teams = serializers.ListField(child=serializers.CharField())

@@ -7,4 +7,11 @@ urlpatterns = [
     path("service-accounts", views.ServiceAccountListView.as_view(), name="service-account-list"),
     path("tokens", views.TokenListView.as_view(), name="token-list"),
     path("tokens/<int:pk>/revoke", views.TokenRevokeView.as_view(), name="token-revoke"),
+    path("teams/<str:team>/members", views.TeamMemberListView.as_view(), name="team-member-list"),
+    path(
+        "teams/<str:team>/members/<str:user>",
+        views.TeamMemberDetailView.as_view(),
+        name="team-member-detail",
+    ),
+    path("users/<str:username>", views.UserDetailView.as_view(), name="user-detail"),
 ]

@@ -1,4 +1,4 @@
-"""Accounts API: who am I, service accounts, tokens."""
+"""Accounts API: who am I, service accounts, tokens, team members, global roles and account flags."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
@@ -71,3 +71,72 @@ class TokenRevokeView(generics.GenericAPIView):
         token = selectors.token_get_for_user(user=request.user, pk=pk)
         token = services.token_revoke(actor=request.user, source=api_source(request), token=token)
         return Response(s.TokenOut(token).data)
+
+
+def _user_body(account: User) -> dict:
+    teams = sorted(account.groups.values_list("name", flat=True))
+    return {
+        "username": account.username,
+        "is_service_account": account.is_service_account,
+        **selectors.account_roles(account),
+        "teams": teams,
+    }
+
+
+class TeamMemberListView(generics.GenericAPIView):
+    """The members of a team (admins, auditors); add one (admins)."""
+
+    serializer_class = s.TeamMemberOut
+    queryset = User.objects.none()
+    pagination_class = None
+    token_scope = Scope.MANAGE
+
+    @extend_schema(responses=s.TeamMemberOut(many=True))
+    def get(self, request, team: str):
+        team = selectors.team_get_for_user(user=request.user, name=team)
+        return Response(s.TeamMemberOut(selectors.team_member_list(team=team), many=True).data)
+
+    @extend_schema(request=s.TeamMemberIn, responses={201: s.TeamMemberOut})
+    def post(self, request, team: str):
+        team = selectors.team_get_for_user(user=request.user, name=team)
+        data = validated(s.TeamMemberIn, request)
+        # The right to change before the lookup, so that a refusal never tells whether the account exists.
+        require_admin(request.user)
+        member = selectors.account_get(name=data["user"], field="user")
+        services.team_member_add(actor=request.user, source=api_source(request), team=team, user=member)
+        return Response(s.TeamMemberOut(member).data, status=201)
+
+
+class TeamMemberDetailView(generics.GenericAPIView):
+    serializer_class = s.TeamMemberOut
+    queryset = User.objects.none()
+    token_scope = Scope.MANAGE
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, team: str, user: str):
+        require_admin(request.user)
+        team = selectors.team_get_for_user(user=request.user, name=team)
+        member = selectors.account_get_for_user(user=request.user, name=user)
+        services.team_member_remove(actor=request.user, source=api_source(request), team=team, user=member)
+        return Response(status=204)
+
+
+class UserDetailView(generics.GenericAPIView):
+    """An account's global role and flags (admins, auditors); change them (admins)."""
+
+    serializer_class = s.UserOut
+    queryset = User.objects.none()
+    token_scope = Scope.MANAGE
+
+    @extend_schema(responses=s.UserOut)
+    def get(self, request, username: str):
+        account = selectors.account_get_for_user(user=request.user, name=username)
+        return Response(s.UserOut(_user_body(account)).data)
+
+    @extend_schema(request=s.UserIn, responses=s.UserOut)
+    def patch(self, request, username: str):
+        data = validated(s.UserIn, request)
+        require_admin(request.user)
+        account = selectors.account_get_for_user(user=request.user, name=username)
+        account = services.user_update(actor=request.user, source=api_source(request), user=account, **data)
+        return Response(s.UserOut(_user_body(account)).data)

@@ -13,6 +13,7 @@ from rest_framework import generics, permissions, serializers
 from rest_framework.response import Response
 
 from accounts.authentication import TokenScopes
+from accounts.permissions import reads_everything
 from audit import export, log, merkle
 from audit.filters import AuditEventFilter
 from audit.models import AuditEvent, Checkpoint
@@ -26,7 +27,7 @@ class IsAuditorOrAdmin(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and (user.is_auditor or user.is_registry_admin))
+        return bool(user and user.is_authenticated and reads_everything(user))
 
 
 class SeqPagination(CursorPagination):

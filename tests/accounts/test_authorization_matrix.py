@@ -5,7 +5,7 @@ A route added later without a row in ROUTES fails test_every_route_has_a_row.
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
@@ -66,6 +66,9 @@ EXPECT = {
     "policy_delete": [204, 204, 403, 403, 403, 404, 403, 403, 401],
     # The audit log: auditors and admins only.
     "audit": [200, 403, 403, 403, 403, 403, 200, 403, 401],
+    # Team members, global roles and account flags: admins change them, auditors read them.
+    "admin_change": [200, 403, 403, 403, 403, 403, 403, 403, 401],
+    "admin_delete": [204, 403, 403, 403, 403, 403, 403, 403, 401],
 }
 NAME = {"<str:name>": "a", "<int:number>": "1", "<str:stage>": "staging"}
 ROUTES = {
@@ -154,6 +157,23 @@ ROUTES = {
     ("audit/proof/inclusion", "get"): ("audit", {"?": "seq=1"}, None),
     ("audit/proof/consistency", "get"): ("audit", {"?": "from=first&to=last"}, None),
     ("audit/export", "get"): ("audit", {"?": "format=jsonl"}, None),
+    ("teams/<str:team>/members", "get"): ("admin_read", {"<str:team>": "crew"}, None),
+    ("teams/<str:team>/members", "post"): (
+        "admin_create",
+        {"<str:team>": "crew"},
+        lambda kind: {"user": "outsider"},
+    ),
+    ("teams/<str:team>/members/<str:user>", "delete"): (
+        "admin_delete",
+        {"<str:team>": "crew", "<str:user>": "viewer"},
+        None,
+    ),
+    ("users/<str:username>", "get"): ("admin_read", {"<str:username>": "outsider"}, None),
+    ("users/<str:username>", "patch"): (
+        "admin_change",
+        {"<str:username>": "outsider"},
+        lambda kind: {"can_create_assets": True},
+    ),
 }
 
 
@@ -187,6 +207,7 @@ def arrange(kind) -> tuple[dict[str, APIClient], dict[str, str]]:
         users[persona] = User.objects.create_user(persona)
         assign_perm(f"registry.{CODENAMES[role]}", users[persona], asset)
     users["manager"].user_permissions.add(Permission.objects.get(codename="add_asset"))
+    users["viewer"].groups.add(Group.objects.create(name="crew"))
     ci = User.objects.create_user("ci", is_service_account=True)
     assign_perm(f"registry.{CODENAMES[Role.CONTRIBUTE]}", ci, asset)
     assign_perm(f"registry.{CODENAMES[Role.REQUEST_PROMOTION]}", ci, asset)

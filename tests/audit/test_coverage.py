@@ -127,6 +127,20 @@ SCENARIOS = {
         ),
         ["grant.removed"],
     ),
+    "team_member_add": (
+        lambda w: A.team_member_add(actor=w.admin, source=SRC, team=w.reviewers, user=w.outsider),
+        ["team.member_added"],
+    ),
+    "team_member_remove": (
+        lambda w: A.team_member_remove(actor=w.admin, source=SRC, team=w.reviewers, user=w.r1),
+        ["team.member_removed"],
+    ),
+    "user_update": (
+        lambda w: A.user_update(
+            actor=w.admin, source=SRC, user=w.outsider, global_role="admin", can_create_assets=True
+        ),
+        ["user.updated"],
+    ),
     "login_record": (lambda w: A.login_record(user=w.r1, source=SRC), ["login.succeeded"]),
     "login_failed_record": (
         lambda w: A.login_failed_record(username="x", source=SRC, reason="invalid_login"),
@@ -245,4 +259,7 @@ def _snapshot():
         list(ApiToken.objects.order_by("pk").values_list("revoked_at")),
         list(Policy.objects.order_by("pk").values_list("expiry_hours")),
         list(Stage.objects.values_list("name")),
+        list(User.objects.order_by("pk").values_list("global_role", "is_active", "is_superuser", "is_staff")),
+        list(User.groups.through.objects.order_by("pk").values_list("user_id", "group_id")),
+        list(User.user_permissions.through.objects.order_by("pk").values_list("user_id", "permission_id")),
     )

@@ -16,7 +16,7 @@ import hashlib
 import os
 
 from django.conf import settings
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -92,12 +92,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         source = Source.cli()
-        people = self._people()
+        people = self._people(source)
         admin, owner = people["admin"], people["owner"]
         team, _ = Group.objects.get_or_create(name="ml-platform")
         reviewers, _ = Group.objects.get_or_create(name="reviewers")
-        people["reviewer1"].groups.add(reviewers)
-        people["reviewer2"].groups.add(reviewers)
+        for reviewer in ("reviewer1", "reviewer2"):
+            if not people[reviewer].groups.filter(pk=reviewers.pk).exists():
+                account_services.team_member_add(
+                    actor=None, source=source, team=reviewers, user=people[reviewer]
+                )
         ci = User.objects.filter(username=CI_ACCOUNT).first() or account_services.service_account_create(
             actor=admin, source=source, name=CI_ACCOUNT, team=team
         )
@@ -179,22 +182,27 @@ class Command(BaseCommand):
             return os.environ.get("DEMO_ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD)
         return f"{username}-demo-password"
 
-    def _people(self) -> dict[str, User]:
+    def _people(self, source) -> dict[str, User]:
+        """The demo people; their roles and flags are set through the audited service, like anyone's."""
         people = {}
         for username, role in PEOPLE.items():
             person = User.objects.filter(username=username).first()
             if person is None:
                 with transaction.atomic():
                     person = User.objects.create_user(
-                        username,
-                        f"{username}@example.com",
-                        self._password(username),
-                        global_role=role,
-                        is_staff=username == ADMIN_USERNAME,
-                        is_superuser=username == ADMIN_USERNAME,
+                        username, f"{username}@example.com", self._password(username)
                     )
+                is_admin = username == ADMIN_USERNAME
+                person = account_services.user_update(
+                    actor=None,
+                    source=source,
+                    user=person,
+                    global_role=role or "none",
+                    is_staff=is_admin,
+                    is_superuser=is_admin,
+                    can_create_assets=username == "owner",
+                )
             people[username] = person
-        people["owner"].user_permissions.add(Permission.objects.get(codename="add_asset"))
         return people
 
     def _grant(self, admin, source, asset, principal, role) -> None:
