@@ -9,6 +9,8 @@
   update moves it one event forward to an event that is already stored: seq = old seq + 1 and chain_hash
   = the chain hash of the event at that seq (or rewrites the same values, which changes nothing).
   audit_record inserts the event, then moves the head.
+- A checkpoint is inserted for a stored event: 1 <= tree_size <= the head's seq, and its chain_hash is that
+  of the event at tree_size (the signature over its root is for verification to check).
 - A Merkle node is inserted for a position that is not stored yet, next after its level's last node, and
   within the log (every leaf of its subtree is at or before the head).
 
@@ -36,6 +38,7 @@ APPEND_ONLY = {
 HEAD = "audit_audithead"
 EVENTS = "audit_auditevent"
 NODES = "audit_merklenode"
+CHECKPOINTS = "audit_checkpoint"
 MAX_NODE_LEVEL = 62  # seq is a signed 64-bit integer: no log reaches a subtree of 2**63 leaves
 # Every trigger name suffix ever installed, so that remove() also clears older sets.
 SUFFIXES = (
@@ -47,6 +50,7 @@ SUFFIXES = (
     "forward",
     "once",
     "at_head",
+    "at_event",
     "next",
 )
 
@@ -85,6 +89,16 @@ BEGIN
     IF NOT coalesce(NEW.seq > (SELECT seq FROM {HEAD} WHERE id = 1), false) THEN
         RAISE EXCEPTION 'audit log is append-only: seq % is not after the head', NEW.seq
             USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE FUNCTION audit_checkpoint_at_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT coalesce(NEW.tree_size >= 1 AND NEW.tree_size <= (SELECT seq FROM {HEAD} WHERE id = 1), false)
+            OR NOT EXISTS (
+                SELECT 1 FROM {EVENTS} WHERE seq = NEW.tree_size AND chain_hash = NEW.chain_hash) THEN
+        RAISE EXCEPTION 'audit log is append-only: a checkpoint at % is for a stored event, with its hash',
+            NEW.tree_size USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NEW;
 END $$;
@@ -127,6 +141,7 @@ def _pg_statements() -> list[str]:
         statements += _pg_trigger(table, "no_change", "BEFORE UPDATE OR DELETE", "audit_append_only")
         statements += _pg_trigger(table, "no_truncate", "BEFORE TRUNCATE", "audit_append_only", "STATEMENT")
     statements += _pg_trigger(EVENTS, "at_head", "BEFORE INSERT", "audit_event_at_head")
+    statements += _pg_trigger(CHECKPOINTS, "at_event", "BEFORE INSERT", "audit_checkpoint_at_event")
     statements += _pg_trigger(NODES, "next", "BEFORE INSERT", "audit_merkle_node_next")
     statements += _pg_trigger(HEAD, "once", "BEFORE INSERT", "audit_head_once")
     statements += _pg_trigger(HEAD, "no_delete", "BEFORE DELETE", "audit_append_only")
@@ -171,6 +186,14 @@ def _sqlite_statements() -> list[str]:
             "BEFORE INSERT",
             "audit log is append-only: an event is inserted after the head",
             f"NEW.seq > {head_seq}",
+        ),
+        _sqlite_trigger(
+            CHECKPOINTS,
+            "at_event",
+            "BEFORE INSERT",
+            "audit log is append-only: a checkpoint is for a stored event, with its chain hash",
+            f"NEW.tree_size >= 1 AND NEW.tree_size <= {head_seq} AND EXISTS "
+            f"(SELECT 1 FROM {EVENTS} WHERE seq = NEW.tree_size AND chain_hash = NEW.chain_hash)",
         ),
         _sqlite_trigger(
             NODES,

@@ -65,11 +65,11 @@ def _number(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _checkpoints(verifier: str) -> tuple[dict[int, bytes], Result | None]:
-    """The signed root of every checkpoint by tree size, or the first checkpoint that is wrong."""
+def _checkpoints(verifier: str) -> tuple[dict[int, tuple[bytes, bytes]], Result | None]:
+    """(signed root, stored chain hash) of each checkpoint by size, or the first checkpoint that is wrong."""
     checkpoints = {}
-    for size, root_hash, note in Checkpoint.objects.order_by("tree_size").values_list(
-        "tree_size", "root_hash", "note"
+    for size, root_hash, chain, note in Checkpoint.objects.order_by("tree_size").values_list(
+        "tree_size", "root_hash", "chain_hash", "note"
     ):
         problem = ""
         if not _number(size):
@@ -78,6 +78,8 @@ def _checkpoints(verifier: str) -> tuple[dict[int, bytes], Result | None]:
             problem = f"the note is {_kind(note)}, not text"
         elif _bytes(root_hash) is None:
             problem = f"the root hash is {_kind(root_hash)}, not bytes"
+        elif _bytes(chain) is None:
+            problem = f"the chain hash is {_kind(chain)}, not bytes"
         else:
             try:
                 opened = notes.open_checkpoint(note, verifier, origin=settings.AUDIT_LOG_ORIGIN)
@@ -88,14 +90,14 @@ def _checkpoints(verifier: str) -> tuple[dict[int, bytes], Result | None]:
                     problem = "row differs from its signed note"
         if problem:
             return {}, Result(False, 0, 0, size, f"checkpoint {size}: {problem}")
-        checkpoints[size] = opened.root_hash
+        checkpoints[size] = (opened.root_hash, _bytes(chain))
     return checkpoints, None
 
 
 class _Walk:
     """Every event in seq order: its leaf and chain, the Merkle nodes and checkpoint that end at it."""
 
-    def __init__(self, checkpoints: dict[int, bytes]) -> None:
+    def __init__(self, checkpoints: dict[int, tuple[bytes, bytes]]) -> None:
         self.checkpoints = checkpoints
         self.tree = merkle.CompactRange()
         self.nodes = _StoredNodes()
@@ -118,9 +120,14 @@ class _Walk:
                 return self._bad(seq, problem)
             self.events = seq
             if seq in self.checkpoints:
-                if self.tree.root() != self.checkpoints[seq]:
+                root, chain = self.checkpoints[seq]
+                if self.tree.root() != root:
                     return self._bad(
                         seq, f"altered: the Merkle root at {seq} differs from its signed checkpoint"
+                    )
+                if chain != self.chain:
+                    return self._bad(
+                        seq, f"altered: checkpoint {seq} holds a chain hash not that of seq {seq}"
                     )
                 self.verified += 1
         return Result(True, self.events, self.verified)

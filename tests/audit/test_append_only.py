@@ -186,6 +186,19 @@ def test_sqlite_replace_of_the_head_is_refused(events):
     assert head() == before
 
 
+def test_checkpoint_is_inserted_only_for_a_stored_event(events):
+    checkpoint = checkpoint_make(origin=ORIGIN)
+    chain = {seq: bytes(value) for seq, value in AuditEvent.objects.values_list("seq", "chain_hash")}
+    insert = (
+        "INSERT INTO audit_checkpoint (tree_size, root_hash, chain_hash, note, created_at) "
+        "VALUES (%s, %s, %s, %s, %s)"
+    )
+    for size, value in [(7, MADE_UP), (7, chain[6]), (5, chain[6]), (5, MADE_UP), (0, bytes(32))]:
+        refused(insert, [size, checkpoint.root_hash, value, checkpoint.note, checkpoint.created_at])
+    append(1)  # the checkpointer signs the next size
+    assert checkpoint_make(origin=ORIGIN).tree_size == 7
+
+
 def test_event_is_inserted_after_the_head(events):
     listed = ", ".join(f'"{column}"' for column in columns("audit_auditevent") if column not in ("id", "seq"))
     refused(
@@ -437,10 +450,17 @@ def test_event_before_the_log_is_named(events):
     assert verify_fails() == "first bad seq 1: altered: an event is stored at seq 0, before the log's first"
 
 
+def test_checkpoint_chain_hash_is_checked(events):
+    checkpoint_make(origin=ORIGIN)
+    tamper("UPDATE audit_checkpoint SET chain_hash = %s", [MADE_UP])
+    assert verify_fails() == "first bad seq 6: altered: checkpoint 6 holds a chain hash not that of seq 6"
+
+
 @pytest.mark.parametrize(
     ("assignment", "problem"),
     [
         ("root_hash = 'abc'", "checkpoint 6: the root hash is text, not bytes"),
+        ("chain_hash = 1", "checkpoint 6: the chain hash is an integer, not bytes"),
         ("note = CAST(note AS BLOB)", "checkpoint 6: the note is bytes, not text"),
     ],
 )
