@@ -151,7 +151,7 @@ def _pg_statements() -> list[str]:
 
 
 def _sqlite_trigger(table: str, suffix: str, when: str, message: str, condition: str = "") -> str:
-    # A condition is refused unless it is true: `IS NOT 1` also refuses NULL (a missing row, a NULL value).
+    # The write is refused unless the condition is true: `IS NOT 1` also refuses NULL (a missing row, value).
     guard = f" WHEN ({condition}) IS NOT 1" if condition else ""
     return (
         f"CREATE TRIGGER {table}_{suffix} {when} ON {table}{guard} "
