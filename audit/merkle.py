@@ -50,13 +50,21 @@ class CompactRange:
         self.size = 0
         self._stack: list[tuple[int, bytes]] = []
 
-    def append(self, leaf: bytes) -> None:
+    def append(self, leaf: bytes) -> list[tuple[int, bytes]]:
+        """Add a leaf; return the (size, hash) of each perfect subtree it completes, smallest first.
+
+        Each such subtree ends at this leaf, so it is the aligned subtree of `size` leaves at index
+        self.size // size - 1 of its level (what audit_verify compares with the stored Merkle nodes).
+        """
         size, value = 1, leaf
+        completed = []
         while self._stack and self._stack[-1][0] == size:
             left_size, left = self._stack.pop()
             size, value = left_size + size, node_hash(left, value)
+            completed.append((size, value))
         self._stack.append((size, value))
         self.size += 1
+        return completed
 
     def root(self) -> bytes:
         if not self._stack:

@@ -1,8 +1,13 @@
-"""Recompute the whole log against its signed checkpoints and name the first thing that is wrong."""
+"""Recompute the whole log against its signed checkpoints and name the first thing that is wrong.
+
+No stored value is trusted to have its declared type (SQLite keeps text in a blob column, and whoever owns
+the database can change a column's type): a corrupt row is named with its seq and what is wrong with it.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import rfc8785
@@ -11,8 +16,9 @@ from django.utils import timezone
 
 from audit import merkle, notes
 from audit.canonical import GENESIS_CHAIN, chain_hash, leaf_hash
-from audit.export import by_seq
-from audit.models import AuditEvent, AuditHead, Checkpoint, VerificationRun
+from audit.export import CHUNK, by_seq
+from audit.log import NODE_LEVEL, NODE_SIZE
+from audit.models import AuditEvent, AuditHead, Checkpoint, MerkleNode, VerificationRun
 from audit.signing import verifier_key
 
 
@@ -26,96 +32,232 @@ class Result:
 
 
 def verify_log(*, verifier: str | None = None, record: bool = True) -> Result:
-    """One streaming pass over every event (constant memory); checkpoints checked as their size is reached."""
+    """One streaming pass over every event (constant memory); checkpoints and Merkle nodes checked on it."""
     started = timezone.now()
-    verifier = verifier or verifier_key()
-    checkpoints = {}
-    for checkpoint in Checkpoint.objects.order_by("tree_size"):
-        try:
-            opened = notes.open_checkpoint(checkpoint.note, verifier, origin=settings.AUDIT_LOG_ORIGIN)
-        except (notes.NoteError, ValueError) as exc:
-            return _done(
-                started,
-                record,
-                Result(
-                    False,
-                    0,
-                    0,
-                    checkpoint.tree_size,
-                    f"checkpoint {checkpoint.tree_size}: signature invalid ({exc})",
-                ),
-            )
-        if opened.size != checkpoint.tree_size or opened.root_hash != bytes(checkpoint.root_hash):
-            return _done(
-                started,
-                record,
-                Result(
-                    False,
-                    0,
-                    0,
-                    checkpoint.tree_size,
-                    f"checkpoint {checkpoint.tree_size}: row differs from its signed note",
-                ),
-            )
-        checkpoints[opened.size] = opened.root_hash
-    result = _walk(checkpoints)
-    if result.ok:
-        head = AuditHead.objects.values_list("seq", flat=True).get(pk=1)
-        if head != result.events:
-            result = Result(
-                False,
-                result.events,
-                len(checkpoints),
-                result.events + 1,
-                f"missing: the log's head says {head} events, {result.events} were found",
-            )
-        elif checkpoints and max(checkpoints) > result.events:
-            result = Result(
-                False,
-                result.events,
-                len(checkpoints),
-                result.events + 1,
-                f"missing: a checkpoint covers {max(checkpoints)} events, only {result.events} remain",
-            )
+    checkpoints, result = _checkpoints(verifier or verifier_key())
+    if result is None:
+        walk = _Walk(checkpoints)
+        result = walk.run()
+        if result.ok:
+            result = walk.finish()
     return _done(started, record, result)
 
 
-def _walk(checkpoints: dict[int, bytes]) -> Result:
-    tree = merkle.CompactRange()
-    previous_chain = GENESIS_CHAIN
-    rows = by_seq(AuditEvent.objects.all(), "body", "leaf_hash", "chain_hash")
-    expected = 0
-    verified = 0
-    for seq, body, stored_leaf, stored_chain in rows:
-        expected += 1
+def _kind(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "bytes"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a real number"
+    return type(value).__name__
+
+
+def _bytes(value) -> bytes | None:
+    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else None
+
+
+def _number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _checkpoints(verifier: str) -> tuple[dict[int, tuple[bytes, bytes]], Result | None]:
+    """(signed root, stored chain hash) of each checkpoint by size, or the first checkpoint that is wrong."""
+    checkpoints = {}
+    for size, root_hash, chain, note in Checkpoint.objects.order_by("tree_size").values_list(
+        "tree_size", "root_hash", "chain_hash", "note"
+    ):
+        problem = ""
+        if not _number(size):
+            return {}, Result(False, 0, 0, None, f"checkpoint {size!r}: the tree size is not a number")
+        if not isinstance(note, str):
+            problem = f"the note is {_kind(note)}, not text"
+        elif _bytes(root_hash) is None:
+            problem = f"the root hash is {_kind(root_hash)}, not bytes"
+        elif _bytes(chain) is None:
+            problem = f"the chain hash is {_kind(chain)}, not bytes"
+        else:
+            try:
+                opened = notes.open_checkpoint(note, verifier, origin=settings.AUDIT_LOG_ORIGIN)
+            except (notes.NoteError, ValueError) as exc:
+                problem = f"signature invalid ({exc})"
+            else:
+                if opened.size != size or opened.root_hash != _bytes(root_hash):
+                    problem = "row differs from its signed note"
+        if problem:
+            return {}, Result(False, 0, 0, size, f"checkpoint {size}: {problem}")
+        checkpoints[size] = (opened.root_hash, _bytes(chain))
+    return checkpoints, None
+
+
+class _Walk:
+    """Every event in seq order: its leaf and chain, the Merkle nodes and checkpoint that end at it."""
+
+    def __init__(self, checkpoints: dict[int, tuple[bytes, bytes]]) -> None:
+        self.checkpoints = checkpoints
+        self.tree = merkle.CompactRange()
+        self.nodes = _StoredNodes()
+        self.chain = GENESIS_CHAIN
+        self.events = 0
+        self.verified = 0
+
+    def run(self) -> Result:
+        rows = by_seq(AuditEvent.objects.all(), "body", "leaf_hash", "chain_hash")
+        for seq, body, stored_leaf, stored_chain in rows:
+            expected = self.events + 1
+            if not _number(seq):
+                return self._bad(
+                    expected, f"altered: the event after seq {self.events} has seq {seq!r}, not a number"
+                )
+            if seq != expected:
+                return self._bad(expected, f"missing: seq {expected} is not in the log")
+            problem = self._event(seq, body, stored_leaf, stored_chain)
+            if problem:
+                return self._bad(seq, problem)
+            self.events = seq
+            if seq in self.checkpoints:
+                root, chain = self.checkpoints[seq]
+                if self.tree.root() != root:
+                    return self._bad(
+                        seq, f"altered: the Merkle root at {seq} differs from its signed checkpoint"
+                    )
+                if chain != self.chain:
+                    return self._bad(
+                        seq, f"altered: checkpoint {seq} holds a chain hash not that of seq {seq}"
+                    )
+                self.verified += 1
+        return Result(True, self.events, self.verified)
+
+    def _event(self, seq: int, body, stored_leaf, stored_chain) -> str:
+        for name, value in (("body", body), ("leaf hash", stored_leaf), ("chain hash", stored_chain)):
+            if _bytes(value) is None:
+                return f"altered: the {name} of seq {seq} is {_kind(value)}, not bytes"
         body = bytes(body)
-        if seq != expected:
-            return Result(
-                False, expected - 1, verified, expected, f"missing: seq {expected} is not in the log"
-            )
         problem = _check_body(seq, body)
         if problem:
-            return Result(False, expected - 1, verified, seq, problem)
+            return problem
         leaf = leaf_hash(body)
         if leaf != bytes(stored_leaf):
-            return Result(
-                False, expected - 1, verified, seq, f"altered: seq {seq} does not match its leaf hash"
-            )
-        previous_chain = chain_hash(previous_chain, leaf)
-        if previous_chain != bytes(stored_chain):
-            return Result(False, expected - 1, verified, seq, f"altered: the chain breaks at seq {seq}")
-        tree.append(leaf)
-        if seq in checkpoints:
-            if tree.root() != checkpoints[seq]:
-                return Result(
-                    False,
-                    expected,
-                    verified,
-                    seq,
-                    f"altered: the Merkle root at {seq} differs from its signed checkpoint",
-                )
-            verified += 1
-    return Result(True, expected, verified)
+            return f"altered: seq {seq} does not match its leaf hash"
+        self.chain = chain_hash(self.chain, leaf)
+        if self.chain != bytes(stored_chain):
+            return f"altered: the chain breaks at seq {seq}"
+        for size, value in self.tree.append(leaf):
+            problem = self.nodes.check(size, seq, value)
+            if problem:
+                return problem
+        return ""
+
+    def _bad(self, seq: int | None, problem: str) -> Result:
+        return Result(False, self.events, self.verified, seq, problem)
+
+    def finish(self) -> Result:
+        """What the walk cannot see: rows outside 1..n, the head, checkpoints and nodes past the end."""
+        count, following = self.events, self.events + 1
+        before = AuditEvent.objects.filter(seq__lt=1).order_by("seq").values_list("seq", flat=True).first()
+        if before is not None:
+            return self._bad(1, f"altered: an event is stored at seq {before}, before the log's first")
+        head = AuditHead.objects.filter(pk=1).values_list("seq", "chain_hash").first()
+        if head is None:
+            return self._bad(following, "missing: the log's head row is not stored")
+        if head[0] != count:
+            return self._bad(following, f"missing: the log's head says {head[0]} events, {count} were found")
+        if _bytes(head[1]) != self.chain:
+            return self._bad(max(count, 1), f"altered: the head's chain hash is not that of seq {count}")
+        if self.checkpoints and max(self.checkpoints) > count:
+            covered = max(self.checkpoints)
+            return self._bad(following, f"missing: a checkpoint covers {covered} events, only {count} remain")
+        stray = self.nodes.stray(count)
+        if stray:
+            return self._bad(*stray)
+        return Result(True, count, self.verified)
+
+
+def _node_name(level, index) -> str:
+    if _number(level) and _number(index) and 0 <= level <= 62 and index >= 0:
+        return f"Merkle node {level}/{index} (seq {(index << level) + 1}-{(index + 1) << level})"
+    return f"Merkle node {level!r}/{index!r}"
+
+
+def _node_rows(level: int) -> Iterator[tuple]:
+    """(index, hash) of the stored nodes of one level in index order, read in pages."""
+    last = -1
+    while True:
+        page = list(
+            MerkleNode.objects.filter(level=level, index__gt=last)
+            .order_by("index")
+            .values_list("index", "hash")[:CHUNK]
+        )
+        yield from page
+        if len(page) < CHUNK or not _number(page[-1][0]):
+            return
+        last = page[-1][0]
+
+
+class _StoredNodes:
+    """The stored Merkle nodes, level by level, compared with each full subtree as the walk completes it.
+
+    Nodes are stored for every full aligned subtree of >= 256 leaves up to the last checkpoint, level by
+    level from index 0 (audit.log.extend_nodes): none may differ from its leaves, none may be missing
+    before a stored one, none may lie beyond the log.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[int, Iterator[tuple]] = {}
+        self.next: dict[int, tuple | None] = {}
+
+    def _peek(self, level: int) -> tuple | None:
+        if level not in self.rows:
+            self.rows[level] = _node_rows(level)
+            self.next[level] = next(self.rows[level], None)
+        return self.next[level]
+
+    def check(self, size: int, end: int, value: bytes) -> str:
+        """The problem with the stored node of the subtree of `size` leaves that ends at seq `end`, or ''."""
+        if size < NODE_SIZE:
+            return ""
+        level, index = size.bit_length() - 1, end // size - 1
+        stored = self._peek(level)
+        if stored is None:
+            return ""  # not stored (yet): nodes are written up to the last checkpoint
+        name = _node_name(level, index)
+        if stored[0] != index:
+            if _number(stored[0]) and stored[0] > index:
+                return f"missing: {name} is not stored, {level}/{stored[0]} is"
+            return f"altered: {_node_name(level, stored[0])} is out of place"
+        self.next[level] = next(self.rows[level], None)
+        if _bytes(stored[1]) is None:
+            return f"altered: {name} holds {_kind(stored[1])}, not a hash"
+        if bytes(stored[1]) != value:
+            return f"altered: {name} differs from the hash of its leaves"
+        return ""
+
+    def stray(self, count: int) -> tuple[int, str] | None:
+        """(first bad seq, problem) for a stored node that no subtree of the log's `count` events matched."""
+        for level in sorted(self.rows):
+            if self.next[level] is not None:
+                return self._stray(count, level, self.next[level][0])
+        other = (
+            MerkleNode.objects.exclude(level__in=list(self.rows))
+            .order_by("level", "index")
+            .values_list("level", "index")
+            .first()
+        )
+        return None if other is None else self._stray(count, *other)
+
+    @staticmethod
+    def _stray(count: int, level, index) -> tuple[int, str]:
+        name = _node_name(level, index)
+        if not (_number(level) and _number(index) and 0 <= level <= 62 and index >= 0):
+            return count + 1, f"altered: {name} is not a position in a tree"
+        end = min((index + 1) << level, count + 1)
+        if level < NODE_LEVEL:
+            return end, f"altered: {name} is below the stored levels"
+        return end, f"altered: {name} lies beyond the log's {count} events"
 
 
 def _check_body(seq: int, body: bytes) -> str:
@@ -123,14 +265,21 @@ def _check_body(seq: int, body: bytes) -> str:
         parsed = json.loads(body)
     except ValueError:
         return f"altered: seq {seq} is not JSON"
+    except RecursionError:
+        return f"altered: seq {seq} nests too deeply to read"
     if not isinstance(parsed, dict):
         return f"altered: seq {seq} is not a JSON object"
-    if parsed.get("seq") != seq:
-        return f"reordered: the event stored at seq {seq} says it is seq {parsed.get('seq')}"
+    stated = parsed.get("seq")
+    if not _number(stated) or stated != seq:
+        return f"reordered: the event stored at seq {seq} says it is seq {json.dumps(stated)}"
     # Bodies hold no floats and only ASCII keys, so sorted compact JSON usually is their canonical form
     # already (quick to check); anything else goes to the full RFC 8785 encoder.
-    quick = json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    if quick != body and rfc8785.dumps(parsed) != body:
+    try:
+        quick = json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        canonical = quick == body or rfc8785.dumps(parsed) == body
+    except (ValueError, RecursionError):  # e.g. a number too large for JCS
+        canonical = False
+    if not canonical:
         return f"altered: seq {seq} is not in canonical form"
     return ""
 

@@ -128,6 +128,19 @@ def test_every_consistency_proof_verifies_and_mutants_fail(new):
             assert not merkle.verify_consistency(old - 1, new, proof, ROOT_AT[old], ROOT_AT[new])
 
 
+def test_compact_range_reports_every_full_aligned_subtree_it_completes():
+    compact, reported = merkle.CompactRange(), {}
+    for end, leaf in enumerate(TREE, start=1):
+        for size, value in compact.append(leaf):
+            reported[(end - size, size)] = value
+    expected = {
+        (start, size): merkle.root(TREE[start : start + size])
+        for size in (2, 4, 8, 16, 32, 64)
+        for start in range(0, 70 - size + 1, size)
+    }
+    assert reported == expected
+
+
 def test_range_hasher_uses_stored_subtrees():
     calls = []
 
