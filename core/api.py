@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, metadata, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -89,6 +89,20 @@ def problem_exception_handler(exc, context):
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
+
+
+class RouteMetadata(metadata.BaseMetadata):
+    """What `OPTIONS` answers on every route: its name, description and media types (the `Allow` header lists
+    its methods). The request and response shapes are in the OpenAPI schema (`/api/schema/`); DRF's default
+    metadata would instead look objects up with `get_object()`, which views here do not use."""
+
+    def determine_metadata(self, request, view) -> dict:
+        return {
+            "name": view.get_view_name(),
+            "description": view.get_view_description(),
+            "renders": [renderer.media_type for renderer in view.renderer_classes],
+            "parses": [parser.media_type for parser in view.parser_classes],
+        }
 
 
 def api_source(request) -> Source:

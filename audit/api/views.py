@@ -18,7 +18,7 @@ from audit.filters import AuditEventFilter
 from audit.models import AuditEvent, Checkpoint
 from audit.signing import verifier_key
 from core.exceptions import Conflict, InvalidInput, NotFound
-from core.pagination import CursorPagination
+from core.pagination import CursorPagination, ascii_int
 
 
 class IsAuditorOrAdmin(permissions.BasePermission):
@@ -105,9 +105,7 @@ def _int(request, name: str, *, required: bool = False) -> int | None:
         if required:
             raise InvalidInput.field(name, "is required")
         return None
-    if not raw.isdigit():
-        raise InvalidInput.field(name, "must be a whole number")
-    return int(raw)
+    return ascii_int(raw, name)
 
 
 class EventListView(AuditView):
