@@ -6,7 +6,7 @@ problems an `errors` list of {field, message}.
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, metadata, status
 from rest_framework.response import Response
@@ -14,6 +14,7 @@ from rest_framework.views import exception_handler
 
 from core.exceptions import DomainError
 from core.pagination import CursorPagination
+from core.parsers import TooLarge
 from core.source import Channel, Source
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -62,6 +63,8 @@ def problem_exception_handler(exc, context):
         return Response(dict(NOT_FOUND_BODY), status=404, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    if isinstance(exc, RequestDataTooBig):  # Django refused to read the body (DATA_UPLOAD_MAX_MEMORY_SIZE)
+        exc = TooLarge()
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
         summary = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)

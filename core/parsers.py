@@ -22,12 +22,11 @@ MAX_SAFE_INT = 2**53 - 1
 MAX_JSON_DEPTH = 64
 # Longer digit strings are out of range anyway; checking the length first spares converting them.
 _MAX_INT_DIGITS = len(str(MAX_SAFE_INT)) + 1
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 INT_RANGE_MESSAGE = f"must be an integer between -{MAX_SAFE_INT} and {MAX_SAFE_INT}"
 FINITE_MESSAGE = "must be a finite number"
+DEPTH_MESSAGE = f"nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
 
 
 class InvalidJSON(exceptions.ParseError):
@@ -60,21 +59,6 @@ def _parse_int(text: str):
     return int(text) if digits <= _MAX_INT_DIGITS else _OutOfRange()
 
 
-def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
-    """How deep arrays and objects nest in text, counting at most to limit + 1 (strings are skipped)."""
-    depth = deepest = 0
-    for char in _NOT_BRACKET.sub("", _STRING.sub("", text)):
-        if char in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    break
-        else:
-            depth -= 1
-    return deepest
-
-
 def _key(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -90,12 +74,12 @@ def _bad_characters(value: str) -> str | None:
 def json_problem(value, path: str = "", *, depth: int = 0) -> tuple[str, str] | None:
     """The first (path, message) in value that the registry cannot store, hash and compare the same way.
 
-    Integers outside +/-(2^53 - 1), non-finite numbers, strings with NUL or unpaired surrogates, nesting
-    deeper than MAX_JSON_DEPTH. Paths are dotted and indexed relative to value (`a.b`, `[0].value`); "" is
-    value itself.
+    Integers outside +/-(2^53 - 1), non-finite numbers, strings with NUL or unpaired surrogates, arrays and
+    objects nested more than MAX_JSON_DEPTH levels (DEPTH_MESSAGE). Paths are dotted and indexed relative to
+    value (`a.b`, `[0].value`); "" is value itself. `depth` counts the arrays and objects around value.
     """
-    if depth > MAX_JSON_DEPTH:
-        return path, f"nests deeper than {MAX_JSON_DEPTH} levels"
+    if isinstance(value, dict | list | tuple) and depth >= MAX_JSON_DEPTH:
+        return path, DEPTH_MESSAGE
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, _OutOfRange):
@@ -124,17 +108,23 @@ def json_problem(value, path: str = "", *, depth: int = 0) -> tuple[str, str] | 
 
 
 def loads(text: str):
-    """Parse JSON text within the limits above (InvalidJSON, TooDeep or InvalidInput otherwise)."""
-    if json_depth(text) > MAX_JSON_DEPTH:
-        raise TooDeep(f"The body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.")
+    """Parse JSON text within the limits above (InvalidJSON, TooDeep or InvalidInput otherwise).
+
+    The depth is checked on the parsed value: the C decoder is linear, and nesting deep enough to exhaust the
+    interpreter's recursion limit (about 900 levels) raises RecursionError inside it, which is refused alike.
+    """
     try:
-        # NaN and ±Infinity parse to floats here so that the check below names their field.
+        # NaN and +/-Infinity parse to floats here so that the check below names their field.
         data = json.loads(text, parse_int=_parse_int)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise TooDeep(f"The body {DEPTH_MESSAGE}.") from None
+    except ValueError as exc:
         raise InvalidJSON(f"The body is not valid JSON: {exc}") from None
     found = json_problem(data)
     if found:
         path, message = found
+        if message == DEPTH_MESSAGE:
+            raise TooDeep(f"The body {DEPTH_MESSAGE}" + (f" (at {path})." if path else "."))
         raise InvalidInput.field(path or "body", message)
     return data
 

@@ -7,13 +7,15 @@ times without a UTC form. And OPTIONS on every route.
 
 import hashlib
 import json
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit.models import AuditEvent, AuditHead
-from core.parsers import MAX_JSON_DEPTH, MAX_SAFE_INT, json_depth
+from core import parsers
+from core.parsers import MAX_JSON_DEPTH, MAX_SAFE_INT
 from registry.models import AssetKind, AssetVersion, Evaluation
 from tests.factories import AssetFactory, VersionFactory, digest_for
 from tests.routes import api_routes
@@ -264,19 +266,47 @@ def test_hostile_body_is_a_problem_naming_the_field_and_changes_nothing(api, ass
     assert state() == before
 
 
+def levels(value) -> int:
+    """How many arrays and objects nest in value."""
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    return 0 if children is None else 1 + max((levels(child) for child in children), default=0)
+
+
 def test_the_depth_limit_is_exact_and_deep_allowed_bodies_are_recorded(api, assets):
     """64 levels are taken, stored, audited (RFC 8785 of the event) and read back; 65 are refused."""
 
-    def nested(levels: int) -> str:  # {"digest": …, "metadata": {"a": {"a": … 1}}}: `levels` objects in all
-        metadata = '{"a":' * (levels - 1) + "1" + "}" * (levels - 1)
-        return json.dumps({"digest": digest_for(str(levels))})[:-1] + f', "metadata": {metadata}}}'
+    def nested(depth: int) -> str:  # {"digest": …, "metadata": {"a": {"a": … 1}}}: `depth` objects in all
+        metadata = '{"a":' * (depth - 1) + "1" + "}" * (depth - 1)
+        return json.dumps({"digest": digest_for(str(depth))})[:-1] + f', "metadata": {metadata}}}'
 
-    assert json_depth(nested(MAX_JSON_DEPTH)) == MAX_JSON_DEPTH
+    assert levels(json.loads(nested(MAX_JSON_DEPTH))) == MAX_JSON_DEPTH
     problem(send(api, "POST", "/api/v1/models/m/versions", nested(MAX_JSON_DEPTH + 1)), 400, "too-deep")
     response = send(api, "POST", "/api/v1/models/m/versions", nested(MAX_JSON_DEPTH))
     assert response.status_code == 201, response.content
     assert api.get(response["Location"]).json()["metadata"] == json.loads(nested(MAX_JSON_DEPTH))["metadata"]
     assert AuditEvent.objects.filter(action="version.created").count() == 1
+    assert api.get("/api/v1/audit/events").status_code == 200
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_depth_counts_empty_containers_too(opener):
+    closer = "]" if opener == "[" else "}"
+    inner = "[]" if opener == "[" else "{}"
+    assert levels(parsers.loads(opener * (MAX_JSON_DEPTH - 1) + inner + closer * (MAX_JSON_DEPTH - 1)))
+    with pytest.raises(parsers.TooDeep):
+        parsers.loads(opener * MAX_JSON_DEPTH + inner + closer * MAX_JSON_DEPTH)
+
+
+def test_unterminated_strings_of_escaped_quotes_fail_fast(api):
+    """The parser is linear: an unclosed string of 200,000 escaped quotes is refused at once."""
+    started = time.monotonic()
+    problem(send(api, "POST", "/api/v1/models", '["' + '\\"' * 200_000), 400, "invalid-json")
+    assert time.monotonic() - started < 5
+
+
+def test_a_body_over_the_size_limit_is_413(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    problem(send(api, "POST", "/api/v1/models", json.dumps({"name": "x" * 200})), 413, "too-large")
 
 
 def test_integers_at_the_limits_are_accepted(api, assets):
