@@ -403,6 +403,43 @@ def test_audit_page_ignores_a_page_key_that_is_not_ascii_digits(client, user, qu
     assert client.get(f"/audit/?{query}").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("get", "/api/v1/models/m%00"),
+        ("get", "/api/v1/models/m/versions/1/lineage%00"),
+        ("get", "/api/v1/models/m/stages/staging%00"),
+        ("delete", "/api/v1/models/m/permissions/user/alice%00/view"),
+        ("get", "/api/v1/promotions/1%00"),
+    ],
+)
+def test_a_nul_in_the_path_names_nothing(api, assets, method, url):
+    """PostgreSQL text cannot hold NUL: the lookup would fail instead of finding nothing."""
+    before = state()
+    problem(getattr(api, method)(url), 404, "not-found")
+    assert state() == before
+
+
+def test_a_nul_in_a_header_is_400_before_anything_reads_it(api, assets, client):
+    before = state()
+    problem(
+        api.post("/api/v1/models", {"name": "n"}, format="json", HTTP_USER_AGENT="ci\x00"),
+        400,
+        "invalid-header",
+    )
+    problem(
+        api.get(
+            "/api/v1/models",
+            HTTP_AUTHORIZATION="Bearer mgr_\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00_x",
+        ),
+        400,
+        "invalid-header",
+    )
+    assert state() == before
+    client.raise_request_exception = False
+    assert client.get("/registry/", HTTP_USER_AGENT="\x00").status_code == 400
+
+
 # OPTIONS --------------------------------------------------------------------------------------------------
 
 PLACEHOLDERS = {
