@@ -10,26 +10,28 @@ import re
 from base64 import b64decode
 from urllib import parse
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
+from django.db.models.constants import LOOKUP_SEP
 from rest_framework import pagination
 from rest_framework.exceptions import NotFound
 
-from core.exceptions import InvalidInput
-from core.parsers import MAX_SAFE_INT
+from core.parsers import ASCII_DIGITS, MAX_SAFE_INT, ascii_int
 
-ASCII_DIGITS = re.compile(r"[0-9]+")
 _POSITION = re.compile(r"[0-9]{1,16}")  # the orderings' integer columns hold positive ids and numbers
 _MAX_CURSOR_LENGTH = 1000
 
 
-def ascii_int(
-    raw: str, name: str, *, minimum: int = 0, maximum: int = MAX_SAFE_INT, message: str = ""
-) -> int:
-    """A query parameter holding a whole number: ASCII digits only (str.isdigit() also accepts '²', which
-    int() refuses), within [minimum, maximum]; 400 naming the parameter otherwise."""
-    if not ASCII_DIGITS.fullmatch(raw) or len(raw) > len(str(maximum)) or not minimum <= int(raw) <= maximum:
-        raise InvalidInput.field(name, message or f"must be a whole number between {minimum} and {maximum}")
-    return int(raw)
+def _is_integer_column(model, name: str) -> bool:
+    """Whether the ordering column `name` (possibly across relations, a__b) holds integers."""
+    field = None
+    try:
+        for part in name.split(LOOKUP_SEP):
+            field = model._meta.get_field(part)
+            model = field.related_model
+    except (FieldDoesNotExist, AttributeError):
+        return False
+    return isinstance(field, models.IntegerField | models.AutoField)
 
 
 class CursorPagination(pagination.CursorPagination):
@@ -47,8 +49,8 @@ class CursorPagination(pagination.CursorPagination):
         return min(ascii_int(raw, self.page_size_query_param, minimum=1, message=message), self.max_page_size)
 
     def paginate_queryset(self, queryset, request, view=None):
-        field = queryset.model._meta.get_field(self.get_ordering(request, queryset, view)[0].lstrip("-"))
-        self._integer_position = isinstance(field, models.IntegerField | models.AutoField)
+        column = self.get_ordering(request, queryset, view)[0].lstrip("-")
+        self._integer_position = _is_integer_column(queryset.model, column)
         return super().paginate_queryset(queryset, request, view)
 
     def decode_cursor(self, request):

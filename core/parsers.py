@@ -4,7 +4,8 @@ Request bodies end up hashed into the audit log (RFC 8785), stored in JSON colum
 the limits are those every step can honour: integers within +/-(2^53 - 1) (the range RFC 8785 and JavaScript
 represent exactly), finite numbers only, valid Unicode strings without NUL, and at most MAX_JSON_DEPTH nested
 arrays and objects (deep enough for any real document, shallow enough that no recursive step can exhaust the
-stack). A body outside them is refused with a 400 problem before any view sees it.
+stack). A body outside them is refused with a 400 problem before any view sees it. Whole numbers in query
+parameters follow one rule too (ascii_int).
 """
 
 from __future__ import annotations
@@ -23,10 +24,21 @@ MAX_JSON_DEPTH = 64
 # Longer digit strings are out of range anyway; checking the length first spares converting them.
 _MAX_INT_DIGITS = len(str(MAX_SAFE_INT)) + 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
+ASCII_DIGITS = re.compile(r"[0-9]+")
 
 INT_RANGE_MESSAGE = f"must be an integer between -{MAX_SAFE_INT} and {MAX_SAFE_INT}"
 FINITE_MESSAGE = "must be a finite number"
 DEPTH_MESSAGE = f"nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+
+
+def ascii_int(
+    raw: str, name: str, *, minimum: int = 0, maximum: int = MAX_SAFE_INT, message: str = ""
+) -> int:
+    """A query parameter holding a whole number: ASCII digits only (str.isdigit() also accepts '²', which
+    int() refuses), within [minimum, maximum]; 400 naming the parameter otherwise."""
+    if not ASCII_DIGITS.fullmatch(raw) or len(raw) > len(str(maximum)) or not minimum <= int(raw) <= maximum:
+        raise InvalidInput.field(name, message or f"must be a whole number between {minimum} and {maximum}")
+    return int(raw)
 
 
 class InvalidJSON(exceptions.ParseError):

@@ -18,7 +18,8 @@ from audit.filters import AuditEventFilter
 from audit.models import AuditEvent, Checkpoint
 from audit.signing import verifier_key
 from core.exceptions import Conflict, InvalidInput, NotFound
-from core.pagination import CursorPagination, ascii_int
+from core.pagination import CursorPagination
+from core.parsers import ascii_int
 
 
 class IsAuditorOrAdmin(permissions.BasePermission):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group
 from rest_framework import serializers
 
-from core.pagination import ASCII_DIGITS
-from core.parsers import MAX_SAFE_INT, json_problem
+from core.parsers import ASCII_DIGITS, MAX_SAFE_INT, json_problem
 from registry.models import AssetKind, Relation, RiskTier
 from registry.selectors import MAX_LINEAGE_DEPTH
 
