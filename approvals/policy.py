@@ -65,7 +65,7 @@ def validate_gates(gates) -> list[dict]:
             source = gate.get("source", "any")
             if not isinstance(metric, str) or not metric:
                 raise GateSpecError(f"{where}.metric", "must name a metric")
-            if op not in OPERATORS:
+            if not isinstance(op, str) or op not in OPERATORS:  # a list or object is not a key
                 raise GateSpecError(f"{where}.op", f"must be one of {' '.join(OPERATORS)}")
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise GateSpecError(f"{where}.value", "must be a finite number")

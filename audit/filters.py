@@ -6,12 +6,13 @@ from django.db.models import Q
 from audit.export import Filters
 from audit.models import AuditEvent
 from core.exceptions import InvalidInput
+from core.filters import IsoDateTimeFilter
 from registry.models import Asset
 
 
 class AuditEventFilter(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
     actor = django_filters.CharFilter(field_name="actor_repr")
     action = django_filters.CharFilter()
     asset = django_filters.CharFilter(

@@ -76,7 +76,10 @@ def _filter_params(query) -> dict[str, str]:
 
 def _seq(raw: str | None) -> int | None:
     # Capped to the column's range: a forged key must page to nothing, not fail the query.
-    return min(int(raw), MAX_SEQ) if raw and raw.isdigit() else None
+    # ASCII digits only: str.isdigit() also accepts '²', which int() refuses (as it refuses 5,000 digits).
+    if not (raw and raw.isascii() and raw.isdigit()):
+        return None
+    return MAX_SEQ if len(raw) > len(str(MAX_SEQ)) else min(int(raw), MAX_SEQ)
 
 
 def _page(events, query) -> tuple[list[AuditEvent], int | None, int | None]:

@@ -6,14 +6,15 @@ problems an `errors` list of {field, message}.
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, metadata, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from core.exceptions import DomainError
 from core.pagination import CursorPagination
+from core.parsers import TooLarge
 from core.source import Channel, Source
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -62,6 +63,8 @@ def problem_exception_handler(exc, context):
         return Response(dict(NOT_FOUND_BODY), status=404, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    if isinstance(exc, RequestDataTooBig):  # Django refused to read the body (DATA_UPLOAD_MAX_MEMORY_SIZE)
+        exc = TooLarge()
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
         summary = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
@@ -89,6 +92,20 @@ def problem_exception_handler(exc, context):
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
+
+
+class RouteMetadata(metadata.BaseMetadata):
+    """What `OPTIONS` answers on every route: its name, description and media types (the `Allow` header lists
+    its methods). The request and response shapes are in the OpenAPI schema (`/api/schema/`); DRF's default
+    metadata would instead look objects up with `get_object()`, which views here do not use."""
+
+    def determine_metadata(self, request, view) -> dict:
+        return {
+            "name": view.get_view_name(),
+            "description": view.get_view_description(),
+            "renders": [renderer.media_type for renderer in view.renderer_classes],
+            "parses": [parser.media_type for parser in view.parser_classes],
+        }
 
 
 def api_source(request) -> Source:

@@ -4,6 +4,7 @@ import django_filters
 from django.db import connection
 from django.db.models import Q
 
+from core.filters import IsoDateTimeFilter
 from registry.models import Asset, AssetVersion, Evaluation, RiskTier
 
 
@@ -37,8 +38,8 @@ class VersionFilter(django_filters.FilterSet):
     tag = django_filters.CharFilter(field_name="tags", method=filter_tag)
     digest = django_filters.CharFilter()
     created_by = django_filters.CharFilter(field_name="created_by__username")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AssetVersion

@@ -4,7 +4,7 @@ from django.contrib.auth.models import Group
 from rest_framework import serializers
 
 from approvals.models import Status
-from registry.api.serializers import StrictInput, asset_path
+from registry.api.serializers import JSONObjectField, StrictInput, asset_path, whole_number
 from registry.models import AssetKind
 
 
@@ -31,7 +31,7 @@ class CiIn(serializers.Serializer):
 class PromotionIn(StrictInput):
     kind = serializers.ChoiceField(choices=AssetKind.choices)
     name = serializers.CharField(max_length=100)
-    version = serializers.IntegerField(min_value=1)
+    version = whole_number(min_value=1)
     stage = serializers.CharField(max_length=50)
     justification = serializers.CharField(max_length=5000)
     rollback = serializers.BooleanField(default=False)
@@ -109,25 +109,25 @@ class PolicyIn(StrictInput):
     kind = serializers.ChoiceField(choices=AssetKind.choices, required=False, allow_blank=True, default="")
     name = serializers.CharField(max_length=100, required=False, allow_null=True, default=None)
     stage = serializers.CharField(max_length=50)
-    required_approvals = serializers.IntegerField(default=1)
+    required_approvals = whole_number(default=1)
     reviewer_teams = serializers.SlugRelatedField(
         slug_field="name", queryset=Group.objects.all(), many=True, required=False, default=list
     )
     allow_author_approval = serializers.BooleanField(default=False)
-    gates = serializers.ListField(child=serializers.DictField(), required=False, default=list)
-    expiry_hours = serializers.IntegerField(default=7 * 24)
+    gates = serializers.ListField(child=JSONObjectField(), required=False, default=list)
+    expiry_hours = whole_number(default=7 * 24)
     apply_on_approval = serializers.BooleanField(default=True)
 
 
 class PolicyUpdateIn(StrictInput):
     immutable_message = "cannot be changed; make a new policy for another scope or stage"
-    required_approvals = serializers.IntegerField(required=False)
+    required_approvals = whole_number(required=False)
     reviewer_teams = serializers.SlugRelatedField(
         slug_field="name", queryset=Group.objects.all(), many=True, required=False
     )
     allow_author_approval = serializers.BooleanField(required=False)
-    gates = serializers.ListField(child=serializers.DictField(), required=False)
-    expiry_hours = serializers.IntegerField(required=False)
+    gates = serializers.ListField(child=JSONObjectField(), required=False)
+    expiry_hours = whole_number(required=False)
     apply_on_approval = serializers.BooleanField(required=False)
 
 

@@ -20,6 +20,7 @@ from audit.models import AuditEvent, Checkpoint
 from audit.signing import verifier_key
 from core.exceptions import Conflict, InvalidInput, NotFound
 from core.pagination import CursorPagination
+from core.parsers import ascii_int
 
 
 class IsAuditorOrAdmin(permissions.BasePermission):
@@ -106,9 +107,7 @@ def _int(request, name: str, *, required: bool = False) -> int | None:
         if required:
             raise InvalidInput.field(name, "is required")
         return None
-    if not raw.isdigit():
-        raise InvalidInput.field(name, "must be a whole number")
-    return int(raw)
+    return ascii_int(raw, name)
 
 
 class EventListView(AuditView):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group
 from rest_framework import serializers
 
+from core.parsers import ASCII_DIGITS, MAX_SAFE_INT, json_problem
 from registry.models import AssetKind, Relation, RiskTier
 from registry.selectors import MAX_LINEAGE_DEPTH
 
@@ -25,6 +26,35 @@ class StrictInput(serializers.Serializer):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError({name: [self.immutable_message] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class JSONObjectField(serializers.DictField):
+    """A JSON object within the registry's limits (core/parsers.py: integers within +/-(2^53 - 1), finite
+    numbers, bounded depth, valid strings), checked here too, so that they hold whatever parsed the body."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        found = json_problem(value)
+        if found:
+            path, message = found
+            raise serializers.ValidationError({path: [message]} if path else [message])
+        return value
+
+
+def whole_number(**kwargs) -> serializers.IntegerField:
+    """An integer input within +/-(2^53 - 1) unless narrower bounds are given."""
+    return serializers.IntegerField(**{"min_value": -MAX_SAFE_INT, "max_value": MAX_SAFE_INT, **kwargs})
+
+
+class QueryInteger(serializers.IntegerField):
+    """A whole number in a query parameter: ASCII digits only (not a superscript or full-width digit, not
+    ' 5' or '5.0', which IntegerField would take)."""
+
+    def to_internal_value(self, data):
+        digits = isinstance(data, str) and ASCII_DIGITS.fullmatch(data)
+        if not digits or len(data) > len(str(MAX_SAFE_INT)):
+            self.fail("invalid")
         return super().to_internal_value(data)
 
 
@@ -84,7 +114,7 @@ class ArchiveIn(StrictInput):
 class VersionRefIn(StrictInput):
     kind = serializers.ChoiceField(choices=AssetKind.choices)
     name = serializers.CharField(max_length=100)
-    version = serializers.IntegerField(min_value=1)
+    version = whole_number(min_value=1)
 
 
 class LineageIn(VersionRefIn):
@@ -106,7 +136,7 @@ class VersionInBase(StrictInput):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     tags = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     uri = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
-    metadata = serializers.DictField(required=False, default=dict)
+    metadata = JSONObjectField(required=False, default=dict)
     source = SourceIn(required=False, default=dict)
     lineage = LineageIn(many=True, required=False, default=list)
 
@@ -114,15 +144,15 @@ class VersionInBase(StrictInput):
 class ModelVersionIn(VersionInBase):
     digest = serializers.CharField(max_length=71)
     framework = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
-    metrics = serializers.DictField(required=False, default=dict)
-    params = serializers.DictField(required=False, default=dict)
-    signature = serializers.DictField(required=False, default=dict)
+    metrics = JSONObjectField(required=False, default=dict)
+    params = JSONObjectField(required=False, default=dict)
+    signature = JSONObjectField(required=False, default=dict)
     model_card = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 class PromptVersionIn(VersionInBase):
     template = serializers.CharField(trim_whitespace=False)
-    model_config = serializers.DictField(required=False, default=dict)
+    model_config = JSONObjectField(required=False, default=dict)
     commit_message = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
     variables = serializers.ListField(child=serializers.CharField(), required=False)
     digest = serializers.CharField(
@@ -132,8 +162,8 @@ class PromptVersionIn(VersionInBase):
 
 class DatasetVersionIn(VersionInBase):
     digest = serializers.CharField(max_length=71)
-    row_count = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
-    schema = serializers.DictField(required=False, default=dict)
+    row_count = whole_number(required=False, allow_null=True, min_value=0, default=None)
+    schema = JSONObjectField(required=False, default=dict)
 
 
 class VersionUpdateIn(StrictInput):
@@ -204,14 +234,14 @@ class VersionRefOut(serializers.Serializer):
 
 class DatasetRefIn(StrictInput):
     name = serializers.CharField(max_length=100)
-    version = serializers.IntegerField(min_value=1)
+    version = whole_number(min_value=1)
 
 
 class EvaluationIn(StrictInput):
     name = serializers.CharField(max_length=100)
-    metrics = serializers.DictField()
+    metrics = JSONObjectField()
     dataset = DatasetRefIn(required=False, allow_null=True, default=None)
-    details = serializers.DictField(required=False, default=dict)
+    details = JSONObjectField(required=False, default=dict)
 
 
 class EvaluationOut(serializers.Serializer):
@@ -240,7 +270,7 @@ class LineageOut(serializers.Serializer):
 
 class LineageQuery(serializers.Serializer):
     direction = serializers.ChoiceField(choices=["upstream", "downstream"], default="upstream")
-    depth = serializers.IntegerField(min_value=1, max_value=MAX_LINEAGE_DEPTH, default=10)
+    depth = QueryInteger(min_value=1, max_value=MAX_LINEAGE_DEPTH, default=10)
 
 
 # Stages -------------------------------------------------------------------------------------------
@@ -264,5 +294,5 @@ class StagePointerOut(serializers.Serializer):
 
 
 class StageSetIn(StrictInput):
-    version = serializers.IntegerField(min_value=1)
+    version = whole_number(min_value=1)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)

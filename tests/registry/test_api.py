@@ -136,7 +136,7 @@ def test_anonymous_is_401_and_wrong_method_is_405(anon, api, model):
 
 def test_malformed_json_is_400(api):
     response = api.generic("POST", "/api/v1/models", "{not json", content_type="application/json")
-    problem(response, 400, "parse-error")
+    problem(response, 400, "invalid-json")
 
 
 # Versions -----------------------------------------------------------------------------------------
