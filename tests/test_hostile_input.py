@@ -450,6 +450,9 @@ PLACEHOLDERS = {
     "<str:principal_type>": "user",
     "<str:principal>": "alice",
     "<str:role>": "view",
+    "<str:team>": "reviewers",
+    "<str:user>": "alice",
+    "<str:username>": "alice",
 }
 
 
