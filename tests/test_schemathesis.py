@@ -10,6 +10,7 @@ every run, about 4,500 requests and 45 s of CPU.
 
 import pytest
 import schemathesis
+from django.contrib.auth.models import Group
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from guardian.shortcuts import assign_perm
@@ -23,7 +24,7 @@ from accounts.services import token_create
 from approvals.models import Policy
 from approvals.services import promotion_request
 from config.wsgi import application
-from core.source import Source
+from core.source import Channel, Credential, CredentialKind, Source
 from registry.models import Asset, AssetKind, Stage
 from tests.factories import AssetFactory, VersionFactory
 
@@ -37,7 +38,7 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 def existing_path_values(path: str) -> dict:
     """Path parameter values that name rows `arranged` made, for the operation at path."""
     values = {"name": "a", "number": 1, "stage": "staging", "principal_type": "user", "principal": "bob"}
-    values["role"] = "view"
+    values.update(role="view", team="fuzzers", user="bob", username="bob")
     for prefix in ("promotions", "policies", "tokens"):
         if path.startswith(f"/api/v1/{prefix}/"):
             values["id"] = EXISTING.get(prefix, 1)
@@ -66,7 +67,9 @@ def arranged(db):
     admin = User.objects.create_user("admin", global_role="admin")
     bob = User.objects.create_user("bob")
     scopes = ["read", "write", "promote", "review", "manage"]
-    token = token_create(actor=None, source=Source.cli(), account=admin, name="fuzz", scopes=scopes)[1]
+    # A review token is made only by its own person from a signed-in session.
+    signed_in = Source(channel=Channel.WEB, credential=Credential(kind=CredentialKind.SESSION))
+    token = token_create(actor=admin, source=signed_in, account=admin, name="fuzz", scopes=scopes)[1]
     spare = token_create(actor=None, source=Source.cli(), account=bob, name="spare", scopes=["read"])[0]
     for kind in AssetKind.values:
         asset = AssetFactory(kind=kind, name="a")
@@ -74,6 +77,7 @@ def arranged(db):
             VersionFactory(asset=asset, **({"template": "Say {{thing}}"} if kind == AssetKind.PROMPT else {}))
         assign_perm("registry.view_asset", bob, asset)
         assign_perm("registry.review_asset", bob, asset)
+    bob.groups.add(Group.objects.create(name="fuzzers"))
     model = Asset.objects.get(kind=AssetKind.MODEL, name="a")
     production = Stage.objects.get(name="production")
     policy = Policy.objects.create(asset=model, kind=model.kind, stage=production, required_approvals=2)
