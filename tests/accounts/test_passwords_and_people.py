@@ -201,7 +201,7 @@ def test_createsuperuser_creates_the_first_admin_on_the_record(monkeypatch):
         call_command("createsuperuser", "--noinput", "--username", "BOSS", stdout=StringIO())
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_admin_add_form_creates_a_person_on_the_record(root):
     """As in production: no test transaction around the admin's view (its service runs in its own)."""
     admin = Client()
