@@ -13,6 +13,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
@@ -35,8 +36,19 @@ ACCESS_FIELDS = [
 ]
 
 
+class PersonChangeForm(UserChangeForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "password" in self.fields:
+            self.fields["password"].help_text = (
+                "Only its person changes a password (the Password page); a forgotten one is set on the "
+                "server with manage.py changepassword. Both are audit events."
+            )
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    form = PersonChangeForm
     list_display = ["username", "email", "global_role", "is_service_account", "is_active", "is_superuser"]
     list_filter = ["global_role", "is_service_account", "is_active", "is_superuser"]
     fieldsets = [

@@ -225,6 +225,20 @@ def test_the_admin_add_form_creates_a_person_on_the_record(root):
     assert NEW not in str(event.changes) and newbie.password not in str(event.changes)
 
 
+def test_the_admin_add_form_can_create_a_person_without_a_password(root):
+    admin = Client()
+    admin.force_login(root)
+    response = admin.post(
+        "/admin/accounts/user/add/", {"username": "later", "usable_password": "false", "_save": "Save"}
+    )
+    assert response.status_code == 302
+    assert not User.objects.get(username="later").has_usable_password()
+    [event] = events("account.created")
+    assert (event.actor_id, event.changes["after"]["password"]) == (root.pk, "none")
+    page = admin.get(f"/admin/accounts/user/{event.target_id}/change/")
+    assert b"manage.py changepassword" in page.content
+
+
 def test_the_admin_add_form_refuses_a_taken_name_and_records_nothing(root):
     User.objects.create_user("newbie")
     admin = Client()
@@ -268,3 +282,22 @@ def test_a_teams_add_asset_permission_grants_nothing():
     response = client.post("/api/v1/models", {"name": "sneaky"}, content_type="application/json")
     assert response.status_code == 403
     assert not Asset.objects.filter(name="sneaky").exists()
+
+
+def test_createsuperuser_asks_and_refuses_mismatched_or_weak_passwords(monkeypatch):
+    monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD", raising=False)
+    answers = iter(["boss", "b@example.com"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": NEW if prompt == "Password: " else "other")
+    with pytest.raises(CommandError, match="do not match"):
+        call_command("createsuperuser", stdout=StringIO())
+    answers = iter(["boss", ""])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "password")
+    with pytest.raises(CommandError, match="password"):
+        call_command("createsuperuser", stdout=StringIO())
+    assert not User.objects.filter(username="boss").exists() and events("account.created") == []
+    answers = iter(["boss", ""])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": NEW)
+    call_command("createsuperuser", stdout=StringIO())
+    assert User.objects.get(username="boss").check_password(NEW)
+    assert [e.actor_id for e in events("account.created")] == [None]
