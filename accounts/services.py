@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
@@ -498,9 +499,14 @@ def person_create(
         raise InvalidInput.field(
             "username", "must be 1 to 150 letters, digits and @/./+/-/_ characters"
         ) from None
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise InvalidInput.field("email", "must be an e-mail address") from None
     if accounts_named(username):
         raise Conflict(f"An account named {username!r} already exists.", type="duplicate-name")
-    account = User(username=username, email=User.objects.normalize_email(email or ""))
+    account = User(username=username, email=User.objects.normalize_email(email))
     account.is_superuser = account.is_staff = is_superuser
     if password is None:
         account.set_unusable_password()

@@ -82,7 +82,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
                 password=form.cleaned_data["new_password1"],
             )
         except DomainError as exc:
-            form.add_error("new_password1", exc.detail)
+            form.add_error("new_password1", exc.errors[0].message if exc.errors else exc.detail)
             return self.form_invalid(form)
         # This session stays signed in; every other session of the account ends.
         update_session_auth_hash(self.request, user)

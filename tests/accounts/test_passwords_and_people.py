@@ -262,6 +262,9 @@ def test_person_create_is_for_admins_and_superusers_make_superusers(root):
     with pytest.raises(InvalidInput) as bad:
         person_create(actor=root, source=SRC, username="no spaces allowed")
     assert bad.value.errors[0].field == "username"
+    with pytest.raises(InvalidInput) as bad:
+        person_create(actor=root, source=SRC, username="x4", email="not an address")
+    assert bad.value.errors[0].field == "email"
     created = person_create(actor=lesser, source=SRC, username="x3")
     assert not created.has_usable_password()
     assert [e.changes["after"]["password"] for e in events("account.created")] == ["none"]
