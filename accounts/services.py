@@ -1,5 +1,5 @@
-"""Changes to accounts and access: service accounts, tokens, grants, team memberships, global roles and
-account flags, sign-ins. Each one is audited."""
+"""Changes to accounts and access: people, passwords, service accounts, tokens, grants, team memberships,
+global roles and account flags, sign-ins. Each one is audited."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import string
 from types import SimpleNamespace
 
 from django.conf import settings
+from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
@@ -18,7 +21,7 @@ from accounts.models import ApiToken, GlobalRole, Scope, User
 from accounts.permissions import ADMINS, is_admin, is_read_only_account
 from accounts.ratelimit import address_bucket
 from accounts.selectors import account_roles
-from accounts.usernames import sign_in_name
+from accounts.usernames import accounts_named, sign_in_name
 from audit.models import Action
 from audit.services import TargetRef, audit_record
 from core.exceptions import Conflict, FieldError, Forbidden, InvalidInput
@@ -455,5 +458,104 @@ def user_update(*, actor, source: Source, user: User, **fields) -> User:
             "before": {name: before[name] for name in changed},
             "after": {name: after[name] for name in changed},
         },
+    )
+    return user
+
+
+# People and passwords --------------------------------------------------------------------------------------
+#
+# A password is a credential of one person: whoever could set it could sign in, and approve, in that person's
+# name. So a password is set only by its own person (signed in, knowing the old one) or on the server's
+# command line (`manage.py changepassword`, the system actor), never by an admin in the app; each change is an
+# audit event that names who set it and never carries the password or its hash.
+
+
+def _check_password(password: str, user: User) -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise InvalidInput.field("password", " ".join(exc.messages), type="weak-password") from None
+
+
+@transaction.atomic(durable=True)
+def person_create(
+    *,
+    actor,
+    source: Source,
+    username: str,
+    email: str = "",
+    password: str | None = None,
+    is_superuser: bool = False,
+) -> User:
+    """Create an account for a person; without a password it cannot sign in until one is set on the server."""
+    require_admin(actor)
+    if is_superuser and actor is not None and not actor.is_superuser:
+        raise Forbidden("Only a superuser may give or take superuser status.", type="permission-denied")
+    try:
+        if not 1 <= len(username) <= 150:
+            raise ValidationError("length")
+        User.username_validator(username)
+    except ValidationError:
+        raise InvalidInput.field(
+            "username", "must be 1 to 150 letters, digits and @/./+/-/_ characters"
+        ) from None
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise InvalidInput.field("email", "must be an e-mail address") from None
+    if accounts_named(username):
+        raise Conflict(f"An account named {username!r} already exists.", type="duplicate-name")
+    account = User(username=username, email=User.objects.normalize_email(email))
+    account.is_superuser = account.is_staff = is_superuser
+    if password is None:
+        account.set_unusable_password()
+    else:
+        _check_password(password, account)
+        account.set_password(password)
+    account.save()
+    audit_record(
+        actor=actor,
+        action=Action.ACCOUNT_CREATED,
+        target=account,
+        source=source,
+        changes={
+            "after": {
+                "service_account": False,
+                "email": account.email,
+                "is_superuser": is_superuser,
+                "password": "set" if password is not None else "none",
+            }
+        },
+    )
+    return account
+
+
+@transaction.atomic(durable=True)
+def user_set_password(*, actor, source: Source, user: User, password: str) -> User:
+    """Set user's password: only its own person, or the system actor (a command run on the server).
+
+    Every other session of the account ends (Django's session check compares the password hash); tokens stay.
+    """
+    if actor is not None and actor.pk != user.pk:
+        raise Forbidden(
+            "Only the person themselves sets their password; an administrator runs "
+            "`manage.py changepassword` on the server.",
+            type="password-of-another",
+        )
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.is_service_account:
+        raise InvalidInput.field(
+            "password", "a service account signs in with tokens only", type="service-account-password"
+        )
+    _check_password(password, user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    audit_record(
+        actor=actor,
+        action=Action.PASSWORD_CHANGED,
+        target=user,
+        source=source,
+        changes={"user": user.username, "set_by": "self" if actor is not None else "server"},
     )
     return user

@@ -1,11 +1,16 @@
-"""Browser sign-in and sign-out for people. Service accounts cannot sign in; failures are rate limited."""
+"""Browser sign-in, sign-out and password change for people. Service accounts cannot sign in; failures are
+rate limited."""
 
 from django import forms
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
+from django.http import HttpResponseRedirect
 
 from accounts import ratelimit, services
 from accounts.usernames import sign_in_name
+from core.exceptions import DomainError
 from core.source import Channel, Source
 
 
@@ -60,3 +65,26 @@ class LogoutView(auth_views.LogoutView):
         if request.user.is_authenticated:
             services.logout_record(user=request.user, source=Source.from_request(request, Channel.WEB))
         return super().post(request, *args, **kwargs)
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """A person changes their own password (the old one is asked for); an `account.password_changed` event."""
+
+    template_name = "accounts/password_change.html"
+    success_url = "/accounts/password/"
+
+    def form_valid(self, form):
+        try:
+            user = services.user_set_password(
+                actor=self.request.user,
+                source=Source.from_request(self.request, Channel.WEB),
+                user=self.request.user,
+                password=form.cleaned_data["new_password1"],
+            )
+        except DomainError as exc:
+            form.add_error("new_password1", exc.errors[0].message if exc.errors else exc.detail)
+            return self.form_invalid(form)
+        # This session stays signed in; every other session of the account ends.
+        update_session_auth_hash(self.request, user)
+        messages.success(self.request, "Your password was changed. Your other sessions were signed out.")
+        return HttpResponseRedirect(self.get_success_url())

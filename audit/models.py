@@ -47,6 +47,7 @@ class Action(models.TextChoices):
     TEAM_MEMBER_ADDED = "team.member_added"
     TEAM_MEMBER_REMOVED = "team.member_removed"
     USER_UPDATED = "user.updated"
+    PASSWORD_CHANGED = "account.password_changed"
 
 
 class AppendOnlyError(Exception):

@@ -10,6 +10,8 @@ from core import views as core_views
 urlpatterns = [
     # The admin signs in through the product's sign-in page: rate limited and audited like any other.
     path("admin/login/", RedirectView.as_view(url="/accounts/login/?next=/admin/", query_string=False)),
+    # ... and changes one's own password on the product's page, which audits it.
+    path("admin/password_change/", RedirectView.as_view(url="/accounts/password/", query_string=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("registry.api.urls", "registry-api"))),
     path("api/v1/", include(("accounts.api.urls", "accounts-api"))),

@@ -121,7 +121,15 @@ def require(actor, asset, role: Role) -> None:
 
 
 def can_create_assets(actor) -> bool:
-    """Admins, and active accounts holding `registry.add_asset` (directly or via a team); never auditors."""
+    """Admins, and active accounts holding `registry.add_asset` themselves; never auditors.
+
+    Only the account's own permission counts, the one accounts.services.user_update sets with an audit event
+    (`can_create_assets`); a team's (group) permission grants nothing, since no event records it.
+    """
     if actor is None or is_admin(actor):
         return True
-    return actor.is_active and not is_read_only_account(actor) and actor.has_perm("registry.add_asset")
+    return (
+        actor.is_active
+        and not is_read_only_account(actor)
+        and actor.user_permissions.filter(content_type__app_label="registry", codename="add_asset").exists()
+    )

@@ -27,6 +27,9 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
+    # Before django.contrib.auth, so that the changepassword and createsuperuser commands of accounts replace
+    # auth's (the first app listed wins): both go through the audited services.
+    "accounts",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -38,7 +41,6 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "guardian",
     "core",
-    "accounts",
     "audit",
     "registry",
     "approvals",

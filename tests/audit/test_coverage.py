@@ -147,6 +147,14 @@ SCENARIOS = {
         ["login.failed"],
     ),
     "logout_record": (lambda w: A.logout_record(user=w.r1, source=SRC), ["logout"]),
+    "person_create": (
+        lambda w: A.person_create(actor=w.admin, source=SRC, username="newbie", password="a-long-pass-9317"),
+        ["account.created"],
+    ),
+    "user_set_password": (
+        lambda w: A.user_set_password(actor=w.r1, source=SRC, user=w.r1, password="a-long-pass-9317"),
+        ["account.password_changed"],
+    ),
     "policy_create": (
         lambda w: P.policy_create(actor=w.admin, source=SRC, stage=w.staging, asset=w.asset),
         ["policy.created"],
@@ -259,7 +267,11 @@ def _snapshot():
         list(ApiToken.objects.order_by("pk").values_list("revoked_at")),
         list(Policy.objects.order_by("pk").values_list("expiry_hours")),
         list(Stage.objects.values_list("name")),
-        list(User.objects.order_by("pk").values_list("global_role", "is_active", "is_superuser", "is_staff")),
+        list(
+            User.objects.order_by("pk").values_list(
+                "global_role", "is_active", "is_superuser", "is_staff", "password"
+            )
+        ),
         list(User.groups.through.objects.order_by("pk").values_list("user_id", "group_id")),
         list(User.user_permissions.through.objects.order_by("pk").values_list("user_id", "permission_id")),
     )

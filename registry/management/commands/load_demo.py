@@ -18,7 +18,6 @@ import os
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
-from django.db import transaction
 
 from accounts import services as account_services
 from accounts.models import ApiToken, GlobalRole, Scope, User
@@ -188,10 +187,13 @@ class Command(BaseCommand):
         for username, role in PEOPLE.items():
             person = User.objects.filter(username=username).first()
             if person is None:
-                with transaction.atomic():
-                    person = User.objects.create_user(
-                        username, f"{username}@example.com", self._password(username)
-                    )
+                person = account_services.person_create(
+                    actor=None,
+                    source=source,
+                    username=username,
+                    email=f"{username}@example.com",
+                    password=self._password(username),
+                )
                 is_admin = username == ADMIN_USERNAME
                 person = account_services.user_update(
                     actor=None,
