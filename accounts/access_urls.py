@@ -1,11 +1,10 @@
-"""Server-rendered access pages (grants, service accounts, tokens, your own tokens, teams, people), mounted at
-/access/."""
+"""Server-rendered access pages (service accounts, tokens, your own tokens, teams, people), mounted at
+/access/ in the `access` namespace, together with registry's grants pages (registry/access_urls.py)."""
 
 from django.urls import path
 
 from accounts import access_views as views
 
-app_name = "access"
 urlpatterns = [
     path("", views.index, name="index"),
     path("service-accounts/new", views.service_account_create, name="service-account-create"),
@@ -13,9 +12,6 @@ urlpatterns = [
     path("tokens/<int:pk>/revoke", views.token_revoke, name="token-revoke"),
     path("tokens/mine", views.my_tokens, name="my-tokens"),
     path("tokens/mine/new", views.my_token_create, name="my-token-create"),
-    path("assets/<str:kind>/<str:name>/", views.asset_grants, name="asset-grants"),
-    path("assets/<str:kind>/<str:name>/grants/add", views.grant_add, name="grant-add"),
-    path("assets/<str:kind>/<str:name>/grants/remove", views.grant_remove, name="grant-remove"),
     path("teams/", views.teams, name="teams"),
     path("teams/<str:team>/", views.team, name="team"),
     path("teams/<str:team>/members/add", views.team_member_add, name="team-member-add"),

@@ -1,7 +1,6 @@
 """Server-rendered access pages: service accounts and their tokens (admins), your own tokens (anyone signed
 in; the only page where a token with the review scope is made), teams and their members and people's global
-roles and flags (admins), and who holds which role on an asset (its managers and admins change it; auditors
-read it).
+roles and flags (admins). Who holds which role on an asset is a registry page (registry/access_views.py).
 
 Every change goes through accounts.services with a web Source, so it is checked and audited there; a refused
 change (DomainError) comes back as a message on the page it was made from.
@@ -23,7 +22,6 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import selectors, services
 from accounts.forms import (
     AccountRolesForm,
-    GrantForm,
     PersonalTokenForm,
     ServiceAccountForm,
     TeamMemberForm,
@@ -31,11 +29,8 @@ from accounts.forms import (
 )
 from accounts.models import ApiToken, User
 from accounts.permissions import is_admin
-from core.exceptions import DomainError, Forbidden, NotFound
+from core.exceptions import DomainError, NotFound
 from core.source import Channel, Source
-from registry.models import Asset, AssetKind
-from registry.permissions import Role, effective_roles
-from registry.selectors import asset_get_for_user
 
 
 def admin_required(view):
@@ -200,83 +195,6 @@ def my_token_create(request):
         messages.error(request, exc.detail)
         return redirect("access:my-tokens")
     return _token_created(request, record, token, nav="tokens")
-
-
-# Grants on an asset ---------------------------------------------------------------------------------------
-
-
-def _asset(request, kind: str, name: str) -> Asset:
-    """The asset if the user may see it; 404 otherwise, exactly as for an asset that does not exist."""
-    if kind not in AssetKind.values:
-        raise Http404
-    try:
-        return asset_get_for_user(user=request.user, kind=kind, name=name)
-    except NotFound:
-        raise Http404 from None
-
-
-def _require_manage(user, asset: Asset) -> None:
-    if Role.MANAGE not in effective_roles(user, asset):
-        raise PermissionDenied(f"You need the 'manage' role on {asset} to change its grants.")
-
-
-@login_required
-@require_GET
-def asset_grants(request, kind: str, name: str):
-    asset = _asset(request, kind, name)
-    try:
-        grants = selectors.grant_list_for_user(user=request.user, asset=asset)
-    except Forbidden as exc:
-        raise PermissionDenied(exc.detail) from None
-    can_manage = Role.MANAGE in effective_roles(request.user, asset)
-    context = {
-        "nav": "access",
-        "asset": asset,
-        "grants": grants,
-        "can_manage": can_manage,
-        "form": GrantForm() if can_manage else None,
-    }
-    return render(request, "access/asset_grants.html", context)
-
-
-def _grant_change(request, kind: str, name: str, *, add: bool):
-    asset = _asset(request, kind, name)
-    _require_manage(request.user, asset)  # an auditor may read the grants, never change them: 403
-    back = redirect("access:asset-grants", asset.kind, asset.name)
-    form = GrantForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _form_problem(form))
-        return back
-    data = form.cleaned_data
-    change = services.grant_add if add else services.grant_remove
-    try:
-        principal = selectors.principal_get(principal_type=data["principal_type"], name=data["principal"])
-        change(
-            actor=request.user,
-            source=_source(request),
-            asset=asset,
-            principal=principal,
-            role=Role(data["role"]),
-        )
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        role, who = data["role"], f"{data['principal_type']} {data['principal']}"
-        done = f"Granted {role} on {asset} to {who}." if add else f"Revoked {role} on {asset} from {who}."
-        messages.success(request, done)
-    return back
-
-
-@login_required
-@require_POST
-def grant_add(request, kind: str, name: str):
-    return _grant_change(request, kind, name, add=True)
-
-
-@login_required
-@require_POST
-def grant_remove(request, kind: str, name: str):
-    return _grant_change(request, kind, name, add=False)
 
 
 # Teams and their members (admins) -------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from django.contrib.auth.models import Group
 
 from accounts.models import Scope, User
 from accounts.services import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS
-from registry.permissions import Role
 
 # The tokens made on the access page belong to service accounts, and review is for people only.
 SERVICE_ACCOUNT_SCOPES = [
@@ -55,22 +54,6 @@ class TokenForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("auto_id", "token_%s")
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)
-
-
-class GrantForm(forms.Form):
-    principal_type = forms.ChoiceField(choices=[("user", "User"), ("team", "Team")], label="Principal type")
-    principal = forms.CharField(
-        max_length=150,
-        label="Principal name",
-        help_text="A username, service account or team name.",
-        widget=forms.TextInput(attrs={"autocomplete": "off"}),
-    )
-    role = forms.ChoiceField(choices=Role.choices)
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("auto_id", "grant_%s")
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 

@@ -1,4 +1,4 @@
-"""Reads of accounts, teams, tokens and grants, filtered by who is asking."""
+"""Reads of accounts, teams and tokens, filtered by who is asking."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ from django.contrib.auth.models import Group
 from django.db.models import Count, QuerySet
 
 from accounts.models import ApiToken, User
-from accounts.permissions import reads_everything
+from accounts.permissions import reads_everything, require_admin
 from core.exceptions import Forbidden, InvalidInput, NotFound
-from registry.models import Asset, AssetGroupObjectPermission, AssetUserObjectPermission
-from registry.permissions import ROLE_OF_CODENAME, Role, effective_roles, require_admin
 
 
 def token_list_for_user(*, user) -> QuerySet[ApiToken]:
@@ -61,37 +59,6 @@ def principal_get(*, principal_type: str, name: str, field: str = "principal") -
     if principal_type == "user":
         return account_get(name=name, field=field)
     raise InvalidInput.field("principal_type", "must be 'user' or 'team'")
-
-
-def grant_list_for_user(*, user, asset: Asset) -> list[dict]:
-    """Who holds which role on asset: for its managers, admins and auditors."""
-    if not (reads_everything(user) or Role.MANAGE in effective_roles(user, asset)):
-        raise Forbidden(f"You need the 'manage' role on {asset} to see its grants.", type="permission-denied")
-    rows = [
-        {
-            "principal_type": "user",
-            "principal": grant.user.username,
-            "service_account": grant.user.is_service_account,
-            "role": ROLE_OF_CODENAME[grant.permission.codename],
-        }
-        for grant in AssetUserObjectPermission.objects.filter(content_object=asset).select_related(
-            "user", "permission"
-        )
-        if grant.permission.codename in ROLE_OF_CODENAME
-    ]
-    rows += [
-        {
-            "principal_type": "team",
-            "principal": grant.group.name,
-            "service_account": False,
-            "role": ROLE_OF_CODENAME[grant.permission.codename],
-        }
-        for grant in AssetGroupObjectPermission.objects.filter(content_object=asset).select_related(
-            "group", "permission"
-        )
-        if grant.permission.codename in ROLE_OF_CODENAME
-    ]
-    return sorted(rows, key=lambda row: (row["principal_type"], row["principal"], row["role"]))
 
 
 # Teams and global roles: admins change them (accounts.services), admins and auditors read them. ------------

@@ -1,5 +1,5 @@
-"""Changes to accounts and access: people, passwords, service accounts, tokens, grants, team memberships,
-global roles and account flags, sign-ins. Each one is audited."""
+"""Changes to accounts: people, passwords, service accounts, tokens, team memberships, global roles and
+account flags, sign-ins. Each one is audited. Grants of roles on assets are registry's (registry.services)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
-from guardian.shortcuts import assign_perm, remove_perm
 
 from accounts.models import ApiToken, GlobalRole, Scope, User
-from accounts.permissions import ADMINS, is_admin, is_read_only_account
+from accounts.permissions import ADMINS, is_admin, require_admin
 from accounts.ratelimit import address_bucket
 from accounts.selectors import account_roles
 from accounts.usernames import accounts_named, sign_in_name
@@ -26,8 +25,7 @@ from audit.models import Action
 from audit.services import TargetRef, audit_record
 from core.exceptions import Conflict, FieldError, Forbidden, InvalidInput
 from core.source import Source
-from registry.models import Asset, name_validator
-from registry.permissions import CODENAMES, Role, require, require_admin
+from core.validators import name_validator
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 LOOKUP_ALPHABET = string.ascii_lowercase + string.digits
@@ -195,66 +193,6 @@ def token_revoke(*, actor, source: Source, token: ApiToken) -> ApiToken:
     return token
 
 
-def _principal_text(principal) -> str:
-    return f"team:{principal.name}" if isinstance(principal, Group) else f"user:{principal.username}"
-
-
-def _holds(principal: User | Group, asset: Asset, role: Role) -> bool:
-    grants = (
-        principal.assetgroupobjectpermission_set
-        if isinstance(principal, Group)
-        else principal.assetuserobjectpermission_set
-    )
-    return grants.filter(content_object=asset, permission__codename=CODENAMES[role]).exists()
-
-
-@transaction.atomic(durable=True)
-def grant_add(*, actor, source: Source, asset: Asset, principal: User | Group, role: Role) -> None:
-    """Grant role on asset to a person, service account or team."""
-    require(actor, asset, Role.MANAGE)
-    if is_read_only_account(principal):
-        # An auditor checks the work of everyone else, so holds no role on any asset, not even view.
-        raise InvalidInput.field(
-            "principal", "an auditor holds no role on assets", type="auditor-cannot-hold-role"
-        )
-    if role == Role.REVIEW and getattr(principal, "is_service_account", False):
-        raise InvalidInput.field(
-            "role", "a service account can never review", type="service-account-cannot-review"
-        )
-    if role not in CODENAMES:
-        raise InvalidInput.field("role", f"must be one of {', '.join(Role.values)}")
-    if _holds(principal, asset, role):
-        raise Conflict(
-            f"{_principal_text(principal)} already holds {role} on {asset}.", type="duplicate-grant"
-        )
-    assign_perm(f"registry.{CODENAMES[role]}", principal, asset)
-    audit_record(
-        actor=actor,
-        action=Action.GRANT_ADDED,
-        target=asset,
-        source=source,
-        asset_id=asset.pk,
-        changes={"principal": _principal_text(principal), "role": role},
-    )
-
-
-@transaction.atomic(durable=True)
-def grant_remove(*, actor, source: Source, asset: Asset, principal: User | Group, role: Role) -> None:
-    """Take role on asset away from a principal; effective at once, pending reviews included."""
-    require(actor, asset, Role.MANAGE)
-    if not _holds(principal, asset, role):
-        raise Conflict(f"{_principal_text(principal)} does not hold {role} on {asset}.", type="no-such-grant")
-    remove_perm(f"registry.{CODENAMES[role]}", principal, asset)
-    audit_record(
-        actor=actor,
-        action=Action.GRANT_REMOVED,
-        target=asset,
-        source=source,
-        asset_id=asset.pk,
-        changes={"principal": _principal_text(principal), "role": role},
-    )
-
-
 @transaction.atomic(durable=True)
 def login_record(*, user: User, source: Source) -> None:
     """Record a successful browser sign-in."""
@@ -394,7 +332,9 @@ def _check_user_change(*, actor, user: User, after: dict, changed: list[str]) ->
 
 
 def _holds_any_grant(user: User) -> bool:
-    return user.assetuserobjectpermission_set.filter(permission__codename__in=CODENAMES.values()).exists()
+    """Whether user holds a role on an asset directly. The grant table is registry's, read here through the
+    relation guardian gives the user; registry.services.grant_add writes its rows, role codenames only."""
+    return user.assetuserobjectpermission_set.exists()
 
 
 def _is_admin_with(fields: dict) -> bool:

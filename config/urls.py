@@ -5,7 +5,9 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import access_urls
 from core import views as core_views
+from registry import access_urls as registry_access_urls
 
 urlpatterns = [
     # The admin signs in through the product's sign-in page: rate limited and audited like any other.
@@ -20,7 +22,8 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("registry/", include("registry.urls")),
     path("audit/", include("audit.urls")),
-    path("access/", include("accounts.access_urls")),
+    # The access section: accounts' pages and registry's grants pages, in one namespace.
+    path("access/", include((access_urls.urlpatterns + registry_access_urls.urlpatterns, "access"))),
     path("", include("approvals.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path(

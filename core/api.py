@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
-from rest_framework import exceptions, metadata, status
+from rest_framework import exceptions, metadata, serializers, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 from core.exceptions import DomainError
 from core.pagination import CursorPagination
@@ -52,6 +51,10 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
 
 
 def problem_exception_handler(exc, context):
+    # Imported here: rest_framework.views reads DEFAULT_METADATA_CLASS (RouteMetadata, below) on import,
+    # so this module must be importable before it, e.g. by a serializer module that uses StrictInput.
+    from rest_framework.views import exception_handler
+
     if isinstance(exc, DomainError):
         members = dict(exc.extra)
         if exc.errors:
@@ -118,3 +121,16 @@ def validated(serializer_class, request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+class StrictInput(serializers.Serializer):
+    """An input serializer that names unknown fields instead of silently dropping them."""
+
+    immutable_message = "is not a field of this request"
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: [self.immutable_message] for name in unknown})
+        return super().to_internal_value(data)

@@ -29,9 +29,9 @@ def readyz(request):
         checks["database"] = "unavailable"
     if settings.CELERY_BROKER_URL:
         try:
-            from config.celery import app
+            from celery import current_app
 
-            with app.connection_for_write() as conn:
+            with current_app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=2)
             checks["broker"] = "ok"
         except Exception:

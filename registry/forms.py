@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from registry.models import AssetKind, RiskTier
+from registry.permissions import Role
 
 
 class AssetSearchForm(forms.Form):
@@ -48,3 +49,19 @@ def _no_later_than(latest: int):
             raise forms.ValidationError(f"There is no version {value}; the latest is {latest}.")
 
     return check
+
+
+class GrantForm(forms.Form):
+    principal_type = forms.ChoiceField(choices=[("user", "User"), ("team", "Team")], label="Principal type")
+    principal = forms.CharField(
+        max_length=150,
+        label="Principal name",
+        help_text="A username, service account or team name.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    role = forms.ChoiceField(choices=Role.choices)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "grant_%s")
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)

@@ -3,15 +3,10 @@ lineage, and the stages that versions are placed in."""
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.validators import RegexValidator
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
-name_validator = RegexValidator(
-    NAME_PATTERN,
-    "must be 1-100 characters of lowercase letters, digits, '-', '_' or '.', starting with a letter or digit",
-)
+from core.validators import name_validator
 
 
 class AssetKind(models.TextChoices):

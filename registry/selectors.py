@@ -10,11 +10,13 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from accounts.permissions import reads_everything
 from audit.models import AuditEvent
 from core.compiled import CompiledQuery
-from core.exceptions import InvalidInput, NotFound
+from core.exceptions import Forbidden, InvalidInput, NotFound
 from registry.event_text import asset_name
 from registry.models import (
     Asset,
+    AssetGroupObjectPermission,
     AssetKind,
+    AssetUserObjectPermission,
     AssetVersion,
     Evaluation,
     LineageEdge,
@@ -22,7 +24,7 @@ from registry.models import (
     StageHistory,
     StagePointer,
 )
-from registry.permissions import restrict
+from registry.permissions import ROLE_OF_CODENAME, Role, effective_roles, restrict
 
 MAX_LINEAGE_DEPTH = 100
 
@@ -302,3 +304,34 @@ def evaluation_list_for_user(*, user, version: AssetVersion) -> QuerySet[Evaluat
 def version_pair(*, asset: Asset, numbers: list[int]) -> dict[int, AssetVersion]:
     """The versions of asset with these numbers, by number, in one query (missing ones are absent)."""
     return {version.number: version for version in version_list(asset=asset).filter(number__in=numbers)}
+
+
+def grant_list_for_user(*, user, asset: Asset) -> list[dict]:
+    """Who holds which role on asset: for its managers, admins and auditors."""
+    if not (reads_everything(user) or Role.MANAGE in effective_roles(user, asset)):
+        raise Forbidden(f"You need the 'manage' role on {asset} to see its grants.", type="permission-denied")
+    rows = [
+        {
+            "principal_type": "user",
+            "principal": grant.user.username,
+            "service_account": grant.user.is_service_account,
+            "role": ROLE_OF_CODENAME[grant.permission.codename],
+        }
+        for grant in AssetUserObjectPermission.objects.filter(content_object=asset).select_related(
+            "user", "permission"
+        )
+        if grant.permission.codename in ROLE_OF_CODENAME
+    ]
+    rows += [
+        {
+            "principal_type": "team",
+            "principal": grant.group.name,
+            "service_account": False,
+            "role": ROLE_OF_CODENAME[grant.permission.codename],
+        }
+        for grant in AssetGroupObjectPermission.objects.filter(content_object=asset).select_related(
+            "group", "permission"
+        )
+        if grant.permission.codename in ROLE_OF_CODENAME
+    ]
+    return sorted(rows, key=lambda row: (row["principal_type"], row["principal"], row["role"]))

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from guardian.shortcuts import assign_perm
+from guardian.shortcuts import assign_perm, remove_perm
 
+from accounts.models import User
+from accounts.permissions import is_read_only_account
 from audit.models import Action
 from audit.services import audit_record, lock_log
 from core.exceptions import Conflict, Forbidden, InvalidInput
 from core.source import Source
+from core.validators import name_validator
 from registry import content
 from registry.models import (
     Asset,
@@ -25,7 +28,6 @@ from registry.models import (
     Stage,
     StageHistory,
     StagePointer,
-    name_validator,
 )
 from registry.permissions import CODENAMES, Role, can_create_assets, require, restrict
 from registry.selectors import lineage_reaches
@@ -457,3 +459,66 @@ def stage_move(
         },
     )
     return pointer
+
+
+# Grants: who holds which role on an asset (django-guardian rows in the asset grant tables) ---------------
+
+
+def _principal_text(principal) -> str:
+    return f"team:{principal.name}" if isinstance(principal, Group) else f"user:{principal.username}"
+
+
+def _holds(principal: User | Group, asset: Asset, role: Role) -> bool:
+    grants = (
+        principal.assetgroupobjectpermission_set
+        if isinstance(principal, Group)
+        else principal.assetuserobjectpermission_set
+    )
+    return grants.filter(content_object=asset, permission__codename=CODENAMES[role]).exists()
+
+
+@transaction.atomic(durable=True)
+def grant_add(*, actor, source: Source, asset: Asset, principal: User | Group, role: Role) -> None:
+    """Grant role on asset to a person, service account or team."""
+    require(actor, asset, Role.MANAGE)
+    if is_read_only_account(principal):
+        # An auditor checks the work of everyone else, so holds no role on any asset, not even view.
+        raise InvalidInput.field(
+            "principal", "an auditor holds no role on assets", type="auditor-cannot-hold-role"
+        )
+    if role == Role.REVIEW and getattr(principal, "is_service_account", False):
+        raise InvalidInput.field(
+            "role", "a service account can never review", type="service-account-cannot-review"
+        )
+    if role not in CODENAMES:
+        raise InvalidInput.field("role", f"must be one of {', '.join(Role.values)}")
+    if _holds(principal, asset, role):
+        raise Conflict(
+            f"{_principal_text(principal)} already holds {role} on {asset}.", type="duplicate-grant"
+        )
+    assign_perm(f"registry.{CODENAMES[role]}", principal, asset)
+    audit_record(
+        actor=actor,
+        action=Action.GRANT_ADDED,
+        target=asset,
+        source=source,
+        asset_id=asset.pk,
+        changes={"principal": _principal_text(principal), "role": role},
+    )
+
+
+@transaction.atomic(durable=True)
+def grant_remove(*, actor, source: Source, asset: Asset, principal: User | Group, role: Role) -> None:
+    """Take role on asset away from a principal; effective at once, pending reviews included."""
+    require(actor, asset, Role.MANAGE)
+    if not _holds(principal, asset, role):
+        raise Conflict(f"{_principal_text(principal)} does not hold {role} on {asset}.", type="no-such-grant")
+    remove_perm(f"registry.{CODENAMES[role]}", principal, asset)
+    audit_record(
+        actor=actor,
+        action=Action.GRANT_REMOVED,
+        target=asset,
+        source=source,
+        asset_id=asset.pk,
+        changes={"principal": _principal_text(principal), "role": role},
+    )

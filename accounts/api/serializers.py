@@ -4,8 +4,7 @@ from rest_framework import serializers
 
 from accounts.models import Scope
 from accounts.services import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS
-from registry.api.serializers import StrictInput
-from registry.permissions import Role
+from core.api import StrictInput
 
 
 class MeOut(serializers.Serializer):
@@ -71,19 +70,6 @@ class TokenOut(serializers.Serializer):
 
 class TokenCreatedOut(TokenOut):
     token = serializers.CharField(help_text="Shown once; only its hash is stored.")
-
-
-class GrantIn(StrictInput):
-    principal_type = serializers.ChoiceField(choices=["user", "team"])
-    principal = serializers.CharField(max_length=150)
-    role = serializers.ChoiceField(choices=Role.choices)
-
-
-class GrantOut(serializers.Serializer):
-    principal_type = serializers.CharField()
-    principal = serializers.CharField()
-    service_account = serializers.BooleanField()
-    role = serializers.CharField()
 
 
 class TeamMemberIn(StrictInput):

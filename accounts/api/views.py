@@ -7,8 +7,8 @@ from rest_framework.response import Response
 from accounts import selectors, services
 from accounts.api import serializers as s
 from accounts.models import ApiToken, Scope, User
+from accounts.permissions import require_admin
 from core.api import api_source, validated
-from registry.permissions import require_admin
 
 
 class MeView(generics.GenericAPIView):

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "audit",
     "registry",
     "approvals",
+    "demo",
     "csp",
 ]
 

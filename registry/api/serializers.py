@@ -5,8 +5,10 @@ from __future__ import annotations
 from django.contrib.auth.models import Group
 from rest_framework import serializers
 
+from core.api import StrictInput
 from core.parsers import ASCII_DIGITS, MAX_SAFE_INT, json_problem
 from registry.models import AssetKind, Relation, RiskTier
+from registry.permissions import Role
 from registry.selectors import MAX_LINEAGE_DEPTH
 
 PLURAL = {AssetKind.MODEL: "models", AssetKind.PROMPT: "prompts", AssetKind.DATASET: "datasets"}
@@ -14,19 +16,6 @@ PLURAL = {AssetKind.MODEL: "models", AssetKind.PROMPT: "prompts", AssetKind.DATA
 
 def asset_path(asset) -> str:
     return f"/api/v1/{PLURAL[asset.kind]}/{asset.name}"
-
-
-class StrictInput(serializers.Serializer):
-    """An input serializer that names unknown fields instead of silently dropping them."""
-
-    immutable_message = "is not a field of this request"
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: [self.immutable_message] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class JSONObjectField(serializers.DictField):
@@ -296,3 +285,16 @@ class StagePointerOut(serializers.Serializer):
 class StageSetIn(StrictInput):
     version = whole_number(min_value=1)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class GrantIn(StrictInput):
+    principal_type = serializers.ChoiceField(choices=["user", "team"])
+    principal = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class GrantOut(serializers.Serializer):
+    principal_type = serializers.CharField()
+    principal = serializers.CharField()
+    service_account = serializers.BooleanField()
+    role = serializers.CharField()

@@ -9,8 +9,6 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 
 from accounts import selectors as account_selectors
-from accounts import services as account_services
-from accounts.api.serializers import GrantIn, GrantOut
 from accounts.models import Scope
 from core.api import api_source, validated
 from core.exceptions import InvalidInput, NotFound
@@ -313,25 +311,25 @@ class StageListView(generics.GenericAPIView):
 class AssetGrantListView(KindView):
     """Who holds which role on the asset (managers, admins, auditors); grant a role (managers, admins)."""
 
-    serializer_class = GrantOut
+    serializer_class = s.GrantOut
     pagination_class = None
     token_scope = Scope.MANAGE
 
-    @extend_schema(responses=GrantOut(many=True))
+    @extend_schema(responses=s.GrantOut(many=True))
     def get(self, request, **kwargs):
-        rows = account_selectors.grant_list_for_user(user=request.user, asset=self.asset())
-        return Response(GrantOut(rows, many=True).data)
+        rows = selectors.grant_list_for_user(user=request.user, asset=self.asset())
+        return Response(s.GrantOut(rows, many=True).data)
 
-    @extend_schema(request=GrantIn, responses={201: GrantOut})
+    @extend_schema(request=s.GrantIn, responses={201: s.GrantOut})
     def post(self, request, **kwargs):
         asset = self.asset()
-        data = validated(GrantIn, request)
+        data = validated(s.GrantIn, request)
         # The right to grant before the lookup, so that a refusal never tells whether the principal exists.
         require(request.user, asset, Role.MANAGE)
         principal = account_selectors.principal_get(
             principal_type=data["principal_type"], name=data["principal"]
         )
-        account_services.grant_add(
+        services.grant_add(
             actor=request.user,
             source=api_source(request),
             asset=asset,
@@ -339,11 +337,11 @@ class AssetGrantListView(KindView):
             role=data["role"],
         )
         body = {**data, "service_account": getattr(principal, "is_service_account", False)}
-        return Response(GrantOut(body).data, status=201)
+        return Response(s.GrantOut(body).data, status=201)
 
 
 class AssetGrantDetailView(KindView):
-    serializer_class = GrantOut
+    serializer_class = s.GrantOut
     token_scope = Scope.MANAGE
 
     @extend_schema(request=None, responses={204: None})
@@ -353,7 +351,7 @@ class AssetGrantDetailView(KindView):
             raise InvalidInput.field("role", f"must be one of {', '.join(Role.values)}")
         require(request.user, asset, Role.MANAGE)  # before the principal is looked up, as for a grant
         holder = account_selectors.principal_get(principal_type=principal_type, name=principal)
-        account_services.grant_remove(
+        services.grant_remove(
             actor=request.user, source=api_source(request), asset=asset, principal=holder, role=Role(role)
         )
         return Response(status=204)

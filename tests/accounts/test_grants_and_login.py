@@ -6,13 +6,13 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 
 from accounts.models import User
-from accounts.services import grant_add, grant_remove, service_account_create
+from accounts.services import service_account_create
 from audit.models import AuditEvent
 from core.exceptions import Conflict, Forbidden, InvalidInput
 from core.source import Source
 from registry.models import AssetKind
 from registry.permissions import Role, effective_roles, granted_roles
-from registry.services import asset_create
+from registry.services import asset_create, grant_add, grant_remove
 from tests.factories import AssetFactory
 
 pytestmark = pytest.mark.django_db

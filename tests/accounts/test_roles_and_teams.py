@@ -9,12 +9,13 @@ from rest_framework.test import APIClient
 
 from accounts.models import GlobalRole, Scope, User
 from accounts.permissions import ADMINS, can_ever_review, is_admin, is_auditor
-from accounts.services import grant_add, team_member_add, team_member_remove, token_create, user_update
+from accounts.services import team_member_add, team_member_remove, token_create, user_update
 from approvals.selectors import promotion_inbox_for_user
 from audit.models import AuditEvent
 from core.exceptions import Conflict, Forbidden, InvalidInput
 from core.source import Source
 from registry.permissions import Role, can_create_assets, effective_roles, granted_roles
+from registry.services import grant_add
 from tests.approvals.conftest import World
 from tests.factories import digest_for
 

@@ -118,11 +118,11 @@ SCENARIOS = {
         ["token.revoked"],
     ),
     "grant_add": (
-        lambda w: A.grant_add(actor=w.admin, source=SRC, asset=w.asset, principal=w.outsider, role=Role.VIEW),
+        lambda w: S.grant_add(actor=w.admin, source=SRC, asset=w.asset, principal=w.outsider, role=Role.VIEW),
         ["grant.added"],
     ),
     "grant_remove": (
-        lambda w: A.grant_remove(
+        lambda w: S.grant_remove(
             actor=w.admin, source=SRC, asset=w.asset, principal=w.manager, role=Role.MANAGE
         ),
         ["grant.removed"],

@@ -8,10 +8,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import ApiToken, User
-from accounts.services import grant_add, service_account_create, token_create
+from accounts.services import service_account_create, token_create
 from audit.models import Action, AuditEvent
 from core.source import Source
 from registry.permissions import Role, granted_roles
+from registry.services import grant_add
 from tests.factories import AssetFactory
 
 pytestmark = pytest.mark.django_db

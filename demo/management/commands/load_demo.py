@@ -217,9 +217,7 @@ class Command(BaseCommand):
         else:
             held = role in granted_roles(principal, asset)
         if not held:
-            account_services.grant_add(
-                actor=admin, source=source, asset=asset, principal=principal, role=role
-            )
+            services.grant_add(actor=admin, source=source, asset=asset, principal=principal, role=role)
 
     def _promotions(self, admin, source, ci, people, reviewers) -> None:
         """The production policy (two approvals from reviewers), an applied and a pending request."""

@@ -4,10 +4,10 @@ ASSET is model/NAME, prompt/NAME or dataset/NAME."""
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import services
 from accounts.models import User
 from core.exceptions import DomainError
 from core.source import Source
+from registry import services
 from registry.models import Asset, AssetKind
 from registry.permissions import Role
 
