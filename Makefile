@@ -26,10 +26,12 @@ run: venv
 	$(DEV) $(PY) manage.py load_demo
 	$(DEV) $(PY) manage.py runserver $(HOST):$(PORT)
 
-## test: lint, Django checks, migrations check and the whole suite (the OpenAPI schema is validated by a test)
+## test: lint, the layer contracts (pyproject.toml), Django checks, migrations check and the whole suite (the
+## OpenAPI schema is validated by a test)
 test: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py check
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(PYTEST_ARGS)

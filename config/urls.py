@@ -21,7 +21,7 @@ urlpatterns = [
     path("api/v1/", include(("audit.api.urls", "audit-api"))),
     path("accounts/", include("accounts.urls")),
     path("registry/", include("registry.urls")),
-    path("audit/", include("audit.urls")),
+    path("audit/", include("audit.web.urls")),
     # The access section: accounts' pages and registry's grants pages, in one namespace.
     path("access/", include((access_urls.urlpatterns + registry_access_urls.urlpatterns, "access"))),
     path("", include("approvals.urls")),

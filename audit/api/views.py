@@ -11,13 +11,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, serializers
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
-from accounts.authentication import TokenScopes
-from accounts.permissions import reads_everything
 from audit import export, log, merkle
-from audit.filters import AuditEventFilter
 from audit.models import AuditEvent, Checkpoint
 from audit.signing import verifier_key
+from audit.web.filters import AuditEventFilter
 from core.exceptions import Conflict, InvalidInput, NotFound
 from core.pagination import CursorPagination
 from core.parsers import ascii_int
@@ -28,7 +27,8 @@ class IsAuditorOrAdmin(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and reads_everything(user))
+        # User.reads_everything asks the rule (accounts.permissions), which sits above audit.
+        return bool(user and user.is_authenticated and user.reads_everything)
 
 
 class SeqPagination(CursorPagination):
@@ -76,7 +76,8 @@ class CheckpointOut(serializers.Serializer):
 
 
 class AuditView(generics.GenericAPIView):
-    permission_classes = [permissions.IsAuthenticated, TokenScopes, IsAuditorOrAdmin]
+    # The project's defaults (signed in, and a token only within its scopes), then the audit rule.
+    permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, IsAuditorOrAdmin]
     pagination_class = None
 
 
