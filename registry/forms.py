@@ -1,4 +1,5 @@
-"""Forms of the registry pages: they validate the shape of query strings, nothing else."""
+"""Forms of the registry pages: they validate shape only (query strings, and the grant form of the access
+pages), nothing else."""
 
 from __future__ import annotations
 
