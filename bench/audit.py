@@ -799,26 +799,21 @@ def print_hashing(hashing: dict, rows: list[dict], breakdown: dict) -> None:
 # Main -------------------------------------------------------------------------------------------------------
 
 
+OPTIONS = """
+--events         1000000  events to export and verify (and a tenth of it)
+--writers        16       concurrent writers of the throughput runs
+--procs          2        processes the writers are spread over
+--seconds        10.0     seconds of each throughput run
+--warmup         160      unmeasured calls before each run (all writers)
+--no-diagnostic  -        skip the synchronous_commit=off run
+--skip-writers   -        only the export and verification parts
+--skip-export    -        only the throughput part
+--sample         100000   events of the verifier breakdown
+"""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add = parser.add_argument
-    default_url = os.environ.get("BENCH_AUDIT_PG_URL", "postgres://postgres@127.0.0.1:5432/audit_bench")
-    add(
-        "--pg-url",
-        default=default_url,
-        help="the scratch database; DROPPED and created again (name has 'bench')",
-    )
-    add("--events", type=int, default=1_000_000, help="events to export and verify (and /10)")
-    add("--writers", type=int, default=16, help="concurrent writers of the throughput runs")
-    add("--procs", type=int, default=2, help="processes the writers are spread over")
-    add("--seconds", type=float, default=10, help="seconds of each throughput run")
-    add("--warmup", type=int, default=160, help="unmeasured calls before each run (all writers)")
-    add(
-        "--no-diagnostic", dest="diagnostic", action="store_false", help="skip the synchronous_commit=off run"
-    )
-    add("--skip-writers", action="store_true", help="only the export and verification parts")
-    add("--skip-export", action="store_true", help="only the throughput part")
-    add("--sample", type=int, default=100_000, help="events of the verifier breakdown")
+    parser = common.parser(__doc__, OPTIONS, ("BENCH_AUDIT_PG_URL", "audit_bench"))
     args = parser.parse_args(argv)
     if args.events < 10 or args.writers < 1 or args.procs < 1 or args.seconds <= 0:
         parser.error("--events must be at least 10, --writers and --procs at least 1, --seconds above 0")

@@ -3,6 +3,7 @@ processes and the results file. Imported by bench/registry.py, bench/audit.py an
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as dt
 import http.client
@@ -12,6 +13,7 @@ import math
 import multiprocessing
 import os
 import platform
+import re
 import secrets
 import signal
 import socket
@@ -129,6 +131,33 @@ def run_main(body) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; servers stopped, scratch database and temporary files removed", file=sys.stderr)
         return 130
+
+
+def parser(doc: str, options: str, pg: tuple[str, str]) -> argparse.ArgumentParser:
+    """Options from a table, a line each: name, default, help, separated by two spaces or more. The default
+    gives the type: a number, a string, "a|b" (choices, the first by default) or "-" (a flag; --no-x sets
+    x to False). pg: the environment variable and the default name of the scratch database."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    url = os.environ.get(pg[0], f"postgres://postgres@127.0.0.1:5432/{pg[1]}")
+    parser.add_argument(
+        "--pg-url", default=url, help=f"the scratch database (${pg[0]}); DROPPED and created again"
+    )
+    for line in filter(None, (line.strip() for line in options.splitlines())):
+        name, default, text = re.split(r"\s{2,}", line, maxsplit=2)
+        if default == "-":
+            flag = name.startswith("--no-")
+            dest = name[5:] if flag else name[2:]
+            parser.add_argument(
+                name, dest=dest.replace("-", "_"), action="store_" + str(not flag).lower(), help=text
+            )
+        elif "|" in default:
+            parser.add_argument(name, choices=default.split("|"), default=default.split("|")[0], help=text)
+        else:
+            kind = (
+                int if re.fullmatch(r"\d+", default) else float if re.fullmatch(r"[\d.]+", default) else str
+            )
+            parser.add_argument(name, type=kind, default=kind(default), help=text)
+    return parser
 
 
 # Statistics and formatting -------------------------------------------------------------------------------

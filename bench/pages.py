@@ -1116,24 +1116,21 @@ def print_table(rows: list[dict]) -> None:
         print(query["sql"] + "\n\nEXPLAIN (ANALYZE, BUFFERS):\n" + query["plan"])
 
 
+OPTIONS = """
+--assets      10000    assets (75%% models, 15%% datasets, 10%% prompts)
+--versions    100000   versions, over all assets
+--events      1000000  audit events
+--promotions  400      promotion requests (35%% pending)
+--loads       200      timed loads of each page
+--warmup      10       unmeasured loads of each page first
+--seed        1        seed of the data generator
+--verify      -        verify the whole audit chain after the load
+--keep        -        keep the scratch database at the end
+"""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add = parser.add_argument
-    default_url = os.environ.get("BENCH_PAGES_PG_URL", "postgres://postgres@127.0.0.1:5432/pages_bench")
-    add(
-        "--pg-url",
-        default=default_url,
-        help="the scratch database; DROPPED and created again (name has 'bench')",
-    )
-    add("--assets", type=int, default=10_000, help="assets (75%% models, 15%% datasets, 10%% prompts)")
-    add("--versions", type=int, default=100_000, help="versions, over all assets")
-    add("--events", type=int, default=1_000_000, help="audit events")
-    add("--promotions", type=int, default=400, help="promotion requests (35%% pending)")
-    add("--loads", type=int, default=200, help="timed loads of each page")
-    add("--warmup", type=int, default=10, help="unmeasured loads of each page first")
-    add("--seed", type=int, default=1, help="seed of the data generator")
-    add("--verify", action="store_true", help="verify the whole audit chain after the load")
-    add("--keep", action="store_true", help="keep the scratch database at the end")
+    parser = common.parser(__doc__, OPTIONS, ("BENCH_PAGES_PG_URL", "pages_bench"))
     args = parser.parse_args(argv)
     if args.assets < 50 or args.versions < 1 or args.loads < 1 or args.warmup < 0 or args.promotions < 20:
         parser.error("--assets must be at least 50, --promotions at least 20, --loads at least 1")

@@ -329,33 +329,28 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
     return rows
 
 
+OPTIONS = """
+--backends           postgres,sqlite  comma-separated: postgres, sqlite
+--requests           2000             requests of the one-client runs
+--duration           10.0             seconds of each concurrent run (0: --requests)
+--clients            16               clients of the concurrent runs
+--promotion-clients  20               clients of the concurrent promote and poll runs
+--auth               token|session    the CI account's bearer token or a person's session
+--client-procs       2                processes the concurrent clients run in
+--warmup             100              unmeasured requests before each run
+--workers            2                gunicorn worker processes
+--worker-class       sync             gunicorn worker class (sync, gthread)
+--threads            0                gunicorn threads per worker (gthread)
+"""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add = parser.add_argument
-    add("--backends", default="postgres,sqlite", help="comma-separated: postgres, sqlite")
-    default_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/registry_bench")
-    add(
-        "--pg-url",
-        default=default_url,
-        help="the bench database; DROPPED and created again (name has 'bench')",
-    )
-    add("--requests", type=int, default=2000, help="requests of the one-client runs")
-    add("--duration", type=float, default=10, help="seconds of each concurrent run (0: --requests)")
-    add("--clients", type=int, default=16, help="clients of the concurrent runs")
-    add("--promotion-clients", type=int, default=20, help="clients of the concurrent promote and poll runs")
-    add("--auth", choices=["token", "session"], default="token", help="the CI account's token or a session")
-    add("--client-procs", type=int, default=2, help="processes the concurrent clients run in")
-    add("--warmup", type=int, default=100, help="unmeasured requests before each run")
-    add("--workers", type=int, default=2, help="gunicorn worker processes")
-    add("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
-    add("--threads", type=int, default=0, help="gunicorn threads per worker (gthread)")
+    parser = common.parser(__doc__, OPTIONS, ("BENCH_PG_URL", "registry_bench"))
     args = parser.parse_args(argv)
     args.backends = [name.strip() for name in args.backends.split(",") if name.strip()]
-    unknown = set(args.backends) - {"postgres", "sqlite"}
+    unknown = ", ".join(sorted(set(args.backends) - {"postgres", "sqlite"}))
     if unknown or not args.backends:
-        parser.error(
-            f"--backends takes postgres and/or sqlite, not {', '.join(sorted(unknown)) or 'nothing'}"
-        )
+        parser.error(f"--backends takes postgres and/or sqlite, not {unknown or 'nothing'}")
     if args.requests < 1 or args.clients < 1 or args.workers < 1 or args.duration < 0:
         parser.error("--requests, --clients and --workers must be at least 1, --duration at least 0")
     return args
