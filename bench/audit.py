@@ -94,15 +94,12 @@ def writer_thread(spec: dict, asset_id: int, marks, ready, go) -> dict:
         return result
 
     def one(record: bool) -> None:
-        source = Source(
-            channel=Channel.API, request_id=uuid.uuid4().hex, ip="10.20.30.40", user_agent=USER_AGENT
-        )
-        data = {  # what a CI job registers: a new digest every time, an artifact URI, two metrics and a tag
-            "digest": "sha256:" + os.urandom(32).hex(),
-            "uri": f"s3://models/{asset.name}/{stats['completed']}/model.tar.gz",
-            "metrics": {"auc": 0.91, "f1": 0.87},
-            "tags": ["bench"],
-        }
+        request_id = uuid.uuid4().hex
+        source = Source(channel=Channel.API, request_id=request_id, ip="10.20.30.40", user_agent=USER_AGENT)
+        # what a CI job registers: a new digest every time, an artifact URI, two metrics and a tag
+        uri = f"s3://models/{asset.name}/{stats['completed']}/model.tar.gz"
+        data = {"digest": "sha256:" + os.urandom(32).hex(), "uri": uri, "metrics": {"auc": 0.91, "f1": 0.87}}
+        data["tags"] = ["bench"]
         marks.locked, started = None, time.perf_counter()
         try:
             services.version_register(actor=user, source=source, asset=asset, data=data)
@@ -244,12 +241,8 @@ def bench_writers(args: argparse.Namespace, database: str) -> dict:
     print(f"\n== 1. writers: version_register for {args.seconds:g} s per run, audited and not")
     asset_ids = setup_writers(args.writers)
     many = (args.writers, args.procs)
-    runs = [
-        ("un-audited", *many, False),
-        ("audited", *many, True),
-        ("un-audited", 1, 1, False),
-        ("audited", 1, 1, True),
-    ]
+    runs = [("un-audited", *many, False), ("audited", *many, True)]
+    runs += [("un-audited", 1, 1, False), ("audited", 1, 1, True)]
     runs += [("audited, sync commit off", *many, True)] if args.diagnostic else []
     rows, checks, audited_calls = [], [], 0
     for label, writers, procs, audited in runs:
@@ -269,40 +262,26 @@ def bench_writers(args: argparse.Namespace, database: str) -> dict:
         audited = next(r for r in rows if r["run"] == "audited" and r["writers"] == writers)
         ratio = audited["calls_per_s"] / plain["calls_per_s"] if plain["calls_per_s"] else None
         target = RATIO_TARGET if writers == args.writers else None
-        ratios.append(
-            {
-                "writers": writers,
-                "audited_per_s": audited["calls_per_s"],
-                "unaudited_per_s": plain["calls_per_s"],
-                "ratio": round(ratio, 3) if ratio is not None else None,
-                "target": target,
-                "pass": None if target is None or ratio is None else ratio >= target,
-            }
-        )
+        passed = None if target is None or ratio is None else ratio >= target
+        figures = {"audited_per_s": audited["calls_per_s"], "unaudited_per_s": plain["calls_per_s"]}
+        rounded = round(ratio, 3) if ratio is not None else None
+        ratios.append({"writers": writers, **figures, "ratio": rounded, "target": target, "pass": passed})
     return {"runs": rows, "ratios": ratios, "log_checks": checks}
 
 
 # 2. Bulk fill -----------------------------------------------------------------------------------------------
 
-MODELS = [
-    f"{a}-{k}"
-    for a in ["fraud", "churn", "ranking", "ocr", "pricing", "support", "credit", "search"]
-    for k in ("classifier", "detector", "scorer")
-]
+AREAS = ["fraud", "churn", "ranking", "ocr", "pricing", "support", "credit", "search"]
+MODELS = [f"{area}-{kind}" for area in AREAS for kind in ("classifier", "detector", "scorer")]
 DATASETS = ["transactions", "customers", "clicks", "invoices", "tickets"]
 PEOPLE = [(10 + i, name) for i, name in enumerate(["alice", "bob", "chen", "dana", "eve", "farid"])]
 PEOPLE += [(40 + i, f"ml-engineer-{i:02d}") for i in range(24)]
 SERVICE_ACCOUNTS = [(90, "ci-fraud"), (91, "ci-ranking"), (92, "ci-pricing")]
-AGENTS = [
-    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0",
-    "registry-cli/1.4.2",
-    "registry-action/1.2.0",
-]
-ACTIONS = {  # action: weight, roughly what a registry that CI feeds records
-    "version.created": 25,
-    "evaluation.added": 15,
-    "stage.set": 12,
-    "login.succeeded": 22,
+AGENTS = ["Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0", "registry-cli/1.4.2"]
+AGENTS.append("registry-action/1.2.0")
+# action: weight, roughly what a registry that CI feeds records
+ACTIONS = {"version.created": 25, "evaluation.added": 15, "stage.set": 12, "login.succeeded": 22}
+ACTIONS |= {
     "asset.updated": 8,
     "promotion.approved": 6,
     "grant.added": 4,
@@ -317,6 +296,9 @@ class EventFactory:
     def __init__(self, seed: int = 1) -> None:
         self.rnd = random.Random(seed)
         self.actions = [action for action, weight in ACTIONS.items() for _ in range(weight)]
+
+    def auc(self) -> dict:
+        return {"auc": f"0.{self.rnd.randint(800, 999)}"}
 
     def hex(self, bits: int) -> str:
         return f"{self.rnd.getrandbits(bits):0{bits // 4}x}"
@@ -333,23 +315,15 @@ class EventFactory:
         context = {"request_id": self.hex(128), "ip": f"10.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.7"}
         context["user_agent"] = AGENTS[2] if service else rnd.choice(AGENTS[:2])
         source = "api" if service or context["user_agent"] == AGENTS[1] else "web"
-        auc = {"auc": f"0.{rnd.randint(800, 999)}"}
         if action == "version.created":
             target = ("registry.assetversion", str(rnd.randint(1, 10**6)), f"{asset}@{number}")
-            after = {"number": number, "digest": "sha256:" + self.hex(256), "metrics": auc}
+            after = {"number": number, "digest": "sha256:" + self.hex(256), "metrics": self.auc()}
             after |= {"uri": f"s3://models/{MODELS[index]}/{number}", "source": {}, "lineage": []}
             changes = {"after": after}
         elif action == "evaluation.added":
             target = ("registry.evaluation", str(rnd.randint(1, 10**6)), f"holdout of {asset}@{number}")
-            dataset = f"dataset/{rnd.choice(DATASETS)}@{rnd.randint(1, 50)}"
-            changes = {
-                "after": {
-                    "version": f"{asset}@{number}",
-                    "name": "holdout",
-                    "metrics": auc,
-                    "dataset": dataset,
-                }
-            }
+            after = {"version": f"{asset}@{number}", "name": "holdout", "metrics": self.auc()}
+            changes = {"after": after | {"dataset": f"dataset/{rnd.choice(DATASETS)}@{rnd.randint(1, 50)}"}}
         elif action == "stage.set":
             target = ("registry.stagepointer", str(rnd.randint(1, 5000)), f"{asset}:staging")
             changes = {"stage": "staging", "before": {"version": number - 1}, "after": {"version": number}}
@@ -369,10 +343,8 @@ class EventFactory:
             changes = {"principal": f"user:{rnd.choice(PEOPLE)[1]}", "role": "contribute"}
         elif action == "token.created":
             target = ("accounts.apitoken", str(rnd.randint(1, 10**4)), f"token {self.hex(16)}")
-            asset_id, changes = (
-                None,
-                {"scopes": ["read", "write"], "expires_at": "2027-01-31T00:00:00.000000Z"},
-            )
+            changes = {"scopes": ["read", "write"], "expires_at": "2027-01-31T00:00:00.000000Z"}
+            asset_id = None
         elif action == "login.succeeded":
             target, asset_id, changes = ("accounts.user", str(actor_id), name), None, {}
         else:  # login.failed: no actor, the target is the username that was tried

@@ -208,11 +208,7 @@ class Loader:
         self.team_people = [[pk[member(k, team)] for k in range(PEOPLE_PER_TEAM)] for team in TEAMS]
         self.team_ci = [pk[f"ci-{team}"] for team in TEAMS]
         self.reviewers = [pk[f"reviewer{k:02d}"] for k in range(1, REVIEWERS + 1)]
-        self.persona, self.auditor, self.narrow = (
-            pk[REVIEWER_PERSONA],
-            pk[AUDITOR_PERSONA],
-            pk[NARROW_PERSONA],
-        )
+        self.persona, self.narrow = pk[REVIEWER_PERSONA], pk[NARROW_PERSONA]
         self.admins = [pk["admin01"], pk["admin02"]]
         self.persons = [p for p, (_, service) in self.users.items() if not service and p != self.narrow]
         # Reviewers are engineers of a product team too; the persona works in the first one.
@@ -264,16 +260,8 @@ class Loader:
     def asset_rows(self):
         for i in range(self.args.assets):
             owner, created = self.team_ids[self.a_team[i]], when(self.a_ts[i])
-            row = (
-                i + 1,
-                self.a_kind[i],
-                self.a_name[i],
-                self.a_desc[i],
-                owner,
-                self.a_risk[i],
-                self.a_tags[i],
-            )
-            yield (*row, self.latest[i], self.a_creator[i], created, created)
+            row = (i + 1, self.a_kind[i], self.a_name[i], self.a_desc[i], owner, self.a_risk[i])
+            yield (*row, self.a_tags[i], self.latest[i], self.a_creator[i], created, created)
 
     def asset_repr(self, i: int) -> str:
         return f"{self.a_kind[i]}/{self.a_name[i]}"
@@ -390,9 +378,8 @@ class Loader:
                 }
                 inputs = [{"name": f"f{k}", "type": "float"} for k in range(6)]
                 signature = {"inputs": inputs, "outputs": [{"name": "score", "type": "float"}]}
-                row.update(
-                    framework=rng.choice(FRAMEWORKS), metrics=metrics, params=params, signature=signature
-                )
+                row.update(framework=rng.choice(FRAMEWORKS), metrics=metrics, params=params)
+                row["signature"] = signature
                 row["model_card"] = self.model_card(name, number, metrics, params)
                 uri = f"s3://models/{name}/{number}/model.bin"
             elif kind == "prompt":
@@ -705,17 +692,10 @@ class Loader:
             updated = p["applied"] or p["decided"] or p["created"]
             revision = 1 + len(p["reviews"]) + (p["status"] != "pending")
             head = (p["pk"], p["asset"] + 1, p["version"], self.stage_ids["production"], p["status"])
-            head += (
-                reasons.get(p["status"], ""),
-                revision,
-                p["requester"],
-                p["justification"],
-                False,
-                p["ci"],
-            )
+            head += (reasons.get(p["status"], ""), revision, p["requester"], p["justification"], False)
             decided, applied = (when(p[key]) if p[key] else None for key in ("decided", "applied"))
             tail = (when(p["expires"]), decided, applied, when(p["created"]), when(updated))
-            yield (*head, "", policy, snapshot, p["base"], p["superseded_by"], *tail)
+            yield (*head, p["ci"], "", policy, snapshot, p["base"], p["superseded_by"], *tail)
 
     def review_times(self, promo: dict) -> list[float]:
         end = promo["decided"] or self.now - 60
@@ -871,22 +851,13 @@ class Loader:
             before = {"version": self.v_number[previous - 1] if previous else None}
             changes = {"stage": stage, "before": before, "after": {"version": self.v_number[vid - 1]}}
             changes |= {"reason": reason, "promotion": promo["pk"] if promo else None}
-            target = (
-                "registry.stagepointer",
-                str(self.pointer_ids[(i, stage)]),
-                f"{self.asset_repr(i)} in {stage}",
-            )
+            pointer = str(self.pointer_ids[(i, stage)])
+            target = ("registry.stagepointer", pointer, f"{self.asset_repr(i)} in {stage}")
             return "stage.set", actor, channel, target, i, changes
         _, action, promo, actor, channel, changes = ref
-        target = f"promotion #{promo['pk']}: {self.version_repr(promo['version'])} \u2192 production"
-        return (
-            action,
-            actor,
-            channel,
-            ("approvals.promotionrequest", str(promo["pk"]), target),
-            promo["asset"],
-            changes,
-        )
+        text = f"promotion #{promo['pk']}: {self.version_repr(promo['version'])} \u2192 production"
+        target = ("approvals.promotionrequest", str(promo["pk"]), text)
+        return action, actor, channel, target, promo["asset"], changes
 
     def describe_filler(self, ts: float) -> tuple:
         rng = self.rng
@@ -917,14 +888,8 @@ class Loader:
         token = rng.randrange(1, 5000)
         target = ("accounts.apitoken", str(token), f"mgr_{token:08x}_\u2026{token % 9973:04d} (ci)")
         if action == "token.revoked":
-            return (
-                action,
-                admin,
-                "web",
-                target,
-                None,
-                {"account": self.users[account][0], "lookup": f"{token:08x}"},
-            )
+            changes = {"account": self.users[account][0], "lookup": f"{token:08x}"}
+            return action, admin, "web", target, None, changes
         changes = {"account": self.users[account][0], "name": "ci", "scopes": ["read", "write", "promote"]}
         return "token.created", admin, "web", target, None, changes
 
@@ -946,13 +911,8 @@ class Loader:
                 action, actor, channel, target, asset, changes = self.describe_filler(ts)
             name, service = self.users[actor] if actor is not None else ("system", None)
             asset_id = asset + 1 if asset is not None else None
-            columns = {
-                "seq": seq,
-                "occurred_at": when(ts),
-                "actor_id": actor,
-                "actor_repr": name,
-                "action": action,
-            }
+            columns = {"seq": seq, "occurred_at": when(ts), "actor_id": actor, "actor_repr": name}
+            columns["action"] = action
             columns["actor_kind"] = "system" if actor is None else "service_account" if service else "user"
             columns |= {"target_kind": target[0], "target_id": target[1], "target_repr": target[2][:300]}
             columns |= {"asset_id": asset_id, "changes": jsonable(changes), "source": channel}
