@@ -199,7 +199,7 @@ def table(header: str, rows: list[str], flags: list[bool], what: str) -> None:
     if any(flags):
         print(
             f"Other processes (or the host) took {DISTURBED_CORES:g}+ cores during the {what} marked: their"
-            " figures understate the app. Run again on a quiet machine."
+            " figures describe a busy machine, not the app. Run again on a quiet machine."
         )
 
 
