@@ -655,7 +655,8 @@ def bench_export(args: argparse.Namespace, database: common.ScratchDatabase, scr
 
 
 def flagged(row: dict) -> bool:
-    return (row.get("cpu") or {}).get("other_cores", 0) >= common.DISTURBED_CORES
+    cpu = row.get("cpu") or {}
+    return cpu.get("other_cores", 0) + cpu.get("steal_cores", 0) >= common.DISTURBED_CORES
 
 
 def cores_text(row: dict, width: int) -> str:

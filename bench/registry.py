@@ -49,12 +49,8 @@ TARGETS = {
     ("register", 1): [("p50_ms", "<=", 5)],
     ("register", 16): [("ops_per_s", ">=", 450), ("p99_ms", "<=", 100), ("errors", "<=", 0)],
 }
-LABELS = {
-    "p50_ms": ("p50", " ms"),
-    "p99_ms": ("p99", " ms"),
-    "ops_per_s": ("ops/s", "/s"),
-    "errors": ("errors", ""),
-}
+LABELS = {"p50_ms": ("p50", " ms"), "p99_ms": ("p99", " ms"), "ops_per_s": ("ops/s", "/s")}
+LABELS["errors"] = ("errors", "")
 
 # Run by `manage.py shell`: the bench person (not an admin; may create assets) with a logged-in session, as
 # a sign-in would make it, and the CI service account with a token; prints the session key and the token.
@@ -308,14 +304,8 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
         spec["poll_path"] = poll_path
         clients = args.promotion_clients if workload in ("promote", "poll") else args.clients
         runs = [(1, 1, args.requests, args.warmup)]
-        runs.append(
-            (
-                clients,
-                args.client_procs,
-                args.requests if args.duration <= 0 else None,
-                max(1, args.warmup // clients),
-            )
-        )
+        concurrent_requests = args.requests if args.duration <= 0 else None
+        runs.append((clients, args.client_procs, concurrent_requests, max(1, args.warmup // clients)))
         for clients, procs, requests, warmup in runs:
             what = f"{requests} requests" if requests is not None else f"{args.duration:g} s"
             print(f"   {workload:<9} {clients:>2} client(s), {what} ...", end="", flush=True)
