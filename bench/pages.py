@@ -515,18 +515,15 @@ class Loader:
 
     def history_rows(self):
         for ts, asset, stage, vid, previous, actor, source, promotion, reason in self.history:
-            promotion = promotion["pk"] if promotion else None
-            yield (
+            row = (
                 asset + 1,
                 self.stage_ids[stage],
                 vid,
                 previous,
                 reason,
-                promotion,
-                actor,
-                source,
-                when(ts),
+                promotion["pk"] if promotion else None,
             )
+            yield (*row, actor, source, when(ts))
 
     def production_version(self, asset: int) -> int | None:
         index = self.pointer_last.get((asset, "production"))
@@ -761,16 +758,8 @@ class Loader:
         changes = {"version": number, "stage": "production", "justification": p["justification"]}
         changes |= {"base_version": self.v_number[p["base"] - 1] if p["base"] else None}
         changes |= {"rollback": False, "ci": p["ci"], "required_approvals": required}
-        out = [
-            (
-                p["created"],
-                "promotion.requested",
-                p,
-                requester,
-                "api" if self.users[requester][1] else "web",
-                changes,
-            )
-        ]
+        channel = "api" if self.users[requester][1] else "web"
+        out = [(p["created"], "promotion.requested", p, requester, channel, changes)]
         approvals = 0
         for (reviewer, decision), ts in zip(p["reviews"], self.review_times(p), strict=True):
             if decision == "approve":
