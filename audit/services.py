@@ -43,6 +43,25 @@ def _clock_after_lock():
         return cursor.fetchone()[0]
 
 
+def event_body(columns: dict) -> bytes:
+    """An event's body from its stored columns (AuditEvent field names): the bytes audit_record writes."""
+    c = columns
+    return canonical_bytes(
+        {
+            "v": BODY_VERSION,
+            "seq": c["seq"],
+            "occurred_at": format_time(c["occurred_at"]),
+            "actor": {"kind": str(c["actor_kind"]), "id": c["actor_id"], "name": c["actor_repr"]},
+            "action": str(c["action"]),
+            "target": {"kind": c["target_kind"], "id": c["target_id"], "repr": c["target_repr"]},
+            "asset_id": c["asset_id"],
+            "changes": c["changes"],
+            "source": str(c["source"]),
+            "context": c["context"],
+        }
+    )
+
+
 def lock_log() -> None:
     """Take the log's append lock now (it is taken anyway by the transaction's first event)."""
     AuditHead.objects.select_for_update().get(pk=1)

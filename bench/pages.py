@@ -1,40 +1,13 @@
 #!/usr/bin/env python
 """Server time of the reviewer and auditor pages on a realistically large PostgreSQL database.
 
-What it does
-    1. Creates a scratch PostgreSQL database (dropped first if it exists; its name must contain "bench")
-       and runs `manage.py migrate` on it.
-    2. Bulk-loads realistic data with COPY (minutes, not hours): people, teams and service accounts;
-       `--assets` assets (mostly models, some datasets and prompts) with `--versions` versions (metrics,
-       params, model cards, prompt templates, dataset schemas), evaluations, lineage edges, stage pointers
-       and their history, grants (a "reviewers" team holds review on every medium and high risk asset),
-       policies, `--promotions` promotion requests (pending ones for the reviewer persona, decided ones
-       with their reviews) and `--events` audit events that form a valid chain: every body is built with
-       audit.canonical exactly as audit_record builds it, the leaf and chain hashes follow, and the
-       AuditHead row points at the last event. The append-only triggers are lifted (audit.triggers.
-       suspended) only while the events are copied and the head is moved, in the same transaction.
-       Then VACUUM ANALYZE, as autovacuum would have done on a live database.
-    3. Measures, in this process, with Django's test Client (force_login, no HTTP server, no browser):
-           inbox         GET /                        as reviewer01 (sees most assets, has pending requests)
-           promotion     GET /promotions/<id>/        a pending request in reviewer01's inbox
-           audit         GET /audit/                  as auditor01, no filter
-           audit-asset   GET /audit/?asset_kind=..&asset_name=..   the asset with the most events
-       Each page: `--warmup` unmeasured loads, then `--loads` timed `client.get` calls (status 200 checked),
-       then a few loads under CaptureQueriesContext for the SQL: the number of queries and their time.
+Creates a scratch database, migrates it, bulk-loads people, teams, `--assets` assets with `--versions`
+versions, evaluations, lineage, stages, grants, policies, `--promotions` promotion requests and `--events`
+audit events (a valid chain: every body built by the app's audit.services.event_body), then times
+`--loads` loads of each page with Django's test Client (force_login; no server, no browser). bench/README.md
+says what is loaded and how to read the table. Results go to bench/results/pages-<UTC time>.json.
 
-How to read the output
-    p50, p90, p99, max   server time of one page load in ms: URL resolution, middleware (session, auth,
-                         CSRF, messages), the view, its queries and the template; no network, no browser
-    queries              SQL statements of one load (the session and user lookups included)
-    sql ms               the median over the captured loads of the time spent in those statements (client
-                         side: round trip + execution), so p50 - sql ms is roughly the Python side
-    The slowest query of the slowest page is shown with EXPLAIN (ANALYZE, BUFFERS); the JSON written to
-    bench/results/pages-<UTC time>.json has every page's queries and its slowest query's plan.
-
-Usage
-    .venv/bin/python bench/pages.py                                   # 10k assets, 100k versions, 1M events
     .venv/bin/python bench/pages.py --assets 500 --versions 5000 --events 50000 --loads 50   # quick
-    .venv/bin/python bench/pages.py --help
 """
 
 from __future__ import annotations
@@ -46,51 +19,32 @@ import datetime as dt
 import gc
 import hashlib
 import json
-import math
 import os
-import platform
 import random
-import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlencode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, also in spawned worker processes
-from scratch import BenchError, ScratchDatabase, git_revision, version_of
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/
+import common
+from common import BenchError
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/pages_bench"
 CAPTURED_LOADS = 5
-DISTURBED_CORES = 0.15  # cores used by other processes during a page's loads above which it is flagged
-
 TEAMS = ["payments", "fraud", "search", "ads", "growth", "risk", "support", "vision"]
-PEOPLE_PER_TEAM = 20
-REVIEWERS = 12
-REVIEWER_PERSONA = "reviewer01"
-AUDITOR_PERSONA = "auditor01"
+PEOPLE_PER_TEAM, REVIEWERS = 20, 12
+REVIEWER_PERSONA, AUDITOR_PERSONA = "reviewer01", "auditor01"
 NARROW_PERSONA = "contractor01"  # a person outside every team, with view on two assets only
-FIRST_NAMES = ["ana", "ben", "chen", "dara", "eli", "fatima", "gus", "hana", "ivan", "jo", "kai", "lena"]
+words = str.split
+FIRST_NAMES = words("ana ben chen dara eli fatima gus hana ivan jo kai lena")
 NOUNS = {
-    "model": [
-        "detector",
-        "classifier",
-        "ranker",
-        "scorer",
-        "forecaster",
-        "recommender",
-        "embedder",
-        "tagger",
-    ],
-    "dataset": ["transactions", "clicks", "sessions", "labels", "images", "tickets", "queries", "events"],
-    "prompt": ["reply", "summary", "triage", "extract", "rewrite", "classify"],
+    "model": words("detector classifier ranker scorer forecaster recommender embedder tagger"),
+    "dataset": words("transactions clicks sessions labels images tickets queries events"),
+    "prompt": words("reply summary triage extract rewrite classify"),
 }
-FRAMEWORKS = ["xgboost", "lightgbm", "pytorch", "sklearn", "tensorflow"]
+FRAMEWORKS = words("xgboost lightgbm pytorch sklearn tensorflow")
 EVALUATIONS = ["holdout", "backtest-30d", "fairness", "shadow-traffic"]
 COLUMN_TYPES = ["string", "int64", "float64", "bool", "timestamp", "decimal(18,2)"]
 BROWSERS = [
@@ -100,101 +54,38 @@ BROWSERS = [
 ]
 API_AGENT = "registry-client/2.3 python-requests/2.32 (github-actions)"
 # Audit events that are not about a row the loader made, drawn by weight to fill the log up to --events.
-FILLER = {
-    "login.succeeded": 42,
-    "logout": 20,
-    "login.failed": 5,
-    "version.updated": 20,
-    "asset.updated": 9,
-    "token.created": 2.5,
-    "token.revoked": 1.5,
-}
-
-
-def columns(text: str) -> list[str]:
-    return text.split()
-
-
+FILLER = {"login.succeeded": 42, "logout": 20, "login.failed": 5, "version.updated": 20, "asset.updated": 9}
+FILLER |= {"token.created": 2.5, "token.revoked": 1.5}
 # Columns of the COPYs, in the order of the generators' tuples.
-ASSET_COLUMNS = columns(
-    """
-id kind name description team_id risk_tier tags latest_version_number created_by_id created_at
-updated_at
-"""
+ASSET_COLUMNS = words("id kind name description team_id risk_tier tags latest_version_number created_by_id")
+ASSET_COLUMNS += ["created_at", "updated_at"]
+VERSION_COLUMNS = words(
+    "id asset_id number description tags digest uri metadata origin framework metrics params signature"
+    " model_card template variables model_config commit_message row_count schema created_by_id created_at"
 )
-VERSION_COLUMNS = columns(
-    """
-id asset_id number description tags digest uri metadata origin framework metrics params signature
-model_card template variables model_config commit_message row_count schema created_by_id created_at
-"""
+EVALUATION_COLUMNS = words("id version_id name dataset_version_id metrics details created_by_id created_at")
+PROMOTION_COLUMNS = words(
+    "id asset_id version_id stage_id status status_reason revision requested_by_id justification rollback ci"
+    " callback_url policy_id policy_snapshot base_version_id superseded_by_id expires_at decided_at"
+    " applied_at created_at updated_at"
 )
-PROMOTION_COLUMNS = columns(
-    """
-id asset_id version_id stage_id status status_reason revision requested_by_id justification rollback
-ci callback_url policy_id policy_snapshot base_version_id superseded_by_id expires_at decided_at
-applied_at created_at updated_at
-"""
+HISTORY_COLUMNS = words(
+    "asset_id stage_id version_id previous_version_id reason promotion_id actor_id source created_at"
 )
-HISTORY_COLUMNS = columns(
-    """
-asset_id stage_id version_id previous_version_id reason promotion_id actor_id source created_at
-"""
-)
-EVENT_COLUMNS = columns(
-    """
-id seq occurred_at actor_id actor_repr actor_kind action target_kind target_id target_repr asset_id
-changes source context body leaf_hash chain_hash
-"""
-)
+POINTER_COLUMNS = words("id asset_id stage_id version_id updated_by_id updated_at")
 
 
 def log(message: str) -> None:
     print(message, flush=True)
 
 
-# The scratch database ---------------------------------------------------------------------------------
-
-
-def django_env(url: str) -> dict:
-    env = dict(os.environ)
-    env.update(
-        {
-            "DATABASE_URL": url,
-            "DJANGO_SETTINGS_MODULE": "config.settings.base",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "DJANGO_SECURE_SSL_REDIRECT": "false",
-            "AUDIT_SIGNING_KEY_AUTOCREATE": "true",
-            "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1",
-            "DJANGO_LOG_LEVEL": "WARNING",
-        }
-    )
-    return env
-
-
-def migrate(env: dict) -> None:
-    done = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"manage.py migrate failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-
-
-def setup_django(env: dict) -> None:
-    os.environ.update({key: env[key] for key in env if key.startswith(("DJANGO_", "DATABASE_URL"))})
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+def when(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
 def copy_rows(model, columns: list[str], rows, now: dt.datetime) -> int:
-    """COPY rows (tuples in the order of `columns`, column names) into the model's table. Columns not given
-    get the model's defaults (so that a field added later with a default needs no change here); dicts and
-    lists are written as JSON."""
+    """COPY rows (tuples in the order of `columns`) into the model's table. Columns not given get the
+    model's defaults (a field added later with a default needs no change here); dicts and lists are JSON."""
     from django.db import connection
     from django.db.models import JSONField
 
@@ -212,11 +103,9 @@ def copy_rows(model, columns: list[str], rows, now: dt.datetime) -> int:
             value = field.get_default()
             if value is None and not field.null:
                 raise BenchError(f"{model.__name__}.{field.name} has no default: the bench must set it")
-            if isinstance(field, JSONField):
-                value = json.dumps(value)
+            value = json.dumps(value) if isinstance(field, JSONField) else value
         extra_columns.append(column)
         extra.append(value)
-    extra = tuple(extra)
     json_at = [i for i, name in enumerate(columns) if isinstance(fields[name], JSONField)]
     names = ", ".join(f'"{name}"' for name in [*columns, *extra_columns])
     count = 0
@@ -227,41 +116,32 @@ def copy_rows(model, columns: list[str], rows, now: dt.datetime) -> int:
             if json_at:
                 row = list(row)
                 for i in json_at:
-                    if not isinstance(row[i], str):
-                        row[i] = json.dumps(row[i])
+                    row[i] = row[i] if isinstance(row[i], str) else json.dumps(row[i])
             copy.write_row((*row, *extra))
             count += 1
     return count
-
-
-# Data generation ---------------------------------------------------------------------------------------
-
-
-def when(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
 class Loader:
     """Makes the data in memory (compactly: only what later rows and events refer to) and COPYs it."""
 
     def __init__(self, args: argparse.Namespace):
-        self.args = args
-        self.rng = random.Random(args.seed)
+        self.args, self.rng = args, random.Random(args.seed)
         self.now_dt = dt.datetime.now(dt.UTC).replace(microsecond=0)
         self.now = self.now_dt.timestamp()
         self.start = self.now - 730 * 86400
         self.timings: dict[str, float] = {}
         self.counts: dict[str, int] = {}
 
+    def copy(self, model, columns: list[str], rows) -> int:
+        return copy_rows(model, columns, rows, self.now_dt)
+
     def summary(self) -> dict:
         """What the measurements and the report need from the loaded data."""
         busiest, events = self.asset_events.most_common(1)[0]
         self.counts["busiest_asset_events"] = events
-        return {
-            "counts": self.counts,
-            "timings": self.timings,
-            "busiest_asset": (self.a_kind[busiest - 1], self.a_name[busiest - 1]),
-        }
+        busiest_asset = (self.a_kind[busiest - 1], self.a_name[busiest - 1])
+        return {"counts": self.counts, "timings": self.timings, "busiest_asset": busiest_asset}
 
     def step(self, name: str, function) -> None:
         started = time.perf_counter()
@@ -270,7 +150,7 @@ class Loader:
         self.timings[name] = round(time.perf_counter() - started, 1)
 
     def run(self) -> None:
-        from django.db import transaction
+        from django.db import connection, transaction
 
         with transaction.atomic():
             self.step("people, teams and policies", self.people)
@@ -281,9 +161,10 @@ class Loader:
             self.step("promotions and reviews", self.promotions)
             self.reset_sequences()
         self.step("audit events", self.audit_events)
-        self.step("vacuum analyze", self.vacuum)
+        with connection.cursor() as cursor:
+            self.step("vacuum analyze", lambda: cursor.execute("VACUUM ANALYZE"))
 
-    # People, teams, policies (ORM: a few hundred rows) ------------------------------------------------
+    # People, teams, policies (ORM: a few hundred rows) ----------------------------------------------------
 
     def people(self) -> None:
         from django.contrib.auth.hashers import make_password
@@ -293,22 +174,21 @@ class Loader:
         from approvals.models import Policy
         from registry.models import Stage
 
-        rng, joined = self.rng, when(self.start - 30 * 86400)
-        password = make_password(None)
-        users, memberships = [], []
+        rng, joined, password = self.rng, when(self.start - 30 * 86400), make_password(None)
+        users = []
 
-        def person(username: str, **fields) -> User:
-            user = User(
-                username=username, email=f"{username}@example.com", password=password, date_joined=joined
+        def person(username: str, **fields) -> None:
+            email = f"{username}@example.com"
+            users.append(
+                User(username=username, email=email, password=password, date_joined=joined, **fields)
             )
-            for key, value in fields.items():
-                setattr(user, key, value)
-            users.append(user)
-            return user
+
+        def member(k: int, team: str) -> str:
+            return f"{FIRST_NAMES[k % len(FIRST_NAMES)]}.{team}{k:02d}"
 
         for team in TEAMS:
             for k in range(PEOPLE_PER_TEAM):
-                person(f"{FIRST_NAMES[k % len(FIRST_NAMES)]}.{team}{k:02d}")
+                person(member(k, team))
             person(f"ci-{team}", is_service_account=True)
         for k in range(1, REVIEWERS + 1):
             person(f"reviewer{k:02d}")
@@ -318,58 +198,44 @@ class Loader:
             person(f"admin{k:02d}", global_role=GlobalRole.ADMIN, is_staff=True)
         person(NARROW_PERSONA)
         User.objects.bulk_create(users)
-        by_name = {user.username: user for user in User.objects.all()}
-        self.users = {user.pk: (user.username, user.is_service_account) for user in by_name.values()}
+        pk = {user.username: user.pk for user in User.objects.all()}
+        self.users = {user.pk: (user.username, user.is_service_account) for user in User.objects.all()}
         self.ips = {
-            pk: f"10.{rng.randrange(1, 250)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-            for pk in self.users
+            p: f"10.{rng.randrange(1, 250)}.{rng.randrange(256)}.{rng.randrange(1, 255)}" for p in self.users
         }
         groups = {name: Group.objects.create(name=name) for name in [*TEAMS, "reviewers"]}
         self.team_ids = [groups[team].pk for team in TEAMS]
-        self.team_people = [
-            [by_name[f"{FIRST_NAMES[k % len(FIRST_NAMES)]}.{team}{k:02d}"].pk for k in range(PEOPLE_PER_TEAM)]
-            for team in TEAMS
-        ]
-        self.team_ci = [by_name[f"ci-{team}"].pk for team in TEAMS]
-        self.reviewers = [by_name[f"reviewer{k:02d}"].pk for k in range(1, REVIEWERS + 1)]
-        self.persona = by_name[REVIEWER_PERSONA].pk
-        self.auditor = by_name[AUDITOR_PERSONA].pk
-        self.narrow = by_name[NARROW_PERSONA].pk
-        self.admins = [by_name["admin01"].pk, by_name["admin02"].pk]
-        self.persons = [pk for pk, (_, service) in self.users.items() if not service and pk != self.narrow]
+        self.team_people = [[pk[member(k, team)] for k in range(PEOPLE_PER_TEAM)] for team in TEAMS]
+        self.team_ci = [pk[f"ci-{team}"] for team in TEAMS]
+        self.reviewers = [pk[f"reviewer{k:02d}"] for k in range(1, REVIEWERS + 1)]
+        self.persona, self.narrow = pk[REVIEWER_PERSONA], pk[NARROW_PERSONA]
+        self.admins = [pk["admin01"], pk["admin02"]]
+        self.persons = [p for p, (_, service) in self.users.items() if not service and p != self.narrow]
         # Reviewers are engineers of a product team too; the persona works in the first one.
-        self.reviewer_team = {pk: index % len(TEAMS) for index, pk in enumerate(self.reviewers)}
+        self.reviewer_team = {p: index % len(TEAMS) for index, p in enumerate(self.reviewers)}
         Membership = User.groups.through
-        for index, team in enumerate(TEAMS):
-            for pk in [*self.team_people[index], self.team_ci[index]]:
-                memberships.append(Membership(user_id=pk, group_id=groups[team].pk))
-        for pk, team in self.reviewer_team.items():
-            memberships.append(Membership(user_id=pk, group_id=groups["reviewers"].pk))
-            memberships.append(Membership(user_id=pk, group_id=self.team_ids[team]))
+        memberships = [
+            Membership(user_id=p, group_id=groups[team].pk)
+            for index, team in enumerate(TEAMS)
+            for p in [*self.team_people[index], self.team_ci[index]]
+        ]
+        for p, team in self.reviewer_team.items():
+            memberships.append(Membership(user_id=p, group_id=groups["reviewers"].pk))
+            memberships.append(Membership(user_id=p, group_id=self.team_ids[team]))
         Membership.objects.bulk_create(memberships)
         self.reviewers_group = groups["reviewers"].pk
         self.perm = {p.codename: p.pk for p in Permission.objects.filter(content_type__app_label="registry")}
         self.stage_ids = {stage.name: stage.pk for stage in Stage.objects.all()}
         production = Stage.objects.get(name="production")
-        everyone = Policy.objects.create(
-            stage=production,
-            kind="",
-            required_approvals=2,
-            gates=[{"type": "previous_stage", "stage": "staging", "when": "ever"}],
-        )
+        gate = {"type": "previous_stage", "stage": "staging", "when": "ever"}
+        everyone = Policy.objects.create(stage=production, kind="", required_approvals=2, gates=[gate])
         everyone.reviewer_teams.set([groups["reviewers"]])
-        Policy.objects.create(
-            stage=production,
-            kind="model",
-            required_approvals=1,
-            gates=[
-                {"type": "metric", "metric": "auc", "op": ">=", "value": 0.7, "source": "any"},
-                {"type": "model_card"},
-            ],
-        )
+        gates = [{"type": "metric", "metric": "auc", "op": ">=", "value": 0.7, "source": "any"}]
+        gates.append({"type": "model_card"})
+        Policy.objects.create(stage=production, kind="model", required_approvals=1, gates=gates)
         self.counts["users"] = len(users)
 
-    # Assets ---------------------------------------------------------------------------------------
+    # Assets ---------------------------------------------------------------------------------------------
 
     def assets(self) -> None:
         rng, n = self.rng, self.args.assets
@@ -378,8 +244,7 @@ class Loader:
         self.a_kind, self.a_name, self.a_team, self.a_risk, self.a_ts, self.a_creator = [], [], [], [], [], []
         self.a_desc, self.a_tags = [], []
         for i in range(n):
-            team = rng.randrange(len(TEAMS))
-            kind = kinds[i]
+            team, kind = rng.randrange(len(TEAMS)), kinds[i]
             self.a_kind.append(kind)
             self.a_name.append(f"{TEAMS[team]}-{rng.choice(NOUNS[kind])}-{i + 1:05d}")
             self.a_team.append(team)
@@ -394,24 +259,14 @@ class Loader:
 
     def asset_rows(self):
         for i in range(self.args.assets):
-            yield (
-                i + 1,
-                self.a_kind[i],
-                self.a_name[i],
-                self.a_desc[i],
-                self.team_ids[self.a_team[i]],
-                self.a_risk[i],
-                self.a_tags[i],
-                self.latest[i],
-                self.a_creator[i],
-                when(self.a_ts[i]),
-                when(self.a_ts[i]),
-            )
+            owner, created = self.team_ids[self.a_team[i]], when(self.a_ts[i])
+            row = (i + 1, self.a_kind[i], self.a_name[i], self.a_desc[i], owner, self.a_risk[i])
+            yield (*row, self.a_tags[i], self.latest[i], self.a_creator[i], created, created)
 
     def asset_repr(self, i: int) -> str:
         return f"{self.a_kind[i]}/{self.a_name[i]}"
 
-    # Versions, evaluations, lineage ---------------------------------------------------------------
+    # Versions, evaluations, lineage ---------------------------------------------------------------------
 
     def versions(self) -> None:
         from registry.models import Asset, AssetVersion, Evaluation, LineageEdge
@@ -444,50 +299,21 @@ class Loader:
                 self.v_number.append(number)
                 self.v_ts.append(ts)
                 ci = rng.random() < 0.8
-                self.v_creator.append(
-                    self.team_ci[self.a_team[i]] if ci else rng.choice(self.team_people[self.a_team[i]])
-                )
+                team = self.a_team[i]
+                self.v_creator.append(self.team_ci[team] if ci else rng.choice(self.team_people[team]))
             self.latest[i] = counts[i]
         self.counts["versions"] = len(self.v_asset)
         self.lineage()
         self.v_metrics: dict[int, dict] = {}
         self.v_facts: dict[int, tuple] = {}  # digest, uri, origin: for the version.created events
-        copy_rows(
-            Asset,
-            ASSET_COLUMNS,
-            self.asset_rows(),
-            self.now_dt,
-        )
+        self.copy(Asset, ASSET_COLUMNS, self.asset_rows())
         self.counts["assets"] = n_assets
-        copy_rows(
-            AssetVersion,
-            VERSION_COLUMNS,
-            self.version_rows(),
-            self.now_dt,
-        )
+        self.copy(AssetVersion, VERSION_COLUMNS, self.version_rows())
         self.evaluations = []
-        copy_rows(
-            Evaluation,
-            [
-                "id",
-                "version_id",
-                "name",
-                "dataset_version_id",
-                "metrics",
-                "details",
-                "created_by_id",
-                "created_at",
-            ],
-            self.evaluation_rows(),
-            self.now_dt,
-        )
+        self.copy(Evaluation, EVALUATION_COLUMNS, self.evaluation_rows())
         self.counts["evaluations"] = len(self.evaluations)
-        self.counts["lineage_edges"] = copy_rows(
-            LineageEdge,
-            ["parent_id", "child_id", "relation", "created_by_id", "created_at"],
-            self.edge_rows(),
-            self.now_dt,
-        )
+        edge_columns = ["parent_id", "child_id", "relation", "created_by_id", "created_at"]
+        self.counts["lineage_edges"] = self.copy(LineageEdge, edge_columns, self.edge_rows())
 
     def lineage(self) -> None:
         """Each version's parents: the previous version (derived_from), a dataset version (trained_on, for
@@ -510,8 +336,7 @@ class Loader:
                     source = rng.choice(models)
                 if source is not None:
                     candidates = self.asset_versions[source]
-                    times = [self.v_ts[v - 1] for v in candidates]
-                    older = bisect.bisect_left(times, self.v_ts[vid - 1])
+                    older = bisect.bisect_left([self.v_ts[v - 1] for v in candidates], self.v_ts[vid - 1])
                     parent = candidates[rng.randrange(older)] if older else candidates[0]
                     parents.append(("trained_on" if kind == "model" else "uses_model", parent))
                 self.v_parents[vid] = tuple(parents)
@@ -525,23 +350,21 @@ class Loader:
             vid, i = index + 1, self.v_asset[index]
             kind, name, number = self.a_kind[i], self.a_name[i], self.v_number[index]
             digest = "sha256:" + hashlib.sha256(f"{name}-{number}".encode()).hexdigest()
-            origin = {
-                "commit": hashlib.sha1(f"{vid}".encode()).hexdigest(),
-                "ref": "refs/heads/main",
-                "run_url": f"https://ci.example.com/{TEAMS[self.a_team[i]]}/{name}/runs/{100000 + vid}",
-            }
+            run_url = f"https://ci.example.com/{TEAMS[self.a_team[i]]}/{name}/runs/{100000 + vid}"
+            origin = {"commit": hashlib.sha1(f"{vid}".encode()).hexdigest(), "ref": "refs/heads/main"}
+            origin["run_url"] = run_url
             row = dict.fromkeys(["framework", "model_card", "template", "commit_message"], "")
             row.update(metrics={}, params={}, signature={}, variables=[], model_config={}, schema={})
             row["row_count"] = None
             if kind == "model":
                 progress = min(number / 40, 1)
-                metrics = {
-                    "auc": round(0.72 + 0.2 * progress + rng.uniform(-0.02, 0.02), 4),
-                    "precision": round(0.6 + 0.25 * progress + rng.uniform(-0.03, 0.03), 4),
-                    "recall": round(0.55 + 0.2 * progress + rng.uniform(-0.03, 0.03), 4),
-                    "f1": round(0.58 + 0.22 * progress + rng.uniform(-0.03, 0.03), 4),
-                    "latency_ms": round(rng.uniform(3, 40), 2),
-                }
+
+                def metric(base: float, gain: float, noise: float) -> float:
+                    return round(base + gain * progress + rng.uniform(-noise, noise), 4)  # noqa: B023
+
+                metrics = {"auc": metric(0.72, 0.2, 0.02), "precision": metric(0.6, 0.25, 0.03)}
+                metrics |= {"recall": metric(0.55, 0.2, 0.03), "f1": metric(0.58, 0.22, 0.03)}
+                metrics["latency_ms"] = round(rng.uniform(3, 40), 2)
                 self.v_metrics[vid] = metrics
                 params = {
                     "learning_rate": rng.choice([0.01, 0.03, 0.05, 0.1]),
@@ -553,80 +376,51 @@ class Loader:
                     "objective": "binary:logistic",
                     "early_stopping_rounds": 50,
                 }
-                row.update(
-                    framework=rng.choice(FRAMEWORKS),
-                    metrics=metrics,
-                    params=params,
-                    signature={
-                        "inputs": [{"name": f"f{k}", "type": "float"} for k in range(6)],
-                        "outputs": [{"name": "score", "type": "float"}],
-                    },
-                    model_card=self.model_card(name, number, metrics, params),
-                )
+                inputs = [{"name": f"f{k}", "type": "float"} for k in range(6)]
+                signature = {"inputs": inputs, "outputs": [{"name": "score", "type": "float"}]}
+                row.update(framework=rng.choice(FRAMEWORKS), metrics=metrics, params=params)
+                row["signature"] = signature
+                row["model_card"] = self.model_card(name, number, metrics, params)
                 uri = f"s3://models/{name}/{number}/model.bin"
             elif kind == "prompt":
-                row.update(
-                    template=self.template(name, number),
-                    variables=["product", "question", "history"],
-                    model_config={
-                        "model": rng.choice(["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet"]),
-                        "temperature": rng.choice([0.0, 0.1, 0.2, 0.5]),
-                        "max_tokens": rng.choice([256, 512, 1024]),
-                    },
-                    commit_message=f"v{number}: tighten the instructions",
-                )
+                config = {"model": rng.choice(["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet"])}
+                config |= {
+                    "temperature": rng.choice([0.0, 0.1, 0.2, 0.5]),
+                    "max_tokens": rng.choice([256, 512, 1024]),
+                }
+                row.update(template=self.template(name, number), variables=["product", "question", "history"])
+                row.update(model_config=config, commit_message=f"v{number}: tighten the instructions")
                 uri = ""
             else:
-                columns = rng.randrange(8, 20)
-                row.update(
-                    row_count=rng.randrange(10_000, 50_000_000),
-                    schema={
-                        f"col_{k:02d}": COLUMN_TYPES[(k + number) % len(COLUMN_TYPES)] for k in range(columns)
-                    },
-                )
+                types = {
+                    f"col_{k:02d}": COLUMN_TYPES[(k + number) % len(COLUMN_TYPES)]
+                    for k in range(rng.randrange(8, 20))
+                }
+                row.update(row_count=rng.randrange(10_000, 50_000_000), schema=types)
                 uri = f"s3://datasets/{name}/v{number}.parquet"
             if kind != "model":
                 self.v_metrics[vid] = {}
             self.v_facts[vid] = (digest, uri, origin)
-            yield (
-                vid,
-                i + 1,
-                number,
-                f"Version {number} of {name}.",
-                ["nightly"] if number % 3 else ["release"],
-                digest,
-                uri,
-                {"size_bytes": rng.randrange(10**6, 10**9)},
-                origin,
-                row["framework"],
-                row["metrics"],
-                row["params"],
-                row["signature"],
-                row["model_card"],
-                row["template"],
-                row["variables"],
-                row["model_config"],
-                row["commit_message"],
-                row["row_count"],
-                row["schema"],
-                self.v_creator[index],
-                when(self.v_ts[index]),
+            tags = ["nightly"] if number % 3 else ["release"]
+            row.update(
+                id=vid, asset_id=i + 1, number=number, description=f"Version {number} of {name}.", tags=tags
             )
+            row.update(
+                digest=digest, uri=uri, metadata={"size_bytes": rng.randrange(10**6, 10**9)}, origin=origin
+            )
+            row.update(created_by_id=self.v_creator[index], created_at=when(self.v_ts[index]))
+            yield tuple(row[column] for column in VERSION_COLUMNS)
 
     def model_card(self, name: str, number: int, metrics: dict, params: dict) -> str:
         rows = "\n".join(f"| {key} | {value} |" for key, value in metrics.items())
         change = "retuned thresholds" if number % 2 else "new features from the feature store"
         return (
-            f"# {name} v{number}\n\n"
-            "## Intended use\n\n"
+            f"# {name} v{number}\n\n## Intended use\n\n"
             f"Scores events for the {name.split('-')[0]} team. Not for decisions about individuals without"
-            " human review. Retrained weekly on the latest labelled window.\n\n"
-            "## Training data\n\n"
+            " human review. Retrained weekly on the latest labelled window.\n\n## Training data\n\n"
             f"Trained on the dataset version recorded in the lineage; {params['features']} features, "
             f"{params['n_estimators']} trees of depth {params['max_depth']}.\n\n"
-            "## Metrics\n\n| metric | value |\n|---|---|\n"
-            f"{rows}\n\n"
-            "## Limitations\n\n"
+            f"## Metrics\n\n| metric | value |\n|---|---|\n{rows}\n\n## Limitations\n\n"
             "- Calibrated on traffic from the last 90 days; drift is monitored daily.\n"
             "- Known weaker recall on new merchants and on low-volume regions.\n"
             f"- Changed in v{number}: {change}.\n\n"
@@ -640,15 +434,14 @@ class Loader:
             "Use the conversation so far: {{history}}",
             "Be brief, polite and precise. Never invent order numbers or prices.",
         ]
-        lines += [
+        rules = [
             f"Rule {k}: escalate to a human when the customer asks for it (v{number})."
             for k in range(number % 6)
         ]
-        return "\n".join(lines)
+        return "\n".join(lines + rules)
 
     def evaluation_rows(self):
-        rng = self.rng
-        eid = 0
+        rng, eid = self.rng, 0
         for index in range(len(self.v_asset)):
             vid, i = index + 1, self.v_asset[index]
             if self.a_kind[i] != "model":
@@ -663,29 +456,20 @@ class Loader:
                 ts = min(self.v_ts[index] + (k + 1) * rng.uniform(600, 7200), self.now - 120)
                 creator = self.team_ci[self.a_team[i]]
                 self.evaluations.append((ts, eid, vid, name, metrics, dataset, creator))
-                yield (
-                    eid,
-                    vid,
-                    name,
-                    dataset,
-                    metrics,
-                    {"rows": rng.randrange(10_000, 2_000_000), "duration_s": rng.randrange(30, 3600)},
-                    creator,
-                    when(ts),
-                )
+                details = {"rows": rng.randrange(10_000, 2_000_000), "duration_s": rng.randrange(30, 3600)}
+                yield (eid, vid, name, dataset, metrics, details, creator, when(ts))
 
     def edge_rows(self):
         for vid in range(1, len(self.v_asset) + 1):
             for relation, parent in self.v_parents[vid]:
                 yield (parent, vid, relation, self.v_creator[vid - 1], when(self.v_ts[vid - 1]))
 
-    # Stages -------------------------------------------------------------------------------------------
+    # Stages ---------------------------------------------------------------------------------------------
 
     def stages(self) -> None:
         """Staging moves (by CI) for about half the versions of models and prompts, production moves for
         some of those; the pointers are the last move of each asset and stage."""
-        rng = self.rng
-        pending = set(self.pending_assets)
+        rng, pending = self.rng, set(self.pending_assets)
         self.history: list[
             list
         ] = []  # [ts, asset, stage, version, previous, actor, source, promotion, reason]
@@ -696,10 +480,9 @@ class Loader:
             staged = [v for v in ids if rng.random() < 0.5 or v == ids[0]]
             if i in pending and ids[-1] not in staged:
                 staged.append(ids[-1])
-            moves = []
-            for vid in staged:
-                ts = min(self.v_ts[vid - 1] + rng.uniform(300, 7200), self.now - 600)
-                moves.append((ts, "staging", vid))
+            moves = [
+                (min(self.v_ts[v - 1] + rng.uniform(300, 7200), self.now - 600), "staging", v) for v in staged
+            ]
             candidates = [v for v in staged if not (i in pending and v == ids[-1])]
             produced = [v for v in candidates if rng.random() < 0.35]
             if i in pending and not produced:
@@ -708,16 +491,13 @@ class Loader:
             for vid in produced:
                 staging_ts = next(ts for ts, stage, v in moves if v == vid)
                 production.append((min(staging_ts + rng.uniform(86400, 5 * 86400), self.now - 3600), vid))
-            production.sort()
             current = 0
-            for ts, vid in production:
+            for ts, vid in sorted(production):
                 if self.v_number[vid - 1] > current:
                     moves.append((ts, "production", vid))
                     current = self.v_number[vid - 1]
-            moves.sort()
-            previous = {"staging": None, "production": None}
-            team = self.a_team[i]
-            for ts, stage, vid in moves:
+            previous, team = {"staging": None, "production": None}, self.a_team[i]
+            for ts, stage, vid in sorted(moves):
                 if stage == "staging":
                     actor, source, reason = self.team_ci[team], "api", "CI: tests passed"
                 else:
@@ -725,11 +505,8 @@ class Loader:
                 self.history.append([ts, i, stage, vid, previous[stage], actor, source, None, reason])
                 previous[stage] = vid
         self.history.sort(key=lambda move: move[0])
-        pointers = {}
-        for index, move in enumerate(self.history):
-            pointers[(move[1], move[2])] = index
-        self.pointer_ids = {key: n for n, key in enumerate(sorted(pointers), start=1)}
-        self.pointer_last = pointers
+        self.pointer_last = {(move[1], move[2]): index for index, move in enumerate(self.history)}
+        self.pointer_ids = {key: n for n, key in enumerate(sorted(self.pointer_last), start=1)}
 
     def stage_rows(self):
         for (asset, stage), pid in self.pointer_ids.items():
@@ -737,26 +514,22 @@ class Loader:
             yield (pid, asset + 1, self.stage_ids[stage], move[3], move[5], when(move[0]))
 
     def history_rows(self):
-        for move in self.history:
-            ts, asset, stage, vid, previous, actor, source, promotion, reason = move
-            promotion = promotion["pk"] if promotion else None
-            yield (
+        for ts, asset, stage, vid, previous, actor, source, promotion, reason in self.history:
+            row = (
                 asset + 1,
                 self.stage_ids[stage],
                 vid,
                 previous,
                 reason,
-                promotion,
-                actor,
-                source,
-                when(ts),
+                promotion["pk"] if promotion else None,
             )
+            yield (*row, actor, source, when(ts))
 
     def production_version(self, asset: int) -> int | None:
         index = self.pointer_last.get((asset, "production"))
         return self.history[index][3] if index is not None else None
 
-    # Grants ---------------------------------------------------------------------------------------
+    # Grants ---------------------------------------------------------------------------------------------
 
     def grants(self) -> None:
         """Creator: manage; team: contribute (both at creation) and request_promotion; reviewers team:
@@ -776,63 +549,48 @@ class Loader:
                 groups.append((perm["review_asset"], self.reviewers_group, i + 1))
                 grant_ts = ts + rng.uniform(3600, 5 * 86400)
                 self.grant_events.append((grant_ts, i, "team:reviewers", "review", rng.choice(self.admins)))
-            others = [p for p in rng.sample(self.persons, 3) if p != creator][: rng.choice([0, 1, 1, 2])]
-            for viewer in others:
+            for viewer in [p for p in rng.sample(self.persons, 3) if p != creator][
+                : rng.choice([0, 1, 1, 2])
+            ]:
                 users.append((perm["view_asset"], viewer, i + 1))
                 grant_ts = ts + rng.uniform(86400, 30 * 86400)
                 self.grant_events.append((grant_ts, i, f"user:{self.users[viewer][0]}", "view", creator))
-        models = [i for i in range(self.args.assets) if self.a_kind[i] == "model"]
-        for i in rng.sample(models, 2):
+        for i in rng.sample([i for i in range(self.args.assets) if self.a_kind[i] == "model"], 2):
             users.append((perm["view_asset"], self.narrow, i + 1))
             grant_ts = self.a_ts[i] + rng.uniform(86400, 30 * 86400)
             self.grant_events.append((grant_ts, i, f"user:{NARROW_PERSONA}", "view", self.a_creator[i]))
-        copy_rows(
-            AssetUserObjectPermission, ["permission_id", "user_id", "content_object_id"], users, self.now_dt
-        )
-        copy_rows(
-            AssetGroupObjectPermission,
-            ["permission_id", "group_id", "content_object_id"],
-            groups,
-            self.now_dt,
-        )
+        self.copy(AssetUserObjectPermission, ["permission_id", "user_id", "content_object_id"], users)
+        self.copy(AssetGroupObjectPermission, ["permission_id", "group_id", "content_object_id"], groups)
         self.counts["user_grants"], self.counts["team_grants"] = len(users), len(groups)
 
-    # Promotions ---------------------------------------------------------------------------------------
+    # Promotions -----------------------------------------------------------------------------------------
 
     def promotions(self) -> None:
         from approvals.models import PromotionRequest, Review
         from registry.models import StageHistory, StagePointer
 
-        rng, n = self.rng, self.args.promotions
-        hours = 7 * 24
-        promos = []
+        rng, n, promos = self.rng, self.args.promotions, []
 
         def reviewers_for(exclude: set, k: int) -> list[int]:
             return rng.sample([r for r in self.reviewers if r not in exclude], k)
 
-        def request(asset, vid, base, status, requester, created, **extra) -> dict:
-            number = self.v_number[vid - 1]
-            promo = {
-                "asset": asset,
-                "version": vid,
-                "base": base,
-                "status": status,
-                "requester": requester,
+        def request(asset, vid, base, status, requester, created) -> dict:
+            number, name = self.v_number[vid - 1], self.a_name[asset]
+            run_url = f"https://ci.example.com/{name}/runs/{200000 + vid}"
+            ci = {
+                "commit": hashlib.sha1(f"{vid}".encode()).hexdigest(),
+                "ref": "refs/heads/main",
+                "run_url": run_url,
+            }
+            promo = {"asset": asset, "version": vid, "base": base, "status": status, "requester": requester}
+            promo |= {
                 "created": created,
-                "expires": created + hours * 3600,
+                "expires": created + 7 * 24 * 3600,
                 "decided": None,
                 "applied": None,
-                "reviews": [],
-                "superseded_by": None,
-                "history": None,
-                "justification": f"{self.a_name[asset]} v{number} beats production on the holdout set.",
-                "ci": {
-                    "commit": hashlib.sha1(f"{vid}".encode()).hexdigest(),
-                    "ref": "refs/heads/main",
-                    "run_url": f"https://ci.example.com/{self.a_name[asset]}/runs/{200000 + vid}",
-                },
             }
-            promo.update(extra)
+            promo |= {"reviews": [], "superseded_by": None, "history": None, "ci": ci}
+            promo["justification"] = f"{name} v{number} beats production on the holdout set."
             promos.append(promo)
             return promo
 
@@ -855,8 +613,7 @@ class Loader:
             elif roll < 0.45 and requester != self.persona:
                 promo["reviews"].append((self.persona, "approve"))
         # Decided: applied ones are the latest production move of reviewed assets (the move links them).
-        decided = n - len(promos)
-        latest_production = {}
+        decided, latest_production = n - len(promos), {}
         for index, move in enumerate(self.history):
             if move[2] == "production" and self.a_risk[move[1]] != "low" and move[0] > self.now - 400 * 86400:
                 latest_production[move[1]] = index
@@ -868,8 +625,9 @@ class Loader:
             created = ts - rng.uniform(2 * 3600, 3 * 86400)
             promo = request(asset, move[3], move[4], "applied", self.team_ci[self.a_team[asset]], created)
             approvers = reviewers_for({promo["requester"]}, 2)
-            promo.update(decided=ts - 30, applied=ts, history=index)
-            promo["reviews"] = [(r, "approve") for r in approvers]
+            promo.update(
+                decided=ts - 30, applied=ts, history=index, reviews=[(r, "approve") for r in approvers]
+            )
             move[5], move[6], move[7] = approvers[-1], "web", promo
         reviewed = [
             i for i in range(self.args.assets) if self.a_kind[i] == "model" and self.a_risk[i] != "low"
@@ -891,48 +649,26 @@ class Loader:
             else:
                 promo["decided"] = promo["expires"]
         promos.sort(key=lambda p: p["created"])
+        by_asset: dict[int, list] = {}
         for pk, promo in enumerate(promos, start=1):
             promo["pk"] = pk
-        by_asset: dict[int, list] = {}
-        for promo in promos:
             by_asset.setdefault(promo["asset"], []).append(promo)
         for promo in promos:
-            if promo["status"] == "superseded":
-                later = [p for p in by_asset[promo["asset"]] if p["created"] > promo["created"]]
-                if later:
-                    promo["superseded_by"] = later[0]["pk"]
-                    promo["decided"] = later[0]["created"]
+            later = [p for p in by_asset[promo["asset"]] if p["created"] > promo["created"]]
+            if promo["status"] == "superseded" and later:
+                promo["superseded_by"], promo["decided"] = later[0]["pk"], later[0]["created"]
         self.promos = promos
         self.snapshots = self.policy_snapshots({p["asset"] for p in promos})
-        copy_rows(
-            PromotionRequest,
-            PROMOTION_COLUMNS,
-            self.promotion_rows(),
-            self.now_dt,
-        )
+        self.copy(PromotionRequest, PROMOTION_COLUMNS, self.promotion_rows())
         self.counts["promotions"] = len(promos)
         self.counts["pending_promotions"] = sum(p["status"] == "pending" for p in promos)
-        self.counts["reviews"] = copy_rows(
-            Review,
-            ["promotion_id", "reviewer_id", "decision", "comment", "created_at"],
-            self.review_rows(),
-            self.now_dt,
-        )
+        review_columns = ["promotion_id", "reviewer_id", "decision", "comment", "created_at"]
+        self.counts["reviews"] = self.copy(Review, review_columns, self.review_rows())
         for move in self.history:
             if isinstance(move[7], dict):
                 move[8] = f"promotion #{move[7]['pk']}"
-        self.counts["stage_pointers"] = copy_rows(
-            StagePointer,
-            ["id", "asset_id", "stage_id", "version_id", "updated_by_id", "updated_at"],
-            self.stage_rows(),
-            self.now_dt,
-        )
-        self.counts["stage_history"] = copy_rows(
-            StageHistory,
-            HISTORY_COLUMNS,
-            self.history_rows(),
-            self.now_dt,
-        )
+        self.counts["stage_pointers"] = self.copy(StagePointer, POINTER_COLUMNS, self.stage_rows())
+        self.counts["stage_history"] = self.copy(StageHistory, HISTORY_COLUMNS, self.history_rows())
 
     def policy_snapshots(self, assets: set[int]) -> dict[int, tuple[int, dict]]:
         """The policy and the combined requirements of each asset's production promotions (the app's own
@@ -940,41 +676,23 @@ class Loader:
         from approvals.services import combined_requirements, policies_for
         from registry.models import Asset, Stage
 
-        production = Stage.objects.get(name="production")
-        out = {}
+        production, out = Stage.objects.get(name="production"), {}
         for asset in assets:
             policies = policies_for(Asset(pk=asset + 1, kind=self.a_kind[asset]), production)
             out[asset] = (policies[0].pk, combined_requirements(policies))
         return out
 
     def promotion_rows(self):
-        for promo in self.promos:
-            policy, snapshot = self.snapshots[promo["asset"]]
-            reason = {"expired": "The request expired.", "superseded": "A newer request replaced it."}
-            updated = promo["applied"] or promo["decided"] or promo["created"]
-            yield (
-                promo["pk"],
-                promo["asset"] + 1,
-                promo["version"],
-                self.stage_ids["production"],
-                promo["status"],
-                reason.get(promo["status"], ""),
-                1 + len(promo["reviews"]) + (promo["status"] != "pending"),
-                promo["requester"],
-                promo["justification"],
-                False,
-                promo["ci"],
-                "",
-                policy,
-                snapshot,
-                promo["base"],
-                promo["superseded_by"],
-                when(promo["expires"]),
-                when(promo["decided"]) if promo["decided"] else None,
-                when(promo["applied"]) if promo["applied"] else None,
-                when(promo["created"]),
-                when(updated),
-            )
+        reasons = {"expired": "The request expired.", "superseded": "A newer request replaced it."}
+        for p in self.promos:
+            policy, snapshot = self.snapshots[p["asset"]]
+            updated = p["applied"] or p["decided"] or p["created"]
+            revision = 1 + len(p["reviews"]) + (p["status"] != "pending")
+            head = (p["pk"], p["asset"] + 1, p["version"], self.stage_ids["production"], p["status"])
+            head += (reasons.get(p["status"], ""), revision, p["requester"], p["justification"], False)
+            decided, applied = (when(p[key]) if p[key] else None for key in ("decided", "applied"))
+            tail = (when(p["expires"]), decided, applied, when(p["created"]), when(updated))
+            yield (*head, p["ci"], "", policy, snapshot, p["base"], p["superseded_by"], *tail)
 
     def review_times(self, promo: dict) -> list[float]:
         end = promo["decided"] or self.now - 60
@@ -1000,12 +718,6 @@ class Loader:
             for statement in connection.ops.sequence_reset_sql(no_style(), models):
                 cursor.execute(statement)
 
-    def vacuum(self) -> None:
-        from django.db import connection
-
-        with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE")
-
     # Audit events ---------------------------------------------------------------------------------------
 
     def audit_events(self) -> None:
@@ -1014,19 +726,16 @@ class Loader:
         from audit.models import AuditEvent, AuditHead
         from audit.triggers import suspended
 
-        real = self.real_events()
-        budget = self.args.events
+        real, budget = self.real_events(), self.args.events
         if len(real) > budget * 0.8:  # small runs: keep every promotion event, sample the rest
-            keep = max(
-                0.0, (budget * 0.8 - len(self.promo_events)) / max(1, len(real) - len(self.promo_events))
-            )
+            promotions = len(self.promo_events)
+            keep = max(0.0, (budget * 0.8 - promotions) / max(1, len(real) - promotions))
             real = [e for e in real if e[1] == "promotion" or self.rng.random() < keep]
         fillers = sorted(self.rng.uniform(self.start, self.now - 60) for _ in range(budget - len(real)))
         self.counts["audit_events_about_loaded_rows"] = len(real)
-        self.chain = b""
-        self.asset_events: Counter = Counter()
+        self.chain, self.asset_events = b"", Counter()
         with transaction.atomic(), suspended(connection):
-            copy_rows(AuditEvent, EVENT_COLUMNS, self.event_rows(real, fillers), self.now_dt)
+            self.copy(AuditEvent, ["id", *common.event_columns()], self.event_rows(real, fillers))
             AuditHead.objects.filter(pk=1).update(seq=budget, chain_hash=self.chain)
             self.reset_sequences("audit")
         self.counts["audit_events"] = budget
@@ -1038,38 +747,21 @@ class Loader:
         events += [(self.v_ts[v], "version", v + 1) for v in range(len(self.v_asset))]
         events += [(e[0], "evaluation", e) for e in self.evaluations]
         events += [(move[0], "stage", move) for move in self.history]
-        self.promo_events = []
-        for promo in self.promos:
-            self.promo_events += self.promotion_events(promo)
+        self.promo_events = [event for promo in self.promos for event in self.promotion_events(promo)]
         events += [(e[0], "promotion", e) for e in self.promo_events]
-        events.sort(key=lambda e: e[0])
-        return events
+        return sorted(events, key=lambda e: e[0])
 
-    def promotion_events(self, promo: dict) -> list[tuple]:
+    def promotion_events(self, p: dict) -> list[tuple]:
         """(time, action, promotion, actor, channel, changes) as approvals.services records them."""
-        snapshot = self.snapshots[promo["asset"]][1]
-        required = snapshot["required_approvals"]
-        vid = promo["version"]
-        out = [
-            (
-                promo["created"],
-                "promotion.requested",
-                promo,
-                promo["requester"],
-                "api" if self.users[promo["requester"]][1] else "web",
-                {
-                    "version": self.v_number[vid - 1],
-                    "stage": "production",
-                    "base_version": self.v_number[promo["base"] - 1] if promo["base"] else None,
-                    "justification": promo["justification"],
-                    "rollback": False,
-                    "ci": promo["ci"],
-                    "required_approvals": required,
-                },
-            )
-        ]
+        required = self.snapshots[p["asset"]][1]["required_approvals"]
+        number, requester = self.v_number[p["version"] - 1], p["requester"]
+        changes = {"version": number, "stage": "production", "justification": p["justification"]}
+        changes |= {"base_version": self.v_number[p["base"] - 1] if p["base"] else None}
+        changes |= {"rollback": False, "ci": p["ci"], "required_approvals": required}
+        channel = "api" if self.users[requester][1] else "web"
+        out = [(p["created"], "promotion.requested", p, requester, channel, changes)]
         approvals = 0
-        for (reviewer, decision), ts in zip(promo["reviews"], self.review_times(promo), strict=True):
+        for (reviewer, decision), ts in zip(p["reviews"], self.review_times(p), strict=True):
             if decision == "approve":
                 approvals += 1
                 changes = {
@@ -1077,52 +769,23 @@ class Loader:
                     "approvals": approvals,
                     "required": required,
                 }
-                out.append((ts, "promotion.approved", promo, reviewer, "web", changes))
+                out.append((ts, "promotion.approved", p, reviewer, "web", changes))
             else:
-                out.append(
-                    (ts, "promotion.rejected", promo, reviewer, "web", {"comment": "Recall regressed."})
-                )
-        status, decided = promo["status"], promo["decided"]
+                out.append((ts, "promotion.rejected", p, reviewer, "web", {"comment": "Recall regressed."}))
+        status, decided = p["status"], p["decided"]
         if status == "applied":
-            out.append(
-                (
-                    decided,
-                    "promotion.quorum_reached",
-                    promo,
-                    promo["reviews"][-1][0],
-                    "web",
-                    {"approvals": approvals},
-                )
-            )
-            changes = {"stage": "production", "version": self.v_number[vid - 1]}
-            out.append(
-                (promo["applied"], "promotion.applied", promo, promo["reviews"][-1][0], "web", changes)
-            )
+            approver = p["reviews"][-1][0]
+            out.append((decided, "promotion.quorum_reached", p, approver, "web", {"approvals": approvals}))
+            changes = {"stage": "production", "version": number}
+            out.append((p["applied"], "promotion.applied", p, approver, "web", changes))
         elif status == "cancelled":
-            out.append(
-                (
-                    decided,
-                    "promotion.cancelled",
-                    promo,
-                    promo["requester"],
-                    "api",
-                    {"reason": "CI run re-triggered."},
-                )
-            )
+            changes = {"reason": "CI run re-triggered."}
+            out.append((decided, "promotion.cancelled", p, requester, "api", changes))
         elif status == "expired":
-            changes = {"expires_at": when(promo["expires"])}
-            out.append((decided, "promotion.expired", promo, None, "task", changes))
-        elif status == "superseded" and promo["superseded_by"]:
-            out.append(
-                (
-                    decided,
-                    "promotion.superseded",
-                    promo,
-                    promo["requester"],
-                    "api",
-                    {"superseded_by": promo["superseded_by"]},
-                )
-            )
+            out.append((decided, "promotion.expired", p, None, "task", {"expires_at": when(p["expires"])}))
+        elif status == "superseded" and p["superseded_by"]:
+            changes = {"superseded_by": p["superseded_by"]}
+            out.append((decided, "promotion.superseded", p, requester, "api", changes))
         return [event for event in out if event[0] < self.now - 1]
 
     def context(self, actor: int | None, channel: str) -> dict:
@@ -1133,169 +796,95 @@ class Loader:
         return {"request_id": request_id, "ip": self.ips.get(actor, "10.0.0.1"), "user_agent": agent}
 
     def describe_real(self, kind: str, ref) -> tuple:
-        """(action, actor, channel, target kind, target id, target repr, asset index, changes)."""
+        """(action, actor, channel, (target kind, id, repr), asset index, changes)."""
         if kind == "asset":
             i, creator = ref, self.a_creator[ref]
-            changes = {
-                "after": {
-                    "description": self.a_desc[i],
-                    "team": TEAMS[self.a_team[i]],
-                    "risk_tier": self.a_risk[i],
-                    "tags": self.a_tags[i],
-                },
-                "grants": [
-                    {"principal": f"user:{self.users[creator][0]}", "role": "manage"},
-                    {"principal": f"team:{TEAMS[self.a_team[i]]}", "role": "contribute"},
-                ],
+            team = TEAMS[self.a_team[i]]
+            after = {
+                "description": self.a_desc[i],
+                "team": team,
+                "risk_tier": self.a_risk[i],
+                "tags": self.a_tags[i],
             }
-            return (
-                "asset.created",
-                creator,
-                "web",
-                "registry.asset",
-                str(i + 1),
-                self.asset_repr(i),
-                i,
-                changes,
-            )
+            grants = [{"principal": f"user:{self.users[creator][0]}", "role": "manage"}]
+            grants.append({"principal": f"team:{team}", "role": "contribute"})
+            target = ("registry.asset", str(i + 1), self.asset_repr(i))
+            return "asset.created", creator, "web", target, i, {"after": after, "grants": grants}
         if kind == "grant":
             _, i, principal, role, actor = ref
-            changes = {"principal": principal, "role": role}
-            return "grant.added", actor, "web", "registry.asset", str(i + 1), self.asset_repr(i), i, changes
+            target = ("registry.asset", str(i + 1), self.asset_repr(i))
+            return "grant.added", actor, "web", target, i, {"principal": principal, "role": role}
         if kind == "version":
             vid = ref
             digest, uri, origin = self.v_facts[vid]
+            lineage = [{"relation": r, "parent": self.version_repr(p)} for r, p in self.v_parents[vid]]
             after = {
                 "number": self.v_number[vid - 1],
                 "digest": digest,
                 "uri": uri,
                 "metrics": self.v_metrics[vid],
-                "source": origin,
-                "lineage": [{"relation": r, "parent": self.version_repr(p)} for r, p in self.v_parents[vid]],
             }
+            after |= {"source": origin, "lineage": lineage}
             actor = self.v_creator[vid - 1]
+            target = ("registry.assetversion", str(vid), self.version_repr(vid))
             channel = "api" if self.users[actor][1] else "cli"
-            i = self.v_asset[vid - 1]
-            return (
-                "version.created",
-                actor,
-                channel,
-                "registry.assetversion",
-                str(vid),
-                self.version_repr(vid),
-                i,
-                {"after": after},
-            )
+            return "version.created", actor, channel, target, self.v_asset[vid - 1], {"after": after}
         if kind == "evaluation":
             _, eid, vid, name, metrics, dataset, creator = ref
-            after = {
-                "version": self.version_repr(vid),
-                "name": name,
-                "metrics": metrics,
-                "dataset": self.version_repr(dataset) if dataset else None,
-            }
-            target = f"{name} of {self.version_repr(vid)}"
-            i = self.v_asset[vid - 1]
-            return (
-                "evaluation.added",
-                creator,
-                "api",
-                "registry.evaluation",
-                str(eid),
-                target,
-                i,
-                {"after": after},
-            )
+            dataset = self.version_repr(dataset) if dataset else None
+            after = {"version": self.version_repr(vid), "name": name, "metrics": metrics, "dataset": dataset}
+            target = ("registry.evaluation", str(eid), f"{name} of {self.version_repr(vid)}")
+            return "evaluation.added", creator, "api", target, self.v_asset[vid - 1], {"after": after}
         if kind == "stage":
             _, i, stage, vid, previous, actor, channel, promo, reason = ref
-            changes = {
-                "stage": stage,
-                "before": {"version": self.v_number[previous - 1] if previous else None},
-                "after": {"version": self.v_number[vid - 1]},
-                "reason": reason,
-                "promotion": promo["pk"] if promo else None,
-            }
-            pid = self.pointer_ids[(i, stage)]
-            return (
-                "stage.set",
-                actor,
-                channel,
-                "registry.stagepointer",
-                str(pid),
-                f"{self.asset_repr(i)} in {stage}",
-                i,
-                changes,
-            )
+            before = {"version": self.v_number[previous - 1] if previous else None}
+            changes = {"stage": stage, "before": before, "after": {"version": self.v_number[vid - 1]}}
+            changes |= {"reason": reason, "promotion": promo["pk"] if promo else None}
+            pointer = str(self.pointer_ids[(i, stage)])
+            target = ("registry.stagepointer", pointer, f"{self.asset_repr(i)} in {stage}")
+            return "stage.set", actor, channel, target, i, changes
         _, action, promo, actor, channel, changes = ref
-        target = f"promotion #{promo['pk']}: {self.version_repr(promo['version'])} \u2192 production"
-        return (
-            action,
-            actor,
-            channel,
-            "approvals.promotionrequest",
-            str(promo["pk"]),
-            target,
-            promo["asset"],
-            changes,
-        )
+        text = f"promotion #{promo['pk']}: {self.version_repr(promo['version'])} \u2192 production"
+        target = ("approvals.promotionrequest", str(promo["pk"]), text)
+        return action, actor, channel, target, promo["asset"], changes
 
     def describe_filler(self, ts: float) -> tuple:
         rng = self.rng
-        action = rng.choices(FILLER_ACTIONS, weights=FILLER_WEIGHTS)[0]
+        action = rng.choices(list(FILLER), weights=list(FILLER.values()))[0]
         if action in ("login.succeeded", "logout"):
             user = rng.choice(self.persons)
-            return action, user, "web", "accounts.user", str(user), self.users[user][0], None, {}
+            return action, user, "web", ("accounts.user", str(user), self.users[user][0]), None, {}
         if action == "login.failed":
             name = self.users[rng.choice(self.persons)][0]
             changes = {"username": name, "reason": "wrong password"}
-            return action, None, "web", "accounts.user", "", name, None, changes
-        if action == "version.updated":
-            older = bisect.bisect_left(self.v_by_time, ts)
-            if older:
-                vid = self.v_order[rng.randrange(older)]
-                i = self.v_asset[vid - 1]
-                changes = {"before": {"tags": ["nightly"]}, "after": {"tags": ["nightly", "candidate"]}}
-                actor = rng.choice(self.team_people[self.a_team[i]])
-                return (
-                    action,
-                    actor,
-                    "web",
-                    "registry.assetversion",
-                    str(vid),
-                    self.version_repr(vid),
-                    i,
-                    changes,
-                )
-        if action == "asset.updated":
-            older = bisect.bisect_left(self.a_ts, ts)
-            if older:
-                i = rng.randrange(older)
-                changes = {
-                    "before": {"description": self.a_desc[i]},
-                    "after": {"description": self.a_desc[i] + " Owned."},
-                }
-                actor = rng.choice(self.team_people[self.a_team[i]])
-                return action, actor, "web", "registry.asset", str(i + 1), self.asset_repr(i), i, changes
+            return action, None, "web", ("accounts.user", "", name), None, changes
+        if action == "version.updated" and (older := bisect.bisect_left(self.v_by_time, ts)):
+            vid = self.v_order[rng.randrange(older)]
+            i = self.v_asset[vid - 1]
+            changes = {"before": {"tags": ["nightly"]}, "after": {"tags": ["nightly", "candidate"]}}
+            target = ("registry.assetversion", str(vid), self.version_repr(vid))
+            return action, rng.choice(self.team_people[self.a_team[i]]), "web", target, i, changes
+        if action == "asset.updated" and (older := bisect.bisect_left(self.a_ts, ts)):
+            i = rng.randrange(older)
+            changes = {
+                "before": {"description": self.a_desc[i]},
+                "after": {"description": self.a_desc[i] + " Owned."},
+            }
+            target = ("registry.asset", str(i + 1), self.asset_repr(i))
+            return action, rng.choice(self.team_people[self.a_team[i]]), "web", target, i, changes
         # token.created / token.revoked (and the rare update with nothing older to update)
         admin, account = rng.choice(self.admins), rng.choice(self.team_ci)
         token = rng.randrange(1, 5000)
-        target = f"mgr_{token:08x}_\u2026{token % 9973:04d} (ci)"
+        target = ("accounts.apitoken", str(token), f"mgr_{token:08x}_\u2026{token % 9973:04d} (ci)")
         if action == "token.revoked":
             changes = {"account": self.users[account][0], "lookup": f"{token:08x}"}
-            return action, admin, "web", "accounts.apitoken", str(token), target, None, changes
+            return action, admin, "web", target, None, changes
         changes = {"account": self.users[account][0], "name": "ci", "scopes": ["read", "write", "promote"]}
-        return "token.created", admin, "web", "accounts.apitoken", str(token), target, None, changes
+        return "token.created", admin, "web", target, None, changes
 
     def event_rows(self, real: list[tuple], fillers: list[float]):
-        """The events in time order, each one's body built as audit.services.audit_record builds it."""
-        from audit.canonical import (
-            GENESIS_CHAIN,
-            canonical_bytes,
-            chain_hash,
-            format_time,
-            jsonable,
-            leaf_hash,
-        )
+        """The events in time order, each one's body built by audit.services.event_body."""
+        from audit.canonical import GENESIS_CHAIN, jsonable
 
         self.v_order = sorted(range(1, len(self.v_asset) + 1), key=lambda v: self.v_ts[v - 1])
         self.v_by_time = [self.v_ts[v - 1] for v in self.v_order]
@@ -1305,82 +894,34 @@ class Loader:
             if f >= len(fillers) or (r < len(real) and real[r][0] <= fillers[f]):
                 ts, kind, ref = real[r]
                 r += 1
-                action, actor, channel, target_kind, target_id, target_repr, asset, changes = (
-                    self.describe_real(kind, ref)
-                )
+                action, actor, channel, target, asset, changes = self.describe_real(kind, ref)
             else:
-                ts = fillers[f]
-                f += 1
-                action, actor, channel, target_kind, target_id, target_repr, asset, changes = (
-                    self.describe_filler(ts)
-                )
-            occurred = when(ts)
-            if actor is None:
-                actor_kind, actor_name = "system", "system"
-            else:
-                actor_name = self.users[actor][0]
-                actor_kind = "service_account" if self.users[actor][1] else "user"
+                ts, f = fillers[f], f + 1
+                action, actor, channel, target, asset, changes = self.describe_filler(ts)
+            name, service = self.users[actor] if actor is not None else ("system", None)
             asset_id = asset + 1 if asset is not None else None
-            changes = jsonable(changes)
-            context = self.context(actor, channel)
-            body = canonical_bytes(
-                {
-                    "v": 1,
-                    "seq": seq,
-                    "occurred_at": format_time(occurred),
-                    "actor": {"kind": actor_kind, "id": actor, "name": actor_name},
-                    "action": action,
-                    "target": {"kind": target_kind, "id": target_id, "repr": target_repr[:300]},
-                    "asset_id": asset_id,
-                    "changes": changes,
-                    "source": channel,
-                    "context": context,
-                }
-            )
-            leaf = leaf_hash(body)
-            chain = chain_hash(chain, leaf)
+            columns = {"seq": seq, "occurred_at": when(ts), "actor_id": actor, "actor_repr": name}
+            columns["action"] = action
+            columns["actor_kind"] = "system" if actor is None else "service_account" if service else "user"
+            columns |= {"target_kind": target[0], "target_id": target[1], "target_repr": target[2][:300]}
+            columns |= {"asset_id": asset_id, "changes": jsonable(changes), "source": channel}
+            columns["context"] = self.context(actor, channel)
+            row = common.event_row(columns, chain)
+            chain = row[-1]
             if asset_id is not None:
                 self.asset_events[asset_id] += 1
-            yield (
-                seq,
-                seq,
-                occurred,
-                actor,
-                actor_name,
-                actor_kind,
-                action,
-                target_kind,
-                target_id,
-                target_repr[:300],
-                asset_id,
-                json.dumps(changes),
-                channel,
-                json.dumps(context),
-                body,
-                leaf,
-                chain,
-            )
+            yield (seq, *row)
             if seq % 100_000 == 0:
-                rate = seq / (time.perf_counter() - started)
-                log(f"      {seq:>9,} of {total:,} events ({rate:,.0f}/s)")
+                log(f"      {seq:>9,} of {total:,} events ({seq / (time.perf_counter() - started):,.0f}/s)")
         self.chain = chain
-
-
-FILLER_ACTIONS = list(FILLER)
-FILLER_WEIGHTS = list(FILLER.values())
 
 
 # Measuring ---------------------------------------------------------------------------------------------
 
 
-def percentile(ordered: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
 class StatementTimer:
-    """A connection execute wrapper that times each statement with perf_counter (the times that
-    CaptureQueriesContext records are rounded to the millisecond)."""
+    """An execute wrapper that times each statement with perf_counter (CaptureQueriesContext rounds its
+    times to the millisecond)."""
 
     def __init__(self) -> None:
         self.ms: list[float] = []
@@ -1391,57 +932,6 @@ class StatementTimer:
             return execute(sql, params, many, context)
         finally:
             self.ms.append((time.perf_counter() - started) * 1000)
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def cpu_snapshot(database: str) -> dict | None:
-    """CPU seconds so far: the whole machine (busy), this process, and this database's backends."""
-    try:
-        with open("/proc/stat") as stat:
-            ticks = [int(value) for value in stat.readline().split()[1:]]
-    except OSError:
-        return None
-    backends = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/cmdline", "rb") as cmdline:
-                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
-            if not (command.startswith("postgres: ") and f" {database} " in command):
-                continue
-            with open(f"/proc/{entry.name}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        backends[(entry.name, fields[19])] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    own = os.times()
-    return {
-        "at": time.perf_counter(),
-        "busy": sum(ticks[:3]) / CLOCK_TICKS,
-        "steal": (ticks[7] if len(ticks) > 7 else 0) / CLOCK_TICKS,
-        "self": own.user + own.system,
-        "backends": backends,
-    }
-
-
-def cpu_usage(before: dict | None, after: dict | None, loads: int) -> dict:
-    """CPU ms per load in this process (the app and the client) and in the database; cores used by
-    everything else meanwhile, steal included (other work on the machine disturbs the figures)."""
-    if before is None or after is None:
-        return {}
-    app = after["self"] - before["self"]
-    db = sum(seconds - before["backends"].get(key, 0.0) for key, seconds in after["backends"].items())
-    others = max(0.0, after["busy"] - before["busy"] - app - db)
-    steal = after["steal"] - before["steal"]
-    return {
-        "app_cpu_ms": round(app / loads * 1000, 2),
-        "db_cpu_ms": round(db / loads * 1000, 2),
-        # the rest of the machine, and what the hypervisor took from this virtual machine
-        "other_cores": round((others + steal) / (after["at"] - before["at"]), 2),
-    }
 
 
 def measure(client, name: str, path: str, persona: str, args: argparse.Namespace) -> dict:
@@ -1458,16 +948,20 @@ def measure(client, name: str, path: str, persona: str, args: argparse.Namespace
 
     for _ in range(args.warmup):
         load()
-    seconds = []
-    size = 0
-    database = settings.DATABASES["default"]["NAME"]
-    before = cpu_snapshot(database)
+    seconds, size = [], 0
+    in_database = common.postgres_owner(settings.DATABASES["default"]["NAME"], background=False)
+    meter = common.CpuMeter(interval=3600)  # no samples between: they would bill this process
     for _ in range(args.loads):
         started = time.perf_counter()
-        response = load()
+        size = len(load().content)
         seconds.append(time.perf_counter() - started)
-        size = len(response.content)
-    cpu = cpu_usage(before, cpu_snapshot(database), args.loads)
+    usage = meter.stop(lambda pid, *rest: "app" if pid == os.getpid() else in_database(pid, *rest))
+    cpu = usage and {
+        "app_cpu_ms": round(usage["seconds"].get("app", 0.0) / args.loads * 1000, 2),
+        "db_cpu_ms": round(usage["seconds"].get("database", 0.0) / args.loads * 1000, 2),
+        # the rest of the machine, and what the hypervisor took from this virtual machine
+        "other_cores": round((usage["other"] + usage["steal"]) / usage["wall"], 2),
+    }
     captures = []
     for _ in range(CAPTURED_LOADS):
         timer = StatementTimer()
@@ -1480,25 +974,18 @@ def measure(client, name: str, path: str, persona: str, args: argparse.Namespace
     counts = {len(capture) for capture in captures}
     reference = captures[len(captures) // 2]
     if len(counts) == 1:  # the same statements every load: each one's median time
-        queries = [
-            {"sql": reference[k][0], "ms": round(statistics.median(c[k][1] for c in captures), 3)}
-            for k in range(len(reference))
-        ]
+        medians = [statistics.median(c[k][1] for c in captures) for k in range(len(reference))]
+        queries = [{"sql": sql, "ms": round(ms, 3)} for (sql, _), ms in zip(reference, medians, strict=True)]
     else:
         queries = [{"sql": sql, "ms": round(ms, 3)} for sql, ms in reference]
-    ms = sorted(value * 1000 for value in seconds)
     return {
         "page": name,
         "path": path,
         "persona": persona,
-        "loads": len(ms),
+        "loads": len(seconds),
         "warmup": args.warmup,
         "bytes": size,
-        "mean_ms": round(statistics.fmean(ms), 2),
-        "p50_ms": round(percentile(ms, 50), 2),
-        "p90_ms": round(percentile(ms, 90), 2),
-        "p99_ms": round(percentile(ms, 99), 2),
-        "max_ms": round(ms[-1], 2),
+        **common.latency_summary(seconds, 50, 90, 99, digits=2),
         "queries": len(reference),
         "query_counts_seen": sorted(counts),
         "sql_ms": round(statistics.median(sum(ms for _, ms in capture) for capture in captures), 2),
@@ -1507,44 +994,27 @@ def measure(client, name: str, path: str, persona: str, args: argparse.Namespace
     }
 
 
-def explain(sql: str) -> str:
+def run_pages(summary: dict, args: argparse.Namespace) -> list[dict]:
     from django.db import connection
+    from django.test import Client
 
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
-        return "\n".join(row[0] for row in cursor.fetchall())
-
-
-def pages(summary: dict) -> list[tuple[str, str, str]]:
-    """(name, path, persona) of the measured pages, chosen from the loaded data."""
     from accounts.models import User
     from approvals import selectors
 
-    persona = User.objects.get(username=REVIEWER_PERSONA)
-    inbox = list(selectors.promotion_inbox_for_user(user=persona)[:50])
+    inbox = list(selectors.promotion_inbox_for_user(user=User.objects.get(username=REVIEWER_PERSONA))[:50])
     if not inbox:
         raise BenchError("the reviewer persona has no pending request in its inbox; load more --promotions")
-    reviewed = next(
-        (p for p in inbox if p.approvals_so_far and p.base_version_id),
-        next((p for p in inbox if p.base_version_id), inbox[0]),
-    )
+    based = [p for p in inbox if p.base_version_id]
+    reviewed = next((p for p in based if p.approvals_so_far), based[0] if based else inbox[0])
     kind, name = summary["busiest_asset"]
     summary["counts"]["inbox_waiting_shown"] = len(inbox)
-    return [
+    measured = [
         ("inbox", "/", REVIEWER_PERSONA),
         ("promotion", f"/promotions/{reviewed.pk}/", REVIEWER_PERSONA),
         ("audit", "/audit/", AUDITOR_PERSONA),
         ("audit-asset", "/audit/?" + urlencode({"asset_kind": kind, "asset_name": name}), AUDITOR_PERSONA),
         ("inbox-narrow", "/", NARROW_PERSONA),
     ]
-
-
-def run_pages(summary: dict, args: argparse.Namespace) -> list[dict]:
-    from django.test import Client
-
-    from accounts.models import User
-
-    measured = pages(summary)
     clients = {}
     for persona in {persona for _, _, persona in measured}:
         clients[persona] = Client()
@@ -1555,11 +1025,12 @@ def run_pages(summary: dict, args: argparse.Namespace) -> list[dict]:
         rows.append(measure(clients[persona], name, path, persona, args))
     for row in rows:
         slowest = max(row["statements"], key=lambda query: query["ms"], default=None)
-        row["slowest_query"] = slowest and {**slowest, "plan": explain(slowest["sql"])}
+        if slowest:
+            with connection.cursor() as cursor:
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + slowest["sql"])
+                slowest = {**slowest, "plan": "\n".join(line for (line,) in cursor.fetchall())}
+        row["slowest_query"] = slowest
     return rows
-
-
-# Reporting ---------------------------------------------------------------------------------------------
 
 
 def print_table(rows: list[dict]) -> None:
@@ -1567,66 +1038,48 @@ def print_table(rows: list[dict]) -> None:
         f"{'page':<12} {'loads':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} "
         f"{'queries':>7} {'sql ms':>7} {'app cpu':>7} {'db cpu':>7} {'other':>6} {'KiB':>6}  path"
     )
-    print("\n" + header + "\n" + "-" * len(header))
-    for row in rows:
-        cpu = row["cpu"]
-        print(
-            f"{row['page']:<12} {row['loads']:>5} {row['p50_ms']:>8.2f} {row['p90_ms']:>8.2f} "
-            f"{row['p99_ms']:>8.2f} {row['max_ms']:>8.2f} {row['queries']:>7} {row['sql_ms']:>7.2f} "
-            f"{number(cpu.get('app_cpu_ms')):>7} {number(cpu.get('db_cpu_ms')):>7} "
-            f"{number(cpu.get('other_cores')):>6} {row['bytes'] / 1024:>6.1f}  {row['path']}"
-            + ("  <- disturbed" if cpu.get("other_cores", 0) >= DISTURBED_CORES else "")
-        )
+    print()
+    lines = [
+        f"{row['page']:<12} {row['loads']:>5} {row['p50_ms']:>8.2f} {row['p90_ms']:>8.2f} "
+        f"{row['p99_ms']:>8.2f} {row['max_ms']:>8.2f} {row['queries']:>7} {row['sql_ms']:>7.2f} "
+        f"{common.number(row['cpu'].get('app_cpu_ms')):>7} {common.number(row['cpu'].get('db_cpu_ms')):>7} "
+        f"{common.number(row['cpu'].get('other_cores')):>6} {row['bytes'] / 1024:>6.1f}  {row['path']}"
+        for row in rows
+    ]
+    flags = [row["cpu"].get("other_cores", 0) >= common.DISTURBED_CORES for row in rows]
+    common.table(header, lines, flags, "pages")
     print(
         "ms per load; sql: time in SQL statements (median of the captured loads); app cpu: this process"
         " (Django and the test client); db cpu: the database's backends; other: cores used meanwhile by the"
         " rest of the machine"
     )
-    if any(row["cpu"].get("other_cores", 0) >= DISTURBED_CORES for row in rows):
-        print(
-            f"Other processes took {DISTURBED_CORES:g}+ cores during the pages marked: "
-            "their figures overstate the app. Run again on a quiet machine."
-        )
     unstable = [row["page"] for row in rows if len(row["query_counts_seen"]) > 1]
     if unstable:
         print(f"(the number of queries varied between loads of: {', '.join(unstable)})")
     slowest = max(rows, key=lambda row: row["p50_ms"])
-    query = slowest["slowest_query"]
-    if query:
+    if query := slowest["slowest_query"]:
         print(
             f"\nSlowest page: {slowest['page']} (p50 {slowest['p50_ms']:.2f} ms). "
             f"Its slowest query ({query['ms']:.2f} ms):"
         )
-        print(query["sql"])
-        print("\nEXPLAIN (ANALYZE, BUFFERS):")
-        print(query["plan"])
+        print(query["sql"] + "\n\nEXPLAIN (ANALYZE, BUFFERS):\n" + query["plan"])
 
 
-def number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-# Main ----------------------------------------------------------------------------------------------------
+OPTIONS = """
+--assets      10000    assets (75%% models, 15%% datasets, 10%% prompts)
+--versions    100000   versions, over all assets
+--events      1000000  audit events
+--promotions  400      promotion requests (35%% pending)
+--loads       200      timed loads of each page
+--warmup      10       unmeasured loads of each page first
+--seed        1        seed of the data generator
+--verify      -        verify the whole audit chain after the load
+--keep        -        keep the scratch database at the end
+"""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--pg-url",
-        default=os.environ.get("BENCH_PAGES_PG_URL", DEFAULT_PG_URL),
-        help="the scratch database; DROPPED and created again on every run (its name must contain 'bench')",
-    )
-    parser.add_argument(
-        "--assets", type=int, default=10_000, help="assets (75%% models, 15%% datasets, 10%% prompts)"
-    )
-    parser.add_argument("--versions", type=int, default=100_000, help="versions, over all assets")
-    parser.add_argument("--events", type=int, default=1_000_000, help="audit events")
-    parser.add_argument("--promotions", type=int, default=400, help="promotion requests (35%% pending)")
-    parser.add_argument("--loads", type=int, default=200, help="timed loads of each page")
-    parser.add_argument("--warmup", type=int, default=10, help="unmeasured loads of each page first")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the data generator")
-    parser.add_argument("--verify", action="store_true", help="verify the whole audit chain after the load")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database at the end")
+    parser = common.parser(__doc__, OPTIONS, ("BENCH_PAGES_PG_URL", "pages_bench"))
     args = parser.parse_args(argv)
     if args.assets < 50 or args.versions < 1 or args.loads < 1 or args.warmup < 0 or args.promotions < 20:
         parser.error("--assets must be at least 50, --promotions at least 20, --loads at least 1")
@@ -1637,75 +1090,60 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a plain kill cleans up like Ctrl-C
     started = dt.datetime.now(dt.UTC)
-    database = None
-    try:
-        database = ScratchDatabase(args.pg_url)
-        log(f"== scratch database {database.name}: create and migrate")
-        database.create()
-        env = django_env(args.pg_url)
-        migrate(env)
-        setup_django(env)
-        log(f"== load {args.assets:,} assets, {args.versions:,} versions, {args.events:,} audit events")
-        loader = Loader(args)
-        load_started = time.perf_counter()
-        loader.run()
-        summary = loader.summary()
-        # The generator's data (millions of small objects) would make the garbage collector's full passes,
-        # and so some page loads, much slower than in a web worker: drop it before measuring.
-        del loader
-        gc.collect()
-        load_seconds = round(time.perf_counter() - load_started, 1)
-        log(f"   loaded in {load_seconds:.0f} s")
-        verification = None
-        if args.verify:
-            from audit.verification import verify_log
+    meta = common.meta(started, args, "django", "psycopg")
+    database = common.ScratchDatabase(args.pg_url)
+    results = {}
 
-            log("== verify the audit chain (audit.verification.verify_log)")
-            result = verify_log(verifier="unused: no checkpoints", record=False)
-            verification = {"ok": result.ok, "events": result.events, "problem": result.problem}
-            if not result.ok:
-                raise BenchError(
-                    f"the loaded audit log does not verify: {result.problem} (seq {result.first_bad_seq})"
-                )
-            log(f"   {result.events:,} events verify")
-        log(f"== measure: {args.warmup} warm-up and {args.loads} timed loads per page, Django test Client")
-        rows = run_pages(summary, args)
-        from django.db import connection
+    def run() -> int:
+        try:
+            log(f"== scratch database {database.name}: create and migrate")
+            database.create()
+            env = common.django_env(args.pg_url, DJANGO_LOG_LEVEL="WARNING")
+            common.manage(env, "migrate", "--noinput")
+            os.environ.update(env)
+            import django
 
-        connection.close()
-    except BenchError as exc:
-        print(f"\nbench failed: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    finally:
-        if database is not None and not args.keep:
-            with contextlib.suppress(BenchError):
-                database.drop()
-    print_table(rows)
-    meta = {
-        "started_at": started.isoformat(timespec="seconds"),
-        "git": git_revision(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "django": version_of("django"),
-        "psycopg": version_of("psycopg"),
-        "postgres_version": database.server_version,
-        "method": "in-process django.test.Client with force_login; time of client.get",
-        "args": {key: value for key, value in vars(args).items() if key != "pg_url"},
-        "load_seconds": load_seconds,
-        "load_steps_seconds": summary["timings"],
-        "data": summary["counts"],
-        "verification": verification,
-    }
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"pages-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
-    print(f"\nResults written to {path.relative_to(ROOT)}")
+            django.setup()
+            log(f"== load {args.assets:,} assets, {args.versions:,} versions, {args.events:,} audit events")
+            loader, load_started = Loader(args), time.perf_counter()
+            loader.run()
+            summary = loader.summary()
+            # The generator's data (millions of small objects) would make the garbage collector's full
+            # passes, and so some page loads, much slower than in a web worker: drop it before measuring.
+            del loader
+            gc.collect()
+            meta["load_seconds"] = round(time.perf_counter() - load_started, 1)
+            log(f"   loaded in {meta['load_seconds']:.0f} s")
+            meta["verification"] = None
+            if args.verify:
+                from audit.verification import verify_log
+
+                log("== verify the audit chain (audit.verification.verify_log)")
+                result = verify_log(verifier="unused: no checkpoints", record=False)
+                meta["verification"] = {"ok": result.ok, "events": result.events, "problem": result.problem}
+                if not result.ok:
+                    raise BenchError(
+                        f"the loaded audit log does not verify: {result.problem} (seq {result.first_bad_seq})"
+                    )
+                log(f"   {result.events:,} events verify")
+            log(
+                f"== measure: {args.warmup} warm-up and {args.loads} timed loads per page, Django test Client"
+            )
+            results["rows"] = run_pages(summary, args)
+            meta.update(load_steps_seconds=summary["timings"], data=summary["counts"])
+        finally:
+            if not args.keep:
+                with contextlib.suppress(BenchError):
+                    database.drop()
+        return 0
+
+    if code := common.run_main(run):
+        return code
+    print_table(results["rows"])
+    meta["postgres_version"] = database.server_version
+    meta["method"] = "in-process django.test.Client with force_login; time of client.get"
+    common.write_results("pages", started, {"meta": meta, "results": results["rows"]})
     return 0
 
 
