@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from approvals import policy as rules
@@ -21,13 +20,22 @@ from approvals.models import (
     Review,
     Status,
 )
+from approvals.requirements import (
+    combined_requirements,
+    counted_approvals,
+    gate_results,
+    policies_for,
+    requirements_for,
+    review_refusal,
+    version_facts,
+)
 from audit.models import Action
 from audit.services import audit_record
 from core import netguard
 from core.exceptions import Conflict, Forbidden, InvalidInput, Unprocessable
 from core.source import Source
-from registry.models import Asset, AssetKind, AssetVersion, Evaluation, Stage, StageHistory, StagePointer
-from registry.permissions import Role, effective_roles, granted_roles, require, require_admin
+from registry.models import Asset, AssetKind, AssetVersion, Stage, StagePointer
+from registry.permissions import Role, effective_roles, require, require_admin
 from registry.services import stage_move
 
 MAX_EXPIRY_HOURS = 30 * 24
@@ -42,26 +50,6 @@ POLICY_FIELDS = (
 
 
 # Policies -----------------------------------------------------------------------------------------
-
-
-def policies_for(asset: Asset, stage: Stage) -> list[Policy]:
-    """Every policy that applies to asset → stage, the most specific first: the asset's, its kind's, all."""
-    candidates = Policy.objects.filter(stage=stage).filter(
-        Q(asset=asset) | Q(asset__isnull=True, kind=asset.kind) | Q(asset__isnull=True, kind="")
-    )
-    return sorted(
-        candidates.prefetch_related("reviewer_teams"), key=lambda p: (p.asset_id is None, p.kind == "")
-    )
-
-
-def combined_requirements(policies: list[Policy]) -> dict | None:
-    """All applicable policies at once, each only adding to the others: an asset's own policy can make
-    promotion harder than the organisation's policy for all assets, never easier."""
-    combined = None
-    for policy in reversed(policies):  # most specific last, so its id is the one recorded
-        snap = rules.snapshot(policy)
-        combined = snap if combined is None else rules.stricter(combined, snap)
-    return combined
 
 
 def _require_policy_editor(actor, asset: Asset | None) -> None:
@@ -174,70 +162,6 @@ def policy_delete(*, actor, source: Source, policy: Policy) -> None:
         changes={"before": before},
     )
     policy.delete()
-
-
-# Gates and eligibility ----------------------------------------------------------------------------
-
-
-def version_facts(version: AssetVersion) -> rules.Facts:
-    """What gates look at: metrics, the latest evaluation, the model card, the stages (3 queries)."""
-    latest = (
-        Evaluation.objects.filter(version=version).order_by("-id").values_list("metrics", flat=True).first()
-    )
-    current = frozenset(StagePointer.objects.filter(version=version).values_list("stage__name", flat=True))
-    past = frozenset(StageHistory.objects.filter(version=version).values_list("stage__name", flat=True))
-    return rules.Facts(
-        version_metrics=version.metrics,
-        evaluation_metrics=latest or {},
-        model_card=version.model_card,
-        current_stages=current,
-        past_stages=past | current,
-    )
-
-
-def gate_results(promotion: PromotionRequest, requirements: dict) -> list[rules.GateResult]:
-    return rules.evaluate(requirements["gates"], version_facts(promotion.version))
-
-
-def requirements_for(promotion: PromotionRequest) -> tuple[dict, Policy | None]:
-    """The stricter of the request's policy snapshot and the stage's current policies."""
-    policies = policies_for(promotion.asset, promotion.stage)
-    current = combined_requirements(policies)
-    return rules.stricter(promotion.policy_snapshot, current), (policies[0] if policies else None)
-
-
-def review_refusal(user, promotion: PromotionRequest, requirements: dict) -> Forbidden | None:
-    """Why user may not review this request now, or None. Checked live, at every decision and count."""
-    if not user.is_active:
-        return Forbidden(f"{user} is disabled.", type="not-an-eligible-reviewer")
-    if user.is_service_account:
-        return Forbidden("Service accounts never review promotions.", type="service-account-cannot-review")
-    if user.pk == promotion.requested_by_id:
-        return Forbidden(
-            "You requested this promotion; someone else must review it.", type="self-approval-forbidden"
-        )
-    if user.pk == promotion.version.created_by_id and not requirements["allow_author_approval"]:
-        return Forbidden(
-            "You registered this version; the policy does not let its author review it.",
-            type="author-approval-forbidden",
-        )
-    # Only an explicit grant counts: neither the admin role nor superuser status makes a reviewer.
-    if Role.REVIEW not in granted_roles(user, promotion.asset):
-        return Forbidden(
-            f"You do not hold the review role on {promotion.asset}.", type="not-an-eligible-reviewer"
-        )
-    teams = set(requirements["reviewer_teams"])
-    if teams and not teams & set(user.groups.values_list("pk", flat=True)):
-        return Forbidden("The policy asks for reviewers from other teams.", type="not-an-eligible-reviewer")
-    return None
-
-
-def counted_approvals(promotion: PromotionRequest, requirements: dict) -> list[Review]:
-    """Approvals that count now: one per person, from people who are still eligible."""
-    approvals = promotion.reviews.filter(decision=Decision.APPROVE).select_related("reviewer")
-    return [
-        review for review in approvals if review_refusal(review.reviewer, promotion, requirements) is None
-    ]
 
 
 # Requests -----------------------------------------------------------------------------------------

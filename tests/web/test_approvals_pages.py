@@ -9,7 +9,7 @@ from django.test import Client
 from guardian.shortcuts import assign_perm
 
 from accounts.models import User
-from approvals import selectors, services
+from approvals import requirements, selectors, services
 from approvals.models import Policy, PromotionRequest, Review, Status
 from audit.models import AuditEvent
 from core.source import Source
@@ -403,7 +403,7 @@ def test_inbox_rows_check_gates_against_the_facts_of_today(world):
     assert (row.gates_passed, row.gates_failed) == (1, 1)
 
 
-def test_version_facts_many_agrees_with_the_service(world):
+def test_version_facts_of_a_list_agree_with_those_of_one_version(world):
     Evaluation.objects.create(version=world.v2, name="a", metrics={"auc": 0.8})
     Evaluation.objects.create(version=world.v2, name="b", metrics={"auc": 0.85})
     StageHistory.objects.create(
@@ -416,13 +416,13 @@ def test_version_facts_many_agrees_with_the_service(world):
     request_promotion(world)
     request_promotion(world, version=world.v3)  # supersedes the first: both are rows of "my requests"
     rows = list(selectors.promotion_requests_of_user(user=world.ci))
-    many = selectors.version_facts_many(
+    many = requirements.version_facts_many(
         versions=[row.version for row in rows],
         evaluation_metrics={row.version_id: row.latest_evaluation_metrics for row in rows},
     )
     assert set(many) == {world.v2.pk, world.v3.pk}
     for row in rows:
-        assert many[row.version.pk] == services.version_facts(row.version)
+        assert many[row.version.pk] == requirements.version_facts(row.version)
 
 
 # Query counts ---------------------------------------------------------------------------------------
@@ -490,7 +490,7 @@ def test_page_query_count_of_an_open_request(world, django_assert_max_num_querie
     client = browser(world.r1)
     # session, user; the request; its reviews; the policies and their teams; the gate facts (3); the
     # viewer's review grants and teams; lineage; history; the manage check for the cancel button; the
-    # approvals that count now: 1, plus, in services.counted_approvals, each approver's grants and teams
+    # approvals that count now: 1, plus, in requirements.counted_approvals, each approver's grants and teams
     # (review_refusal runs per approver: bounded by the policy's required approvals, at most 20).
     with django_assert_max_num_queries(15 + 2 * approvals):
         response = client.get(page(promotion.pk))
