@@ -506,7 +506,7 @@ def test_a_rolled_back_decision_sends_nothing(world, settings, receivers, monkey
     def broken(**kwargs):
         raise RuntimeError("audit unavailable")
 
-    monkeypatch.setattr("approvals.services.audit_record", broken)
+    monkeypatch.setattr("approvals.services.promotions.audit_record", broken)
     with pytest.raises(RuntimeError):
         promotion_reject(
             actor=world.r1, source=Source.cli(), promotion_id=response.json()["id"], comment="no"

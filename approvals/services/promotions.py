@@ -1,25 +1,18 @@
-"""Promotion policies and requests: every transition runs in one transaction with its audit event."""
+"""Promotion requests: request, approve, reject, cancel, apply, expire. Every transition runs in one
+transaction with its audit event, and takes its locks in the order asset → promotion request → audit log."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from approvals import policy as rules
-from approvals.models import (
-    OPEN_STATUSES,
-    Decision,
-    IdempotencyRecord,
-    Policy,
-    PromotionRequest,
-    Review,
-    Status,
-)
+from approvals.models import OPEN_STATUSES, Decision, Policy, PromotionRequest, Review, Status
 from approvals.requirements import (
     combined_requirements,
     counted_approvals,
@@ -29,151 +22,16 @@ from approvals.requirements import (
     review_refusal,
     version_facts,
 )
+from approvals.services.idempotency import IdempotencyClaim, claim_key, keep_answer
+from approvals.tasks import deliver_callback_after_commit
 from audit.models import Action
 from audit.services import audit_record
 from core import netguard
 from core.exceptions import Conflict, Forbidden, InvalidInput, Unprocessable
 from core.source import Source
-from registry.models import Asset, AssetKind, AssetVersion, Stage, StagePointer
-from registry.permissions import Role, effective_roles, require, require_admin
+from registry.models import Asset, AssetVersion, Stage, StagePointer
+from registry.permissions import Role, effective_roles, require
 from registry.services import stage_move
-
-MAX_EXPIRY_HOURS = 30 * 24
-POLICY_FIELDS = (
-    "required_approvals",
-    "reviewer_teams",
-    "allow_author_approval",
-    "gates",
-    "expiry_hours",
-    "apply_on_approval",
-)
-
-
-# Policies -----------------------------------------------------------------------------------------
-
-
-def _require_policy_editor(actor, asset: Asset | None) -> None:
-    if asset is not None:
-        require(actor, asset, Role.MANAGE)
-    else:
-        require_admin(actor)
-
-
-def _clean_policy_fields(fields: dict) -> dict:
-    if "required_approvals" in fields and not 1 <= fields["required_approvals"] <= 20:
-        raise InvalidInput.field("required_approvals", "must be between 1 and 20")
-    if "expiry_hours" in fields and not 1 <= fields["expiry_hours"] <= MAX_EXPIRY_HOURS:
-        raise InvalidInput.field("expiry_hours", f"must be between 1 and {MAX_EXPIRY_HOURS}")
-    if "gates" in fields:
-        try:
-            fields["gates"] = rules.validate_gates(fields["gates"])
-        except rules.GateSpecError as exc:
-            raise InvalidInput.field(exc.field, exc.message) from None
-    return fields
-
-
-def _policy_fields(policy: Policy) -> dict:
-    return {
-        "scope": policy.scope,
-        "stage": policy.stage.name,
-        "required_approvals": policy.required_approvals,
-        "reviewer_teams": sorted(team.name for team in policy.reviewer_teams.all()),
-        "allow_author_approval": policy.allow_author_approval,
-        "gates": policy.gates,
-        "expiry_hours": policy.expiry_hours,
-        "apply_on_approval": policy.apply_on_approval,
-    }
-
-
-@transaction.atomic(durable=True)
-def policy_create(
-    *, actor, source: Source, stage: Stage, asset: Asset | None = None, kind: str = "", **fields
-) -> Policy:
-    """Define what promotion into stage takes, for one asset (its managers) or for many (admins)."""
-    _require_policy_editor(actor, asset)
-    if kind and kind not in AssetKind.values:
-        raise InvalidInput.field("kind", f"must be one of {', '.join(AssetKind.values)}")
-    kind = asset.kind if asset is not None else kind
-    fields = _clean_policy_fields(fields)
-    teams = fields.pop("reviewer_teams", [])
-    duplicate = (
-        Policy.objects.filter(stage=stage, asset=asset)
-        if asset
-        else Policy.objects.filter(stage=stage, asset__isnull=True, kind=kind)
-    )
-    if duplicate.exists():
-        raise Conflict(
-            "A policy for this scope and stage exists already; change it instead.", type="duplicate-policy"
-        )
-    policy = Policy.objects.create(stage=stage, asset=asset, kind=kind, created_by=actor, **fields)
-    policy.reviewer_teams.set(teams)
-    audit_record(
-        actor=actor,
-        action=Action.POLICY_CREATED,
-        target=policy,
-        source=source,
-        asset_id=asset.pk if asset else None,
-        changes={"after": _policy_fields(policy)},
-    )
-    return policy
-
-
-@transaction.atomic(durable=True)
-def policy_update(*, actor, source: Source, policy: Policy, **fields) -> Policy:
-    """Change a policy. Pending requests keep the stricter of their snapshot and the new policy."""
-    unknown = set(fields) - set(POLICY_FIELDS)
-    if unknown:
-        raise InvalidInput.field(sorted(unknown)[0], "cannot be changed; make a new policy for another scope")
-    policy = Policy.objects.select_for_update().get(pk=policy.pk)
-    _require_policy_editor(actor, policy.asset)
-    fields = _clean_policy_fields(fields)
-    before = _policy_fields(policy)
-    teams = fields.pop("reviewer_teams", None)
-    for key, value in fields.items():
-        setattr(policy, key, value)
-    policy.save(update_fields=[*fields, "updated_at"])
-    if teams is not None:
-        policy.reviewer_teams.set(teams)
-    after = _policy_fields(policy)
-    changed = [key for key in after if before[key] != after[key]]
-    audit_record(
-        actor=actor,
-        action=Action.POLICY_UPDATED,
-        target=policy,
-        source=source,
-        asset_id=policy.asset_id,
-        changes={"before": {k: before[k] for k in changed}, "after": {k: after[k] for k in changed}},
-    )
-    return policy
-
-
-@transaction.atomic(durable=True)
-def policy_delete(*, actor, source: Source, policy: Policy) -> None:
-    """Remove a policy. A protected stage left without one cannot be promoted to."""
-    policy = Policy.objects.select_for_update().get(pk=policy.pk)
-    _require_policy_editor(actor, policy.asset)
-    before = _policy_fields(policy)
-    audit_record(
-        actor=actor,
-        action=Action.POLICY_DELETED,
-        target=policy,
-        source=source,
-        asset_id=policy.asset_id,
-        changes={"before": before},
-    )
-    policy.delete()
-
-
-# Requests -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IdempotencyClaim:
-    """The caller's Idempotency-Key, the fingerprint of its body, and how to render the response to keep."""
-
-    key: str
-    fingerprint: str
-    render: Callable[[PromotionRequest], dict]
 
 
 def _transition(promotion: PromotionRequest, target: Status, reason: str = "", **fields) -> None:
@@ -220,17 +78,34 @@ def _refuse_if_closed(promotion: PromotionRequest, *, allowed=(Status.PENDING,))
 
 def _notify(promotion: PromotionRequest) -> None:
     if promotion.callback_url and promotion.status in rules.FINAL:
-        from approvals.tasks import deliver_callback_after_commit
-
         deliver_callback_after_commit(promotion.pk)
 
 
-def _check_callback(url: str) -> None:
-    """400 naming callback_url unless the registry may POST there (core/netguard.py, the allow lists)."""
-    if not url:
+def _checked_first(check: Callable[..., None]):
+    """Run check(**arguments) before the service's durable transaction begins, so that nothing is locked
+    while it runs. The service keeps its name, signature and `__wrapped__` (how services are recognised)."""
+
+    def decorate(service):
+        @functools.wraps(service)
+        def checked(**arguments):
+            check(**arguments)
+            return service(**arguments)
+
+        return checked
+
+    return decorate
+
+
+def _check_callback(*, callback_url: str = "", **_) -> None:
+    """400 naming callback_url unless the registry may POST there (core/netguard.py, the allow lists).
+
+    Its host is looked up here, before the transaction: no lock may be held while a resolver chosen by the
+    URL's owner takes its time.
+    """
+    if not callback_url:
         return
     try:
-        target = netguard.parse_url(url, allowed_hosts=settings.CALLBACK_ALLOWED_HOSTS)
+        target = netguard.parse_url(callback_url, allowed_hosts=settings.CALLBACK_ALLOWED_HOSTS)
         if not target.trusted:  # an allow-listed host is looked up only when a callback is sent
             netguard.resolve(
                 target,
@@ -241,8 +116,9 @@ def _check_callback(url: str) -> None:
         raise InvalidInput.field("callback_url", str(exc)) from None
 
 
+@_checked_first(_check_callback)
 @transaction.atomic(durable=True)
-def _promotion_request(
+def promotion_request(
     *,
     actor,
     source: Source,
@@ -255,13 +131,15 @@ def _promotion_request(
     callback_url: str = "",
     idempotency: IdempotencyClaim | None = None,
 ) -> PromotionRequest:
-    """Ask for version to go to stage. Gates are checked now (422 listing every failure, nothing created)."""
+    """Ask for version to go to stage. Gates are checked now (422 listing every failure, nothing created).
+
+    callback_url is checked before the transaction begins (_check_callback); idempotency, when given, is
+    the caller's key, taken first in the transaction and answered with the request made.
+    """
     record = None
     if idempotency is not None:
         # Inserted first: a concurrent replay of the same key waits on this row, then finds it.
-        record = IdempotencyRecord.objects.create(
-            account=actor, key=idempotency.key, fingerprint=idempotency.fingerprint
-        )
+        record = claim_key(account=actor, claim=idempotency)
     require(actor, asset, Role.REQUEST_PROMOTION)
     locked = Asset.objects.select_for_update().get(pk=asset.pk)  # one request decision per asset at a time
     if locked.is_archived:
@@ -353,23 +231,8 @@ def _promotion_request(
         )
         _notify(previous)
     if record is not None:
-        record.promotion = promotion
-        record.response_body = idempotency.render(promotion)
-        record.save(update_fields=["promotion", "response_body"])
+        keep_answer(record, claim=idempotency, promotion=promotion)
     return promotion
-
-
-def promotion_request(*, callback_url: str = "", **arguments) -> PromotionRequest:
-    """Ask for version to go to stage (the arguments of _promotion_request), in one transaction.
-
-    callback_url is checked first, before the transaction begins: its host is looked up, and no lock may be
-    held while a resolver chosen by the URL's owner takes its time.
-    """
-    _check_callback(callback_url)
-    return _promotion_request(callback_url=callback_url, **arguments)
-
-
-promotion_request.__wrapped__ = _promotion_request  # a service: its work is one durable transaction
 
 
 @transaction.atomic(durable=True)
