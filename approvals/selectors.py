@@ -12,10 +12,8 @@ from accounts.permissions import can_ever_review, reads_everything
 from approvals import policy as rules
 from approvals import requirements
 from approvals.models import Decision, Policy, PromotionRequest, Review, Status
-from approvals.services import promotion_expire_if_due
 from audit.models import AuditEvent
 from core.exceptions import NotFound
-from core.source import Source
 from registry import event_text
 from registry.models import (
     Asset,
@@ -36,14 +34,17 @@ def promotion_list_for_user(*, user) -> QuerySet[PromotionRequest]:
     return restrict(promotions, user, field="asset")
 
 
-def promotion_get_for_user(*, user, pk: int, source: Source) -> PromotionRequest:
-    """The request if user may see it (else NotFound); an expiry that is due is recorded first."""
+def promotion_get_for_user(*, user, pk: int) -> PromotionRequest:
+    """The request if user may see it (else NotFound), as it stands now: one whose time has run out reads as
+    expired, with the reason and revision its recorded expiry will have. Nothing is written here: the
+    periodic task and the decision services record the expiry."""
     promotion = promotion_list_for_user(user=user).filter(pk=pk).first()
     if promotion is None:
         raise NotFound("Not found.")
-    if promotion.is_open and promotion.expires_at <= timezone.now():
-        promotion_expire_if_due(promotion_id=promotion.pk, source=source)
-        promotion = promotion_list_for_user(user=user).get(pk=pk)
+    if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
+        promotion.status = Status.EXPIRED
+        promotion.status_reason = rules.expiry_reason(promotion.expires_at)
+        promotion.revision += 1
     return promotion
 
 

@@ -35,7 +35,7 @@ def web_source(request) -> Source:
 def _promotion(request, pk: int) -> PromotionRequest:
     """The request if the user may see it; a hidden one answers the same 404 as a missing one."""
     try:
-        return selectors.promotion_get_for_user(user=request.user, pk=pk, source=web_source(request))
+        return selectors.promotion_get_for_user(user=request.user, pk=pk)
     except NotFound:
         raise Http404("No such promotion request.") from None
 

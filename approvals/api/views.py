@@ -94,7 +94,7 @@ class PromotionDetailView(generics.GenericAPIView):
     )
     def get(self, request, pk: int):
         """Where the request stands. ETag/If-None-Match → 304; Retry-After while it is not final."""
-        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk, source=api_source(request))
+        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk)
         etag = f'"promotion-{promotion.pk}-{promotion.revision}"'
         headers = {"ETag": etag}
         if promotion.is_open:
@@ -117,7 +117,7 @@ class PromotionActionView(generics.GenericAPIView):
 
     def post(self, request, pk: int):
         source = api_source(request)
-        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk, source=source)
+        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk)
         data = validated(self.get_input_serializer(), request)
         if self.action == "approve":
             services.promotion_approve(actor=request.user, source=source, promotion_id=promotion.pk, **data)
@@ -127,7 +127,7 @@ class PromotionActionView(generics.GenericAPIView):
             services.promotion_cancel(actor=request.user, source=source, promotion_id=promotion.pk, **data)
         else:
             services.promotion_apply(actor=request.user, source=source, promotion_id=promotion.pk)
-        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk, source=source)
+        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk)
         return Response(_render(promotion))
 
 

@@ -64,16 +64,36 @@ def _lock(promotion_id: int) -> PromotionRequest:
     )
 
 
+class _Expired(Conflict):
+    """A decision found the request's time run out (the expiry is then recorded: _records_expiry)."""
+
+
 def _refuse_if_closed(promotion: PromotionRequest, *, allowed=(Status.PENDING,)) -> None:
-    if promotion.status in allowed and promotion.expires_at <= timezone.now():
-        # Expired by the clock even if nothing has recorded it yet (promotion_expire_if_due records it).
-        raise Conflict(
-            f"Promotion #{promotion.pk} expired at {promotion.expires_at.isoformat()}.",
+    if promotion.status in allowed and rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
+        # Expired by the clock, not recorded yet: refused as expired, and recorded after this rollback.
+        raise _Expired(
+            f"Promotion #{promotion.pk} is expired; it can no longer change this way.",
             type="request-not-pending",
             extra={"current_state": Status.EXPIRED},
         )
     if promotion.status not in allowed:
         raise _not_pending(promotion)
+
+
+def _records_expiry(decision):
+    """A decision on a request whose time has run out is refused (409, current_state expired) and its
+    transaction rolled back; the expiry is then recorded in a transaction of its own, with its audit event
+    and callback. Reads only report an expiry; this, and the periodic task, write it."""
+
+    @functools.wraps(decision)
+    def deciding(*, promotion_id: int, source: Source, **arguments):
+        try:
+            return decision(promotion_id=promotion_id, source=source, **arguments)
+        except _Expired:
+            promotion_expire_if_due(promotion_id=promotion_id, source=source)
+            raise
+
+    return deciding
 
 
 def _notify(promotion: PromotionRequest) -> None:
@@ -216,8 +236,12 @@ def promotion_request(
             "required_approvals": snapshot["required_approvals"],
         },
     )
-    # Reviewers always look at the latest candidate: older open requests for this stage are superseded.
+    # Reviewers always look at the latest candidate: older open requests for this stage are superseded (one
+    # whose time has run out already reads as expired, and is recorded so).
     for previous in older:
+        if rules.is_due(previous.status, previous.expires_at, now):
+            _expire(previous, source)
+            continue
         _transition(
             previous, Status.SUPERSEDED, f"superseded by promotion #{promotion.pk}", superseded_by=promotion
         )
@@ -235,6 +259,7 @@ def promotion_request(
     return promotion
 
 
+@_records_expiry
 @transaction.atomic(durable=True)
 def promotion_approve(*, actor, source: Source, promotion_id: int, comment: str = "") -> PromotionRequest:
     """Record actor's approval; when the quorum is reached, approve and (by default) apply at once."""
@@ -330,6 +355,7 @@ def _apply(promotion, *, actor, source: Source, requirements: dict, current_poli
     _notify(promotion)
 
 
+@_records_expiry
 @transaction.atomic(durable=True)
 def promotion_reject(*, actor, source: Source, promotion_id: int, comment: str) -> PromotionRequest:
     """An eligible reviewer rejects the request; a comment saying why is required."""
@@ -366,6 +392,7 @@ def _require_requester_or_manager(actor, promotion: PromotionRequest, verb: str)
         )
 
 
+@_records_expiry
 @transaction.atomic(durable=True)
 def promotion_cancel(*, actor, source: Source, promotion_id: int, reason: str = "") -> PromotionRequest:
     """The requester (any of their tokens or sessions) or a manager withdraws an open request."""
@@ -385,6 +412,7 @@ def promotion_cancel(*, actor, source: Source, promotion_id: int, reason: str = 
     return promotion
 
 
+@_records_expiry
 @transaction.atomic(durable=True)
 def promotion_apply(*, actor, source: Source, promotion_id: int) -> PromotionRequest:
     """Apply an approved request whose policy does not apply on approval (requester or manager)."""
@@ -397,7 +425,7 @@ def promotion_apply(*, actor, source: Source, promotion_id: int) -> PromotionReq
 
 
 def _expire(promotion: PromotionRequest, source: Source) -> None:
-    _transition(promotion, Status.EXPIRED, f"no decision before {promotion.expires_at.isoformat()}")
+    _transition(promotion, Status.EXPIRED, rules.expiry_reason(promotion.expires_at))
     audit_record(
         actor=None,
         action=Action.PROMOTION_EXPIRED,
@@ -411,9 +439,9 @@ def _expire(promotion: PromotionRequest, source: Source) -> None:
 
 @transaction.atomic(durable=True)
 def promotion_expire_if_due(*, promotion_id: int, source: Source) -> PromotionRequest:
-    """Record the expiry of one request whose time ran out (called when it is read or acted on)."""
+    """Record the expiry of one request whose time ran out (when a decision finds it due)."""
     promotion = _lock(promotion_id)
-    if promotion.is_open and promotion.expires_at <= timezone.now():
+    if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
         _expire(promotion, source)
     return promotion
 
@@ -425,7 +453,7 @@ def promotion_expire_due(*, source: Source) -> int:
     count = 0
     for promotion_id in list(due.values_list("pk", flat=True)):
         promotion = _lock(promotion_id)  # asset first, like every other transition
-        if promotion.is_open and promotion.expires_at <= timezone.now():
+        if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
             _expire(promotion, source)
             count += 1
     return count

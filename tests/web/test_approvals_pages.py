@@ -497,14 +497,24 @@ def test_page_query_count_of_an_open_request(world, django_assert_max_num_querie
     assert response.context["counted"] == approvals
 
 
-def test_a_pending_request_past_its_expiry_is_recorded_as_expired_on_view(world):
+def test_a_pending_request_past_its_expiry_shows_expired_and_viewing_it_writes_nothing(world):
     promotion = request_promotion(world)
     PromotionRequest.objects.filter(pk=promotion.pk).update(expires_at="2020-01-01T00:00:00Z")
+    recorded = AuditEvent.objects.count()
     assert browser(world.r1).get("/").context["waiting"] == []
     response = browser(world.r1).get(page(promotion.pk))
-    assert ">Expired<" in response.content.decode()
+    body = response.content.decode()
+    assert ">Expired<" in body
+    assert "This request is expired; it can no longer be reviewed." in body
+    assert AuditEvent.objects.count() == recorded
+    promotion.refresh_from_db()
+    assert promotion.status == Status.PENDING
+    # Acting on it is refused, and that records the expiry.
+    browser(world.r1).post(f"/promotions/{promotion.pk}/approve", {"comment": ""})
     promotion.refresh_from_db()
     assert promotion.status == Status.EXPIRED
+    assert AuditEvent.objects.order_by("-seq").values_list("action", flat=True).first() == "promotion.expired"
+    assert not promotion.reviews.exists()
 
 
 def test_reviewer_team_membership_alone_without_a_grant_shows_nothing(world):
