@@ -12,16 +12,13 @@ from approvals import selectors, services
 from approvals.api import serializers as s
 from approvals.filters import PromotionFilter
 from approvals.models import Policy, PromotionRequest
+from approvals.payloads import promotion_payload
 from core.api import api_source, validated
 from core.exceptions import DomainError, InvalidInput
 from core.http import etag_matches
 from registry import selectors as registry_selectors
 
 IDEMPOTENCY_HEADER = [OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)]
-
-
-def _render(promotion: PromotionRequest) -> dict:
-    return s.PromotionOut(promotion).data
 
 
 class IdempotencyKeyMissing(DomainError):
@@ -52,7 +49,7 @@ class PromotionListView(generics.GenericAPIView):
             raise IdempotencyKeyMissing("Send an Idempotency-Key header (a UUID is a good choice).")
         if len(key) > 255 or not key.isprintable():
             raise InvalidInput.field("Idempotency-Key", "must be 1-255 printable characters")
-        claim = services.IdempotencyClaim.for_body(key=key, body=request.data, render=_render)
+        claim = services.IdempotencyClaim.for_body(key=key, body=request.data, render=promotion_payload)
         answer = services.kept_answer(account=request.user, claim=claim)
         if answer is None:
             answer = services.answer_once(
@@ -101,7 +98,7 @@ class PromotionDetailView(generics.GenericAPIView):
             headers["Retry-After"] = str(settings.PROMOTION_POLL_SECONDS)
         if etag_matches(request, etag):
             return Response(status=304, headers=headers)
-        return Response(_render(promotion), headers=headers)
+        return Response(promotion_payload(promotion), headers=headers)
 
 
 class PromotionActionView(generics.GenericAPIView):
@@ -128,7 +125,7 @@ class PromotionActionView(generics.GenericAPIView):
         else:
             services.promotion_apply(actor=request.user, source=source, promotion_id=promotion.pk)
         promotion = selectors.promotion_get_for_user(user=request.user, pk=pk)
-        return Response(_render(promotion))
+        return Response(promotion_payload(promotion))
 
 
 class ReviewActionView(PromotionActionView):
