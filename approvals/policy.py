@@ -5,11 +5,12 @@ No database access here: everything is unit-tested with plain values.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import operator
 from dataclasses import dataclass
 
-from approvals.models import Status
+from approvals.models import OPEN_STATUSES, Status
 
 # Which state may follow which. Terminal states have no successors.
 TRANSITIONS: dict[str, set[str]] = {
@@ -34,6 +35,16 @@ FINAL = {status for status, successors in TRANSITIONS.items() if not successors}
 
 def can_transition(current: str, target: str) -> bool:
     return target in TRANSITIONS[current]
+
+
+def is_due(status: str, expires_at: dt.datetime, now: dt.datetime) -> bool:
+    """Whether an open request's time has run out: it is expired by the clock, recorded or not."""
+    return status in OPEN_STATUSES and expires_at <= now
+
+
+def expiry_reason(expires_at: dt.datetime) -> str:
+    """The status_reason of an expired request."""
+    return f"no decision before {expires_at.isoformat()}"
 
 
 OPERATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db.models import Count, Exists, IntegerField, JSONField, OuterRef, Prefetch, Q, QuerySet, Subquery
@@ -11,11 +10,10 @@ from django.utils import timezone
 
 from accounts.permissions import can_ever_review, reads_everything
 from approvals import policy as rules
+from approvals import requirements
 from approvals.models import Decision, Policy, PromotionRequest, Review, Status
-from approvals.services import promotion_expire_if_due
 from audit.models import AuditEvent
 from core.exceptions import NotFound
-from core.source import Source
 from registry import event_text
 from registry.models import (
     Asset,
@@ -23,7 +21,6 @@ from registry.models import (
     AssetUserObjectPermission,
     AssetVersion,
     Evaluation,
-    StageHistory,
     StagePointer,
 )
 from registry.permissions import CODENAMES, Role, restrict
@@ -37,14 +34,17 @@ def promotion_list_for_user(*, user) -> QuerySet[PromotionRequest]:
     return restrict(promotions, user, field="asset")
 
 
-def promotion_get_for_user(*, user, pk: int, source: Source) -> PromotionRequest:
-    """The request if user may see it (else NotFound); an expiry that is due is recorded first."""
+def promotion_get_for_user(*, user, pk: int) -> PromotionRequest:
+    """The request if user may see it (else NotFound), as it stands now: one whose time has run out reads as
+    expired, with the reason and revision its recorded expiry will have. Nothing is written here: the
+    periodic task and the decision services record the expiry."""
     promotion = promotion_list_for_user(user=user).filter(pk=pk).first()
     if promotion is None:
         raise NotFound("Not found.")
-    if promotion.is_open and promotion.expires_at <= timezone.now():
-        promotion_expire_if_due(promotion_id=promotion.pk, source=source)
-        promotion = promotion_list_for_user(user=user).get(pk=pk)
+    if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
+        promotion.status = Status.EXPIRED
+        promotion.status_reason = rules.expiry_reason(promotion.expires_at)
+        promotion.revision += 1
     return promotion
 
 
@@ -70,7 +70,7 @@ def policy_get_for_user(*, user, pk: int) -> Policy:
 def _review_grants(user) -> Q:
     """Rows whose asset user holds an explicit review grant on, directly or through a team (subqueries).
 
-    Only an explicit grant makes a reviewer (services.review_refusal): no global role counts here.
+    Only an explicit grant makes a reviewer (requirements.review_refusal): no global role counts here.
     """
     codename = CODENAMES[Role.REVIEW]
     direct = AssetUserObjectPermission.objects.filter(user=user, permission__codename=codename)
@@ -103,7 +103,7 @@ def promotion_inbox_for_user(*, user) -> QuerySet[PromotionRequest]:
     through a team), not requested by user, not yet reviewed by user, not past their expiry; oldest first.
 
     One query whatever the number of rows. The promotion page and the services check every rule again
-    (services.review_refusal): this list is where to look, not a permission.
+    (requirements.review_refusal): this list is where to look, not a permission.
     """
     if not user.is_authenticated or not can_ever_review(user):
         return PromotionRequest.objects.none()
@@ -123,31 +123,6 @@ def promotion_requests_of_user(*, user) -> QuerySet[PromotionRequest]:
     return _for_rows(mine).order_by("-created_at", "-pk")
 
 
-def version_facts_many(*, versions: list[AssetVersion], evaluation_metrics: dict[int, dict]) -> dict:
-    """services.version_facts for many versions in two queries (stage pointers, stage history), given
-    each version's latest evaluation metrics (annotated by _for_rows). A test holds it equal to the service.
-    """
-    ids = {version.pk for version in versions}
-    current: dict[int, set[str]] = defaultdict(set)
-    past: dict[int, set[str]] = defaultdict(set)
-    pointers = StagePointer.objects.filter(version_id__in=ids).values_list("version_id", "stage__name")
-    history = StageHistory.objects.filter(version_id__in=ids).values_list("version_id", "stage__name")
-    for version_id, stage in pointers:
-        current[version_id].add(stage)
-    for version_id, stage in history.distinct():
-        past[version_id].add(stage)
-    return {
-        version.pk: rules.Facts(
-            version_metrics=version.metrics,
-            evaluation_metrics=evaluation_metrics.get(version.pk) or {},
-            model_card=version.model_card,
-            current_stages=frozenset(current[version.pk]),
-            past_stages=frozenset(past[version.pk] | current[version.pk]),
-        )
-        for version in versions
-    }
-
-
 @dataclass(frozen=True)
 class PromotionRow:
     """One line of a promotion list: the request, its gates as checked now, its approvals so far."""
@@ -162,8 +137,8 @@ class PromotionRow:
 def promotion_rows(*, promotions: list[PromotionRequest]) -> list[PromotionRow]:
     """Rows for requests from _for_rows, in two queries in all. The gates and the approvals needed are
     those recorded on the request when it was made (its policy snapshot), checked against today's facts;
-    the promotion page adds today's policy (services.requirements_for)."""
-    facts = version_facts_many(
+    the promotion page adds today's policy (requirements.requirements_for)."""
+    facts = requirements.version_facts_many(
         versions=[promotion.version for promotion in promotions],
         evaluation_metrics={p.version_id: p.latest_evaluation_metrics for p in promotions},
     )

@@ -6,7 +6,6 @@ import base64
 import concurrent.futures
 import hashlib
 import hmac
-import json
 import logging
 import threading
 import time
@@ -16,6 +15,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import connections, transaction
 
+from approvals.models import PromotionRequest
+from approvals.payloads import callback_body
 from core import netguard
 from core.source import Source
 
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task
 def expire_due_promotions() -> int:
-    from approvals.services import promotion_expire_due
+    from approvals.services import promotion_expire_due  # services import this module: imported when run
 
     return promotion_expire_due(source=Source.task())
 
@@ -42,9 +43,6 @@ def send_callback(promotion_id: int) -> int:
     resolve elsewhere), and the connection goes to an address just checked. Raises netguard.Refused when the
     registry may not send there, netguard.SendFailed when the receiver could not be reached in time.
     """
-    from approvals.api.serializers import PromotionOut
-    from approvals.models import PromotionRequest
-
     promotion = PromotionRequest.objects.select_related(
         "asset", "version", "stage", "requested_by", "base_version", "superseded_by"
     ).get(pk=promotion_id)
@@ -55,9 +53,7 @@ def send_callback(promotion_id: int) -> int:
         allowed_networks=netguard.parse_networks(settings.CALLBACK_ALLOWED_NETWORKS),
         timeout=settings.WEBHOOK_TIMEOUT,
     )
-    body = json.dumps(
-        {"type": f"promotion.{promotion.status}", "data": PromotionOut(promotion).data}
-    ).encode()
+    body = callback_body(promotion)
     message_id = f"msg_{promotion.pk}_{promotion.revision}"
     timestamp = int(time.time())
     headers = {

@@ -15,6 +15,7 @@ from approvals import policy as rules
 from approvals import selectors, services
 from approvals.forms import ApproveForm, CancelForm, RejectForm
 from approvals.models import OPEN_STATUSES, Decision, PromotionRequest, Status
+from approvals.requirements import counted_approvals, gate_results, requirements_for, review_refusal
 from core.exceptions import DomainError, NotFound
 from core.source import Channel, Source
 from registry import compare
@@ -34,7 +35,7 @@ def web_source(request) -> Source:
 def _promotion(request, pk: int) -> PromotionRequest:
     """The request if the user may see it; a hidden one answers the same 404 as a missing one."""
     try:
-        return selectors.promotion_get_for_user(user=request.user, pk=pk, source=web_source(request))
+        return selectors.promotion_get_for_user(user=request.user, pk=pk)
     except NotFound:
         raise Http404("No such promotion request.") from None
 
@@ -145,7 +146,7 @@ def _render_page(request, promotion: PromotionRequest, status: int = 200, **form
 def _page_context(user, promotion: PromotionRequest) -> dict:
     candidate = promotion.version
     base = selectors.base_version_for(promotion=promotion)
-    requirements, _ = services.requirements_for(promotion)
+    requirements, _ = requirements_for(promotion)
     reviews = list(promotion.reviews.all())  # prefetched with their reviewers by the selector
     is_open = promotion.status in OPEN_STATUSES
     return {
@@ -155,11 +156,11 @@ def _page_context(user, promotion: PromotionRequest) -> dict:
         "requirements": requirements,
         "gates": [
             {"result": result, "label": rules.describe(result.gate), "actual": _actual(result)}
-            for result in services.gate_results(promotion, requirements)
+            for result in gate_results(promotion, requirements)
         ],
         "reviews": reviews,
         # Counted live while the request is open (who still may review); a final request keeps its record.
-        "counted": len(services.counted_approvals(promotion, requirements)) if is_open else None,
+        "counted": len(counted_approvals(promotion, requirements)) if is_open else None,
         "recorded_approvals": sum(review.decision == Decision.APPROVE for review in reviews),
         "refusal": _review_refusal(user, promotion, requirements, reviews),
         "may_withdraw": is_open and _requester_or_manager(user, promotion),
@@ -177,7 +178,7 @@ def _review_refusal(user, promotion: PromotionRequest, requirements: dict, revie
     """Why the approve and reject buttons are not offered, in the order the services check it."""
     if promotion.status != Status.PENDING:
         return f"This request is {promotion.get_status_display().lower()}; it can no longer be reviewed."
-    refusal = services.review_refusal(user, promotion, requirements)
+    refusal = review_refusal(user, promotion, requirements)
     if refusal is not None:
         return refusal.detail
     mine = next((review for review in reviews if review.reviewer_id == user.pk), None)

@@ -3,8 +3,8 @@
 from django.contrib.auth.models import Group
 from rest_framework import serializers
 
-from approvals.models import Status
-from registry.api.serializers import JSONObjectField, StrictInput, asset_path, whole_number
+from approvals.payloads import PromotionOut  # noqa: F401  (the shape the API answers with)
+from registry.api.serializers import JSONObjectField, StrictInput, whole_number
 from registry.models import AssetKind
 
 
@@ -54,55 +54,6 @@ class CommentIn(StrictInput):
 
 class ReasonIn(StrictInput):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
-
-
-class ReviewOut(serializers.Serializer):
-    reviewer = serializers.CharField(source="reviewer.username")
-    decision = serializers.CharField()
-    comment = serializers.CharField()
-    created_at = serializers.DateTimeField()
-
-
-class PromotionOut(serializers.Serializer):
-    id = serializers.IntegerField()
-    url = serializers.SerializerMethodField()
-    status = serializers.ChoiceField(choices=Status.choices)
-    status_reason = serializers.CharField()
-    final = serializers.SerializerMethodField()
-    kind = serializers.CharField(source="asset.kind")
-    name = serializers.CharField(source="asset.name")
-    version = serializers.IntegerField(source="version.number")
-    digest = serializers.CharField(source="version.digest")
-    stage = serializers.CharField(source="stage.name")
-    base_version = serializers.IntegerField(source="base_version.number", allow_null=True, default=None)
-    rollback = serializers.BooleanField()
-    justification = serializers.CharField()
-    ci = serializers.DictField()
-    callback_url = serializers.CharField()
-    requested_by = serializers.CharField(source="requested_by.username")
-    required_approvals = serializers.IntegerField(source="policy_snapshot.required_approvals")
-    approvals = serializers.SerializerMethodField()
-    reviews = ReviewOut(many=True, source="reviews.all")
-    superseded_by = serializers.IntegerField(source="superseded_by_id", allow_null=True)
-    created_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField()
-    decided_at = serializers.DateTimeField(allow_null=True)
-    applied_at = serializers.DateTimeField(allow_null=True)
-    revision = serializers.IntegerField()
-    asset_url = serializers.SerializerMethodField()
-
-    def get_url(self, promotion) -> str:
-        return f"/api/v1/promotions/{promotion.pk}"
-
-    def get_final(self, promotion) -> bool:
-        return not promotion.is_open
-
-    def get_approvals(self, promotion) -> int:
-        """Approvals received (the count that decides is recomputed live at each decision)."""
-        return sum(1 for review in promotion.reviews.all() if review.decision == "approve")
-
-    def get_asset_url(self, promotion) -> str:
-        return asset_path(promotion.asset)
 
 
 class PolicyIn(StrictInput):

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-
-import rfc8785
 from django.conf import settings
-from django.db import IntegrityError
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
@@ -15,17 +11,14 @@ from accounts.models import Scope
 from approvals import selectors, services
 from approvals.api import serializers as s
 from approvals.filters import PromotionFilter
-from approvals.models import IdempotencyRecord, Policy, PromotionRequest
+from approvals.models import Policy, PromotionRequest
+from approvals.payloads import promotion_payload
 from core.api import api_source, validated
-from core.exceptions import DomainError, InvalidInput, Unprocessable
+from core.exceptions import DomainError, InvalidInput
 from core.http import etag_matches
 from registry import selectors as registry_selectors
 
 IDEMPOTENCY_HEADER = [OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)]
-
-
-def _render(promotion: PromotionRequest) -> dict:
-    return s.PromotionOut(promotion).data
 
 
 class IdempotencyKeyMissing(DomainError):
@@ -56,52 +49,35 @@ class PromotionListView(generics.GenericAPIView):
             raise IdempotencyKeyMissing("Send an Idempotency-Key header (a UUID is a good choice).")
         if len(key) > 255 or not key.isprintable():
             raise InvalidInput.field("Idempotency-Key", "must be 1-255 printable characters")
-        fingerprint = hashlib.sha256(rfc8785.dumps(request.data)).hexdigest()
-        replay = self._replay(request, key, fingerprint)
-        if replay is not None:
-            return replay
+        claim = services.IdempotencyClaim.for_body(key=key, body=request.data, render=promotion_payload)
+        answer = services.kept_answer(account=request.user, claim=claim)
+        if answer is None:
+            answer = services.answer_once(
+                account=request.user, claim=claim, act=lambda: self._request(request, claim)
+            )
+        headers = {"Location": f"/api/v1/promotions/{answer.promotion_id}"}
+        if answer.replayed:
+            headers = {"Idempotent-Replayed": "true", **headers}
+        return Response(answer.body, status=answer.status, headers=headers)
+
+    def _request(self, request, claim: services.IdempotencyClaim) -> PromotionRequest:
         data = validated(s.PromotionIn, request)
         asset = registry_selectors.asset_get_for_user(user=request.user, kind=data["kind"], name=data["name"])
         version = registry_selectors.version_list(asset=asset).filter(number=data["version"]).first()
         if version is None:
             raise InvalidInput.field("version", f"{asset} has no version {data['version']}")
         stage = registry_selectors.stage_get_or_invalid(name=data["stage"])
-        claim = services.IdempotencyClaim(key=key, fingerprint=fingerprint, render=_render)
-        try:
-            promotion = services.promotion_request(
-                actor=request.user,
-                source=api_source(request),
-                asset=asset,
-                version=version,
-                stage=stage,
-                justification=data["justification"],
-                rollback=data["rollback"],
-                ci=data["ci"],
-                callback_url=data["callback_url"],
-                idempotency=claim,
-            )
-        except IntegrityError:
-            # A concurrent request with the same key won the race: answer as its replay.
-            replay = self._replay(request, key, fingerprint)
-            if replay is None:
-                raise
-            return replay
-        body = IdempotencyRecord.objects.get(account=request.user, key=key).response_body
-        return Response(body, status=201, headers={"Location": f"/api/v1/promotions/{promotion.pk}"})
-
-    def _replay(self, request, key: str, fingerprint: str) -> Response | None:
-        record = IdempotencyRecord.objects.filter(account=request.user, key=key).first()
-        if record is None:
-            return None
-        if record.fingerprint != fingerprint:
-            raise Unprocessable(
-                "This Idempotency-Key was used with another body; use a new key for a new request.",
-                type="idempotency-key-reused",
-            )
-        return Response(
-            record.response_body,
-            status=record.response_status,
-            headers={"Idempotent-Replayed": "true", "Location": f"/api/v1/promotions/{record.promotion_id}"},
+        return services.promotion_request(
+            actor=request.user,
+            source=api_source(request),
+            asset=asset,
+            version=version,
+            stage=stage,
+            justification=data["justification"],
+            rollback=data["rollback"],
+            ci=data["ci"],
+            callback_url=data["callback_url"],
+            idempotency=claim,
         )
 
 
@@ -115,14 +91,14 @@ class PromotionDetailView(generics.GenericAPIView):
     )
     def get(self, request, pk: int):
         """Where the request stands. ETag/If-None-Match → 304; Retry-After while it is not final."""
-        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk, source=api_source(request))
+        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk)
         etag = f'"promotion-{promotion.pk}-{promotion.revision}"'
         headers = {"ETag": etag}
         if promotion.is_open:
             headers["Retry-After"] = str(settings.PROMOTION_POLL_SECONDS)
         if etag_matches(request, etag):
             return Response(status=304, headers=headers)
-        return Response(_render(promotion), headers=headers)
+        return Response(promotion_payload(promotion), headers=headers)
 
 
 class PromotionActionView(generics.GenericAPIView):
@@ -138,7 +114,7 @@ class PromotionActionView(generics.GenericAPIView):
 
     def post(self, request, pk: int):
         source = api_source(request)
-        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk, source=source)
+        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk)
         data = validated(self.get_input_serializer(), request)
         if self.action == "approve":
             services.promotion_approve(actor=request.user, source=source, promotion_id=promotion.pk, **data)
@@ -148,8 +124,8 @@ class PromotionActionView(generics.GenericAPIView):
             services.promotion_cancel(actor=request.user, source=source, promotion_id=promotion.pk, **data)
         else:
             services.promotion_apply(actor=request.user, source=source, promotion_id=promotion.pk)
-        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk, source=source)
-        return Response(_render(promotion))
+        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk)
+        return Response(promotion_payload(promotion))
 
 
 class ReviewActionView(PromotionActionView):

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import http.server
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -425,6 +426,10 @@ def test_the_callback_is_signed_as_docs_ci_md_says(world, settings, receivers, r
     exec(re.search(r"```python\n(.*?)```", callbacks, re.S).group(1), namespace)
     assert namespace["verify"](settings.WEBHOOK_SECRET, headers, body)
     assert not namespace["verify"](settings.WEBHOOK_SECRET, headers, body + b" ")
+    # The body is the request as the API shows it, with its event type, in json.dumps's default layout.
+    shown = world.client(token=world.ci_token).get(f"/api/v1/promotions/{promotion_id}").json()
+    assert json.loads(body) == {"type": f"promotion.{shown['status']}", "data": shown}
+    assert body == json.dumps(json.loads(body)).encode()
 
 
 @delivery
@@ -506,7 +511,7 @@ def test_a_rolled_back_decision_sends_nothing(world, settings, receivers, monkey
     def broken(**kwargs):
         raise RuntimeError("audit unavailable")
 
-    monkeypatch.setattr("approvals.services.audit_record", broken)
+    monkeypatch.setattr("approvals.services.promotions.audit_record", broken)
     with pytest.raises(RuntimeError):
         promotion_reject(
             actor=world.r1, source=Source.cli(), promotion_id=response.json()["id"], comment="no"

@@ -136,7 +136,8 @@ def test_no_review_once_not_pending(world, status):
     if status != Status.APPROVED:  # an approved request may still be cancelled or applied
         refused(world.act(world.manager, pk, "cancel"), 409, "request-not-pending")
         refused(world.act(world.manager, pk, "apply"), 409, "request-not-pending")
-    assert AuditEvent.objects.count() == before
+    # Reading a due request only reports its expiry; the first refused decision records it (one event).
+    assert AuditEvent.objects.count() == before + (status == Status.EXPIRED)
 
 
 # Separation of duties ----------------------------------------------------------------------------
@@ -360,6 +361,42 @@ def test_expiry_without_a_scheduler(world):
     assert world.client(world.r1).get(f"/api/v1/promotions/{promotion['id']}").json()["status"] == "expired"
     assert actions()[-1] == "promotion.expired"
     assert not Review.objects.exists()
+
+
+def test_reading_a_due_request_reports_it_expired_and_writes_nothing(world):
+    promotion = created(world.request())
+    ci = world.client(token=world.ci_token)
+    url = f"/api/v1/promotions/{promotion['id']}"
+    pending = ci.get(url)
+    PromotionRequest.objects.filter(pk=promotion["id"]).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    recorded = list(AuditEvent.objects.values_list("seq", flat=True))
+    read = ci.get(url, HTTP_IF_NONE_MATCH=pending["ETag"])
+    assert read.status_code == 200
+    body = read.json()
+    assert (body["status"], body["final"]) == ("expired", True)
+    assert body["status_reason"].startswith("no decision before ")
+    assert "Retry-After" not in read
+    assert list(AuditEvent.objects.values_list("seq", flat=True)) == recorded
+    assert PromotionRequest.objects.get().status == Status.PENDING
+    # What the read reported is what the periodic task then records, ETag included.
+    assert promotion_expire_due(source=Source.task()) == 1
+    after = ci.get(url)
+    assert after.json() == body
+    assert after["ETag"] == read["ETag"] != pending["ETag"]
+
+
+def test_a_new_request_records_a_due_older_one_as_expired_not_superseded(world):
+    older = created(world.request())
+    PromotionRequest.objects.filter(pk=older["id"]).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    newer = created(world.request())
+    previous = PromotionRequest.objects.get(pk=older["id"])
+    assert (previous.status, previous.superseded_by_id) == (Status.EXPIRED, None)
+    assert actions()[-1] == "promotion.expired"
+    assert PromotionRequest.objects.get(pk=newer["id"]).status == Status.PENDING
 
 
 def test_periodic_expiry(world):

@@ -5,7 +5,9 @@ transaction), so a service added later without a row in SCENARIOS fails test_eve
 """
 
 import datetime as dt
+import importlib
 import inspect
+import pkgutil
 
 import pytest
 from django.apps import apps
@@ -26,9 +28,17 @@ MODULES = [registry.services, accounts.services, approvals.services]
 SRC = Source.cli()
 
 
+def service_modules():
+    """MODULES, and the modules of those that are packages (approvals.services.promotions, ...)."""
+    for module in MODULES:
+        yield module
+        for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
+            yield importlib.import_module(f"{module.__name__}.{info.name}")
+
+
 def public_services():
     found = {}
-    for module in MODULES:
+    for module in service_modules():
         for name, function in inspect.getmembers(module, inspect.isfunction):
             if (
                 function.__module__ == module.__name__
@@ -247,8 +257,9 @@ def test_service_changes_nothing_when_its_event_cannot_be_written(name, monkeypa
     def broken(**kwargs):
         raise RuntimeError("the audit log is unavailable")
 
-    for module in MODULES:
-        monkeypatch.setattr(module, "audit_record", broken)
+    for module in service_modules():
+        if hasattr(module, "audit_record"):
+            monkeypatch.setattr(module, "audit_record", broken)
     with pytest.raises(RuntimeError, match="audit log is unavailable"):
         call(world)
     assert _counts() == before

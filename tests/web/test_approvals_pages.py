@@ -9,7 +9,7 @@ from django.test import Client
 from guardian.shortcuts import assign_perm
 
 from accounts.models import User
-from approvals import selectors, services
+from approvals import requirements, selectors, services
 from approvals.models import Policy, PromotionRequest, Review, Status
 from audit.models import AuditEvent
 from core.source import Source
@@ -403,7 +403,7 @@ def test_inbox_rows_check_gates_against_the_facts_of_today(world):
     assert (row.gates_passed, row.gates_failed) == (1, 1)
 
 
-def test_version_facts_many_agrees_with_the_service(world):
+def test_version_facts_of_a_list_agree_with_those_of_one_version(world):
     Evaluation.objects.create(version=world.v2, name="a", metrics={"auc": 0.8})
     Evaluation.objects.create(version=world.v2, name="b", metrics={"auc": 0.85})
     StageHistory.objects.create(
@@ -416,13 +416,13 @@ def test_version_facts_many_agrees_with_the_service(world):
     request_promotion(world)
     request_promotion(world, version=world.v3)  # supersedes the first: both are rows of "my requests"
     rows = list(selectors.promotion_requests_of_user(user=world.ci))
-    many = selectors.version_facts_many(
+    many = requirements.version_facts_many(
         versions=[row.version for row in rows],
         evaluation_metrics={row.version_id: row.latest_evaluation_metrics for row in rows},
     )
     assert set(many) == {world.v2.pk, world.v3.pk}
     for row in rows:
-        assert many[row.version.pk] == services.version_facts(row.version)
+        assert many[row.version.pk] == requirements.version_facts(row.version)
 
 
 # Query counts ---------------------------------------------------------------------------------------
@@ -490,21 +490,31 @@ def test_page_query_count_of_an_open_request(world, django_assert_max_num_querie
     client = browser(world.r1)
     # session, user; the request; its reviews; the policies and their teams; the gate facts (3); the
     # viewer's review grants and teams; lineage; history; the manage check for the cancel button; the
-    # approvals that count now: 1, plus, in services.counted_approvals, each approver's grants and teams
+    # approvals that count now: 1, plus, in requirements.counted_approvals, each approver's grants and teams
     # (review_refusal runs per approver: bounded by the policy's required approvals, at most 20).
     with django_assert_max_num_queries(15 + 2 * approvals):
         response = client.get(page(promotion.pk))
     assert response.context["counted"] == approvals
 
 
-def test_a_pending_request_past_its_expiry_is_recorded_as_expired_on_view(world):
+def test_a_pending_request_past_its_expiry_shows_expired_and_viewing_it_writes_nothing(world):
     promotion = request_promotion(world)
     PromotionRequest.objects.filter(pk=promotion.pk).update(expires_at="2020-01-01T00:00:00Z")
+    recorded = AuditEvent.objects.count()
     assert browser(world.r1).get("/").context["waiting"] == []
     response = browser(world.r1).get(page(promotion.pk))
-    assert ">Expired<" in response.content.decode()
+    body = response.content.decode()
+    assert ">Expired<" in body
+    assert "This request is expired; it can no longer be reviewed." in body
+    assert AuditEvent.objects.count() == recorded
+    promotion.refresh_from_db()
+    assert promotion.status == Status.PENDING
+    # Acting on it is refused, and that records the expiry.
+    browser(world.r1).post(f"/promotions/{promotion.pk}/approve", {"comment": ""})
     promotion.refresh_from_db()
     assert promotion.status == Status.EXPIRED
+    assert AuditEvent.objects.order_by("-seq").values_list("action", flat=True).first() == "promotion.expired"
+    assert not promotion.reviews.exists()
 
 
 def test_reviewer_team_membership_alone_without_a_grant_shows_nothing(world):

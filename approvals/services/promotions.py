@@ -1,255 +1,37 @@
-"""Promotion policies and requests: every transition runs in one transaction with its audit event."""
+"""Promotion requests: request, approve, reject, cancel, apply, expire. Every transition runs in one
+transaction with its audit event, and takes its locks in the order asset → promotion request → audit log."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from approvals import policy as rules
-from approvals.models import (
-    OPEN_STATUSES,
-    Decision,
-    IdempotencyRecord,
-    Policy,
-    PromotionRequest,
-    Review,
-    Status,
+from approvals.models import OPEN_STATUSES, Decision, Policy, PromotionRequest, Review, Status
+from approvals.requirements import (
+    combined_requirements,
+    counted_approvals,
+    gate_results,
+    policies_for,
+    requirements_for,
+    review_refusal,
+    version_facts,
 )
+from approvals.services.idempotency import IdempotencyClaim, claim_key, keep_answer
+from approvals.tasks import deliver_callback_after_commit
 from audit.models import Action
 from audit.services import audit_record
 from core import netguard
 from core.exceptions import Conflict, Forbidden, InvalidInput, Unprocessable
 from core.source import Source
-from registry.models import Asset, AssetKind, AssetVersion, Evaluation, Stage, StageHistory, StagePointer
-from registry.permissions import Role, effective_roles, granted_roles, require, require_admin
+from registry.models import Asset, AssetVersion, Stage, StagePointer
+from registry.permissions import Role, effective_roles, require
 from registry.services import stage_move
-
-MAX_EXPIRY_HOURS = 30 * 24
-POLICY_FIELDS = (
-    "required_approvals",
-    "reviewer_teams",
-    "allow_author_approval",
-    "gates",
-    "expiry_hours",
-    "apply_on_approval",
-)
-
-
-# Policies -----------------------------------------------------------------------------------------
-
-
-def policies_for(asset: Asset, stage: Stage) -> list[Policy]:
-    """Every policy that applies to asset → stage, the most specific first: the asset's, its kind's, all."""
-    candidates = Policy.objects.filter(stage=stage).filter(
-        Q(asset=asset) | Q(asset__isnull=True, kind=asset.kind) | Q(asset__isnull=True, kind="")
-    )
-    return sorted(
-        candidates.prefetch_related("reviewer_teams"), key=lambda p: (p.asset_id is None, p.kind == "")
-    )
-
-
-def combined_requirements(policies: list[Policy]) -> dict | None:
-    """All applicable policies at once, each only adding to the others: an asset's own policy can make
-    promotion harder than the organisation's policy for all assets, never easier."""
-    combined = None
-    for policy in reversed(policies):  # most specific last, so its id is the one recorded
-        snap = rules.snapshot(policy)
-        combined = snap if combined is None else rules.stricter(combined, snap)
-    return combined
-
-
-def _require_policy_editor(actor, asset: Asset | None) -> None:
-    if asset is not None:
-        require(actor, asset, Role.MANAGE)
-    else:
-        require_admin(actor)
-
-
-def _clean_policy_fields(fields: dict) -> dict:
-    if "required_approvals" in fields and not 1 <= fields["required_approvals"] <= 20:
-        raise InvalidInput.field("required_approvals", "must be between 1 and 20")
-    if "expiry_hours" in fields and not 1 <= fields["expiry_hours"] <= MAX_EXPIRY_HOURS:
-        raise InvalidInput.field("expiry_hours", f"must be between 1 and {MAX_EXPIRY_HOURS}")
-    if "gates" in fields:
-        try:
-            fields["gates"] = rules.validate_gates(fields["gates"])
-        except rules.GateSpecError as exc:
-            raise InvalidInput.field(exc.field, exc.message) from None
-    return fields
-
-
-def _policy_fields(policy: Policy) -> dict:
-    return {
-        "scope": policy.scope,
-        "stage": policy.stage.name,
-        "required_approvals": policy.required_approvals,
-        "reviewer_teams": sorted(team.name for team in policy.reviewer_teams.all()),
-        "allow_author_approval": policy.allow_author_approval,
-        "gates": policy.gates,
-        "expiry_hours": policy.expiry_hours,
-        "apply_on_approval": policy.apply_on_approval,
-    }
-
-
-@transaction.atomic(durable=True)
-def policy_create(
-    *, actor, source: Source, stage: Stage, asset: Asset | None = None, kind: str = "", **fields
-) -> Policy:
-    """Define what promotion into stage takes, for one asset (its managers) or for many (admins)."""
-    _require_policy_editor(actor, asset)
-    if kind and kind not in AssetKind.values:
-        raise InvalidInput.field("kind", f"must be one of {', '.join(AssetKind.values)}")
-    kind = asset.kind if asset is not None else kind
-    fields = _clean_policy_fields(fields)
-    teams = fields.pop("reviewer_teams", [])
-    duplicate = (
-        Policy.objects.filter(stage=stage, asset=asset)
-        if asset
-        else Policy.objects.filter(stage=stage, asset__isnull=True, kind=kind)
-    )
-    if duplicate.exists():
-        raise Conflict(
-            "A policy for this scope and stage exists already; change it instead.", type="duplicate-policy"
-        )
-    policy = Policy.objects.create(stage=stage, asset=asset, kind=kind, created_by=actor, **fields)
-    policy.reviewer_teams.set(teams)
-    audit_record(
-        actor=actor,
-        action=Action.POLICY_CREATED,
-        target=policy,
-        source=source,
-        asset_id=asset.pk if asset else None,
-        changes={"after": _policy_fields(policy)},
-    )
-    return policy
-
-
-@transaction.atomic(durable=True)
-def policy_update(*, actor, source: Source, policy: Policy, **fields) -> Policy:
-    """Change a policy. Pending requests keep the stricter of their snapshot and the new policy."""
-    unknown = set(fields) - set(POLICY_FIELDS)
-    if unknown:
-        raise InvalidInput.field(sorted(unknown)[0], "cannot be changed; make a new policy for another scope")
-    policy = Policy.objects.select_for_update().get(pk=policy.pk)
-    _require_policy_editor(actor, policy.asset)
-    fields = _clean_policy_fields(fields)
-    before = _policy_fields(policy)
-    teams = fields.pop("reviewer_teams", None)
-    for key, value in fields.items():
-        setattr(policy, key, value)
-    policy.save(update_fields=[*fields, "updated_at"])
-    if teams is not None:
-        policy.reviewer_teams.set(teams)
-    after = _policy_fields(policy)
-    changed = [key for key in after if before[key] != after[key]]
-    audit_record(
-        actor=actor,
-        action=Action.POLICY_UPDATED,
-        target=policy,
-        source=source,
-        asset_id=policy.asset_id,
-        changes={"before": {k: before[k] for k in changed}, "after": {k: after[k] for k in changed}},
-    )
-    return policy
-
-
-@transaction.atomic(durable=True)
-def policy_delete(*, actor, source: Source, policy: Policy) -> None:
-    """Remove a policy. A protected stage left without one cannot be promoted to."""
-    policy = Policy.objects.select_for_update().get(pk=policy.pk)
-    _require_policy_editor(actor, policy.asset)
-    before = _policy_fields(policy)
-    audit_record(
-        actor=actor,
-        action=Action.POLICY_DELETED,
-        target=policy,
-        source=source,
-        asset_id=policy.asset_id,
-        changes={"before": before},
-    )
-    policy.delete()
-
-
-# Gates and eligibility ----------------------------------------------------------------------------
-
-
-def version_facts(version: AssetVersion) -> rules.Facts:
-    """What gates look at: metrics, the latest evaluation, the model card, the stages (3 queries)."""
-    latest = (
-        Evaluation.objects.filter(version=version).order_by("-id").values_list("metrics", flat=True).first()
-    )
-    current = frozenset(StagePointer.objects.filter(version=version).values_list("stage__name", flat=True))
-    past = frozenset(StageHistory.objects.filter(version=version).values_list("stage__name", flat=True))
-    return rules.Facts(
-        version_metrics=version.metrics,
-        evaluation_metrics=latest or {},
-        model_card=version.model_card,
-        current_stages=current,
-        past_stages=past | current,
-    )
-
-
-def gate_results(promotion: PromotionRequest, requirements: dict) -> list[rules.GateResult]:
-    return rules.evaluate(requirements["gates"], version_facts(promotion.version))
-
-
-def requirements_for(promotion: PromotionRequest) -> tuple[dict, Policy | None]:
-    """The stricter of the request's policy snapshot and the stage's current policies."""
-    policies = policies_for(promotion.asset, promotion.stage)
-    current = combined_requirements(policies)
-    return rules.stricter(promotion.policy_snapshot, current), (policies[0] if policies else None)
-
-
-def review_refusal(user, promotion: PromotionRequest, requirements: dict) -> Forbidden | None:
-    """Why user may not review this request now, or None. Checked live, at every decision and count."""
-    if not user.is_active:
-        return Forbidden(f"{user} is disabled.", type="not-an-eligible-reviewer")
-    if user.is_service_account:
-        return Forbidden("Service accounts never review promotions.", type="service-account-cannot-review")
-    if user.pk == promotion.requested_by_id:
-        return Forbidden(
-            "You requested this promotion; someone else must review it.", type="self-approval-forbidden"
-        )
-    if user.pk == promotion.version.created_by_id and not requirements["allow_author_approval"]:
-        return Forbidden(
-            "You registered this version; the policy does not let its author review it.",
-            type="author-approval-forbidden",
-        )
-    # Only an explicit grant counts: neither the admin role nor superuser status makes a reviewer.
-    if Role.REVIEW not in granted_roles(user, promotion.asset):
-        return Forbidden(
-            f"You do not hold the review role on {promotion.asset}.", type="not-an-eligible-reviewer"
-        )
-    teams = set(requirements["reviewer_teams"])
-    if teams and not teams & set(user.groups.values_list("pk", flat=True)):
-        return Forbidden("The policy asks for reviewers from other teams.", type="not-an-eligible-reviewer")
-    return None
-
-
-def counted_approvals(promotion: PromotionRequest, requirements: dict) -> list[Review]:
-    """Approvals that count now: one per person, from people who are still eligible."""
-    approvals = promotion.reviews.filter(decision=Decision.APPROVE).select_related("reviewer")
-    return [
-        review for review in approvals if review_refusal(review.reviewer, promotion, requirements) is None
-    ]
-
-
-# Requests -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IdempotencyClaim:
-    """The caller's Idempotency-Key, the fingerprint of its body, and how to render the response to keep."""
-
-    key: str
-    fingerprint: str
-    render: Callable[[PromotionRequest], dict]
 
 
 def _transition(promotion: PromotionRequest, target: Status, reason: str = "", **fields) -> None:
@@ -282,11 +64,15 @@ def _lock(promotion_id: int) -> PromotionRequest:
     )
 
 
+class _Expired(Conflict):
+    """A decision found the request's time run out (the expiry is then recorded: _records_expiry)."""
+
+
 def _refuse_if_closed(promotion: PromotionRequest, *, allowed=(Status.PENDING,)) -> None:
-    if promotion.status in allowed and promotion.expires_at <= timezone.now():
-        # Expired by the clock even if nothing has recorded it yet (promotion_expire_if_due records it).
-        raise Conflict(
-            f"Promotion #{promotion.pk} expired at {promotion.expires_at.isoformat()}.",
+    if promotion.status in allowed and rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
+        # Expired by the clock, not recorded yet: refused as expired, and recorded after this rollback.
+        raise _Expired(
+            f"Promotion #{promotion.pk} is expired; it can no longer change this way.",
             type="request-not-pending",
             extra={"current_state": Status.EXPIRED},
         )
@@ -294,19 +80,52 @@ def _refuse_if_closed(promotion: PromotionRequest, *, allowed=(Status.PENDING,))
         raise _not_pending(promotion)
 
 
+def _records_expiry(decision):
+    """A decision on a request whose time has run out is refused (409, current_state expired) and its
+    transaction rolled back; the expiry is then recorded in a transaction of its own, with its audit event
+    and callback. Reads only report an expiry; this, and the periodic task, write it."""
+
+    @functools.wraps(decision)
+    def deciding(*, promotion_id: int, source: Source, **arguments):
+        try:
+            return decision(promotion_id=promotion_id, source=source, **arguments)
+        except _Expired:
+            promotion_expire_if_due(promotion_id=promotion_id, source=source)
+            raise
+
+    return deciding
+
+
 def _notify(promotion: PromotionRequest) -> None:
     if promotion.callback_url and promotion.status in rules.FINAL:
-        from approvals.tasks import deliver_callback_after_commit
-
         deliver_callback_after_commit(promotion.pk)
 
 
-def _check_callback(url: str) -> None:
-    """400 naming callback_url unless the registry may POST there (core/netguard.py, the allow lists)."""
-    if not url:
+def _checked_first(check: Callable[..., None]):
+    """Run check(**arguments) before the service's durable transaction begins, so that nothing is locked
+    while it runs. The service keeps its name, signature and `__wrapped__` (how services are recognised)."""
+
+    def decorate(service):
+        @functools.wraps(service)
+        def checked(**arguments):
+            check(**arguments)
+            return service(**arguments)
+
+        return checked
+
+    return decorate
+
+
+def _check_callback(*, callback_url: str = "", **_) -> None:
+    """400 naming callback_url unless the registry may POST there (core/netguard.py, the allow lists).
+
+    Its host is looked up here, before the transaction: no lock may be held while a resolver chosen by the
+    URL's owner takes its time.
+    """
+    if not callback_url:
         return
     try:
-        target = netguard.parse_url(url, allowed_hosts=settings.CALLBACK_ALLOWED_HOSTS)
+        target = netguard.parse_url(callback_url, allowed_hosts=settings.CALLBACK_ALLOWED_HOSTS)
         if not target.trusted:  # an allow-listed host is looked up only when a callback is sent
             netguard.resolve(
                 target,
@@ -317,8 +136,9 @@ def _check_callback(url: str) -> None:
         raise InvalidInput.field("callback_url", str(exc)) from None
 
 
+@_checked_first(_check_callback)
 @transaction.atomic(durable=True)
-def _promotion_request(
+def promotion_request(
     *,
     actor,
     source: Source,
@@ -331,13 +151,15 @@ def _promotion_request(
     callback_url: str = "",
     idempotency: IdempotencyClaim | None = None,
 ) -> PromotionRequest:
-    """Ask for version to go to stage. Gates are checked now (422 listing every failure, nothing created)."""
+    """Ask for version to go to stage. Gates are checked now (422 listing every failure, nothing created).
+
+    callback_url is checked before the transaction begins (_check_callback); idempotency, when given, is
+    the caller's key, taken first in the transaction and answered with the request made.
+    """
     record = None
     if idempotency is not None:
         # Inserted first: a concurrent replay of the same key waits on this row, then finds it.
-        record = IdempotencyRecord.objects.create(
-            account=actor, key=idempotency.key, fingerprint=idempotency.fingerprint
-        )
+        record = claim_key(account=actor, claim=idempotency)
     require(actor, asset, Role.REQUEST_PROMOTION)
     locked = Asset.objects.select_for_update().get(pk=asset.pk)  # one request decision per asset at a time
     if locked.is_archived:
@@ -414,8 +236,12 @@ def _promotion_request(
             "required_approvals": snapshot["required_approvals"],
         },
     )
-    # Reviewers always look at the latest candidate: older open requests for this stage are superseded.
+    # Reviewers always look at the latest candidate: older open requests for this stage are superseded (one
+    # whose time has run out already reads as expired, and is recorded so).
     for previous in older:
+        if rules.is_due(previous.status, previous.expires_at, now):
+            _expire(previous, source)
+            continue
         _transition(
             previous, Status.SUPERSEDED, f"superseded by promotion #{promotion.pk}", superseded_by=promotion
         )
@@ -429,25 +255,11 @@ def _promotion_request(
         )
         _notify(previous)
     if record is not None:
-        record.promotion = promotion
-        record.response_body = idempotency.render(promotion)
-        record.save(update_fields=["promotion", "response_body"])
+        keep_answer(record, claim=idempotency, promotion=promotion)
     return promotion
 
 
-def promotion_request(*, callback_url: str = "", **arguments) -> PromotionRequest:
-    """Ask for version to go to stage (the arguments of _promotion_request), in one transaction.
-
-    callback_url is checked first, before the transaction begins: its host is looked up, and no lock may be
-    held while a resolver chosen by the URL's owner takes its time.
-    """
-    _check_callback(callback_url)
-    return _promotion_request(callback_url=callback_url, **arguments)
-
-
-promotion_request.__wrapped__ = _promotion_request  # a service: its work is one durable transaction
-
-
+@_records_expiry
 @transaction.atomic(durable=True)
 def promotion_approve(*, actor, source: Source, promotion_id: int, comment: str = "") -> PromotionRequest:
     """Record actor's approval; when the quorum is reached, approve and (by default) apply at once."""
@@ -543,6 +355,7 @@ def _apply(promotion, *, actor, source: Source, requirements: dict, current_poli
     _notify(promotion)
 
 
+@_records_expiry
 @transaction.atomic(durable=True)
 def promotion_reject(*, actor, source: Source, promotion_id: int, comment: str) -> PromotionRequest:
     """An eligible reviewer rejects the request; a comment saying why is required."""
@@ -579,6 +392,7 @@ def _require_requester_or_manager(actor, promotion: PromotionRequest, verb: str)
         )
 
 
+@_records_expiry
 @transaction.atomic(durable=True)
 def promotion_cancel(*, actor, source: Source, promotion_id: int, reason: str = "") -> PromotionRequest:
     """The requester (any of their tokens or sessions) or a manager withdraws an open request."""
@@ -598,6 +412,7 @@ def promotion_cancel(*, actor, source: Source, promotion_id: int, reason: str = 
     return promotion
 
 
+@_records_expiry
 @transaction.atomic(durable=True)
 def promotion_apply(*, actor, source: Source, promotion_id: int) -> PromotionRequest:
     """Apply an approved request whose policy does not apply on approval (requester or manager)."""
@@ -610,7 +425,7 @@ def promotion_apply(*, actor, source: Source, promotion_id: int) -> PromotionReq
 
 
 def _expire(promotion: PromotionRequest, source: Source) -> None:
-    _transition(promotion, Status.EXPIRED, f"no decision before {promotion.expires_at.isoformat()}")
+    _transition(promotion, Status.EXPIRED, rules.expiry_reason(promotion.expires_at))
     audit_record(
         actor=None,
         action=Action.PROMOTION_EXPIRED,
@@ -624,9 +439,9 @@ def _expire(promotion: PromotionRequest, source: Source) -> None:
 
 @transaction.atomic(durable=True)
 def promotion_expire_if_due(*, promotion_id: int, source: Source) -> PromotionRequest:
-    """Record the expiry of one request whose time ran out (called when it is read or acted on)."""
+    """Record the expiry of one request whose time ran out (when a decision finds it due)."""
     promotion = _lock(promotion_id)
-    if promotion.is_open and promotion.expires_at <= timezone.now():
+    if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
         _expire(promotion, source)
     return promotion
 
@@ -638,7 +453,7 @@ def promotion_expire_due(*, source: Source) -> int:
     count = 0
     for promotion_id in list(due.values_list("pk", flat=True)):
         promotion = _lock(promotion_id)  # asset first, like every other transition
-        if promotion.is_open and promotion.expires_at <= timezone.now():
+        if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
             _expire(promotion, source)
             count += 1
     return count

@@ -1,0 +1,61 @@
+"""approvals' services: every write of the app, one durable, audited transaction each.
+
+- policies.py: policy_create, policy_update, policy_delete
+- promotions.py: promotion_request, _approve, _reject, _cancel, _apply, _expire_if_due, _expire_due
+- idempotency.py: the Idempotency-Key protocol of promotion requests
+
+The names below are the app's public surface; import them from here.
+"""
+
+from approvals.requirements import (
+    combined_requirements,
+    counted_approvals,
+    gate_results,
+    policies_for,
+    requirements_for,
+    review_refusal,
+    version_facts,
+)
+from approvals.services.idempotency import IdempotencyClaim, KeptAnswer, answer_once, kept_answer
+from approvals.services.policies import (
+    MAX_EXPIRY_HOURS,
+    POLICY_FIELDS,
+    policy_create,
+    policy_delete,
+    policy_update,
+)
+from approvals.services.promotions import (
+    promotion_apply,
+    promotion_approve,
+    promotion_cancel,
+    promotion_expire_due,
+    promotion_expire_if_due,
+    promotion_reject,
+    promotion_request,
+)
+
+__all__ = [
+    "MAX_EXPIRY_HOURS",
+    "POLICY_FIELDS",
+    "IdempotencyClaim",
+    "KeptAnswer",
+    "answer_once",
+    "combined_requirements",
+    "counted_approvals",
+    "gate_results",
+    "kept_answer",
+    "policies_for",
+    "policy_create",
+    "policy_delete",
+    "policy_update",
+    "promotion_apply",
+    "promotion_approve",
+    "promotion_cancel",
+    "promotion_expire_due",
+    "promotion_expire_if_due",
+    "promotion_reject",
+    "promotion_request",
+    "requirements_for",
+    "review_refusal",
+    "version_facts",
+]
