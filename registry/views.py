@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Page, Paginator
-from django.http import Http404
 from django.shortcuts import render
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 
 from audit.models import Action
-from core.exceptions import NotFound
 from core.templatetags.registry_tags import markdown
+from core.web import format_number, page_errors, paginate, web_link
 from registry import compare, lineage_svg, selectors
 from registry.filters import AssetFilter
 from registry.forms import AssetSearchForm, CompareForm
-from registry.models import Asset, AssetKind, AssetVersion, Relation, Stage
+from registry.models import AssetKind, AssetVersion, Relation, Stage
 from registry.permissions import Role, effective_roles
 
 ASSETS_PER_PAGE = 50
@@ -55,47 +52,10 @@ def _markdown(text: str, *, top: int) -> SafeString:
     return mark_safe(_HEADING_TAG.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + shift, 6)}>", html))
 
 
-def _asset_or_404(request, kind: AssetKind, name: str) -> Asset:
-    try:
-        return selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
-    except NotFound:
-        raise Http404("Not found.") from None
-
-
-def _version_or_404(asset: Asset, number: int) -> AssetVersion:
-    try:
-        return selectors.version_get(asset=asset, number=number)
-    except NotFound:
-        raise Http404("Not found.") from None
-
-
-def _page(request, queryset, per_page: int, param: str = "page") -> dict:
-    """One page of queryset (two queries: the count and the rows), with links that keep the filters."""
-    page: Page = Paginator(queryset, per_page).get_page(request.GET.get(param))
-
-    def link(number: int) -> str:
-        query = request.GET.copy()
-        query[param] = number
-        return "?" + query.urlencode()
-
-    return {
-        "page": page,
-        "rows": list(page.object_list),
-        "previous": link(page.previous_page_number()) if page.has_previous() else "",
-        "next": link(page.next_page_number()) if page.has_next() else "",
-    }
-
-
 def _latest(queryset, limit: int = RECENT_LIMIT) -> tuple[list, bool]:
     """The first `limit` rows, and whether there are more (one query: it fetches limit + 1)."""
     rows = list(queryset[: limit + 1])
     return rows[:limit], len(rows) > limit
-
-
-def _number(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
 
 
 def _show(value) -> str:
@@ -106,15 +66,8 @@ def _pretty(value) -> str:
     return json.dumps(value, indent=2, sort_keys=True) if value else ""
 
 
-def _web_link(url) -> str:
-    """url if it is an http(s) address, else "": a `javascript:` run link must not become a link."""
-    if isinstance(url, str) and urlsplit(url).scheme in ("http", "https"):
-        return url
-    return ""
-
-
 def _key_metrics(metrics: dict) -> list[tuple[str, str]]:
-    return [(name, _number(metrics[name])) for name in sorted(metrics)[:KEY_METRICS]]
+    return [(name, format_number(metrics[name])) for name in sorted(metrics)[:KEY_METRICS]]
 
 
 def digest_short(digest: str) -> str:
@@ -145,7 +98,7 @@ def asset_list(request):
     filters = form.filters()
     assets = selectors.asset_search_for_user(user=request.user, kind=filters.get("kind"))
     assets = AssetFilter(data=filters, queryset=assets).qs  # kind is not one of its filters: ignored
-    listing = _page(request, assets, ASSETS_PER_PAGE)
+    listing = paginate(request, assets, ASSETS_PER_PAGE)
     for asset in listing["rows"]:
         pointers = {pointer.stage_id: pointer.version for pointer in asset.stage_pointers.all()}
         asset.in_stages = [pointers.get(stage.pk) for stage in stages]
@@ -164,10 +117,11 @@ def asset_list(request):
 
 @login_required
 @require_GET
+@page_errors
 def asset_detail(request, kind: AssetKind, name: str):
     """An asset: what it is, what is in each stage, its versions and its stage history."""
-    asset = _asset_or_404(request, kind, name)
-    versions = _page(
+    asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
+    versions = paginate(
         request, selectors.version_list(asset=asset).order_by("-number"), VERSIONS_PER_PAGE, "page"
     )
     versions["rows"] = [_version_row(version) for version in versions["rows"]]
@@ -178,7 +132,7 @@ def asset_detail(request, kind: AssetKind, name: str):
         "description": _markdown(asset.description, top=3),
         "stages": selectors.stage_pointer_list(asset=asset),
         "versions": versions,
-        "history": _page(request, selectors.stage_history_list(asset=asset), HISTORY_PER_PAGE, "history"),
+        "history": paginate(request, selectors.stage_history_list(asset=asset), HISTORY_PER_PAGE, "history"),
         "roles": [role.label for role in Role if role in roles],
         "compare_form": CompareForm(
             initial={"a": max(asset.latest_version_number - 1, 1), "b": asset.latest_version_number},
@@ -213,7 +167,7 @@ def _evaluation_row(evaluation) -> dict:
         "evaluation": evaluation,
         "dataset": dataset,
         "dataset_hidden": evaluation.dataset_version_id is not None and dataset is None,
-        "metrics": [(name, _number(value)) for name, value in sorted(evaluation.metrics.items())],
+        "metrics": [(name, format_number(value)) for name, value in sorted(evaluation.metrics.items())],
     }
 
 
@@ -229,11 +183,12 @@ def _lineage_row(edge) -> dict:
 
 @login_required
 @require_GET
+@page_errors
 def version_detail(request, kind: AssetKind, name: str, number: int):
     """A version: its content, evaluations, lineage graph, and history (stage moves, audit events)."""
-    asset = _asset_or_404(request, kind, name)
-    version = _version_or_404(asset, number)
-    evaluations = _page(
+    asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
+    version = selectors.version_get(asset=asset, number=number)
+    evaluations = paginate(
         request,
         selectors.evaluation_list_for_user(user=request.user, version=version),
         EVALUATIONS_PER_PAGE,
@@ -258,14 +213,14 @@ def version_detail(request, kind: AssetKind, name: str, number: int):
         "description": _markdown(version.description, top=4),
         "model_card": _markdown(version.model_card, top=3),
         "row_count": f"{version.row_count:,}" if version.row_count is not None else "",
-        "metrics": [(name, _number(value)) for name, value in sorted((version.metrics or {}).items())],
+        "metrics": [(name, format_number(value)) for name, value in sorted((version.metrics or {}).items())],
         "params": [(key, _show(value)) for key, value in sorted((version.params or {}).items())],
         "model_config": [(key, _show(value)) for key, value in sorted((version.model_config or {}).items())],
         "signature": _pretty(version.signature),
         "schema": _pretty(version.schema),
         "metadata": _pretty(version.metadata),
         "origin": origin,
-        "run_link": _web_link(origin.get("run_url")),
+        "run_link": web_link(origin.get("run_url")),
         "origin_other": [
             (key, _show(value)) for key, value in sorted(origin.items()) if key not in ORIGIN_SHOWN
         ],
@@ -291,8 +246,8 @@ def _comparison(kind: str, base: AssetVersion, other: AssetVersion) -> dict:
     metrics = [
         {
             "name": row.name,
-            "base": _number(row.current) if row.current is not None else "—",
-            "other": _number(row.candidate) if row.candidate is not None else "—",
+            "base": format_number(row.current) if row.current is not None else "—",
+            "other": format_number(row.candidate) if row.candidate is not None else "—",
             "delta": f"{row.delta:+.4g}" if row.delta is not None else "",
             "verdict": row.verdict,
             "verdict_text": VERDICT_SIGNS[row.verdict],
@@ -332,9 +287,10 @@ def _comparison(kind: str, base: AssetVersion, other: AssetVersion) -> dict:
 
 @login_required
 @require_GET
+@page_errors
 def version_compare(request, kind: AssetKind, name: str):
     """Two versions of an asset side by side: metric deltas, parameter and text diffs, digests."""
-    asset = _asset_or_404(request, kind, name)
+    asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
     latest = asset.latest_version_number
     comparison = None
     if not latest:
