@@ -15,7 +15,6 @@ from approvals.models import OPEN_STATUSES, Decision, PromotionRequest, Status
 from core.exceptions import DomainError
 from core.web import format_number, page_errors, web_link, web_source
 from registry import compare
-from registry.models import AssetKind
 from registry.permissions import Role, effective_roles
 from registry.selectors import lineage_for_user
 
@@ -160,7 +159,9 @@ def _page_context(user, promotion: PromotionRequest) -> dict:
         "refusal": _review_refusal(user, promotion, requirements, reviews),
         "may_withdraw": is_open and _requester_or_manager(user, promotion),
         "may_apply": promotion.status == Status.APPROVED and _requester_or_manager(user, promotion),
-        "comparison": _comparison(promotion.asset.kind, candidate, base),
+        "comparison": compare.version_comparison(promotion.asset.kind, candidate, base),
+        "current_label": f"v{base.number}" if base else "Current",
+        "candidate_label": f"v{candidate.number}",
         "lineage": lineage_for_user(user=user, version=candidate, direction="upstream", depth=LINEAGE_DEPTH),
         "history": selectors.promotion_history(promotion=promotion),
         "ci": _ci_facts(promotion.ci),
@@ -186,47 +187,6 @@ def _review_refusal(user, promotion: PromotionRequest, requirements: dict, revie
 def _requester_or_manager(user, promotion: PromotionRequest) -> bool:
     """Whether to offer withdraw/apply; the service decides (and refuses anyone else)."""
     return user.pk == promotion.requested_by_id or Role.MANAGE in effective_roles(user, promotion.asset)
-
-
-def _comparison(kind: str, candidate, current) -> dict:
-    """What changes from the version in the stage (current, or None) to the candidate (registry.compare)."""
-
-    def old(field: str):
-        return getattr(current, field) if current is not None else None
-
-    sections = {
-        "metrics": [_metric(row) for row in compare.metric_rows(candidate.metrics, old("metrics"))],
-        "digest_changed": current is None or current.digest != candidate.digest,
-    }
-    if kind == AssetKind.PROMPT:
-        sections["template"] = compare.line_diff(candidate.template, old("template"))
-        sections["config"] = compare.dict_changes(candidate.model_config, old("model_config"))
-    elif kind == AssetKind.DATASET:
-        sections["schema"] = compare.dict_changes(candidate.schema, old("schema"))
-    else:
-        sections["params"] = compare.dict_changes(candidate.params, old("params"))
-        sections["model_card"] = compare.line_diff(candidate.model_card, old("model_card"))
-    return sections
-
-
-# A delta's direction in text (▲ up, ▼ down) and its verdict in words: colour is never the only signal.
-VERDICT_WORDS = {"better": "better", "worse": "worse", "same": "no change", "new": "new", "gone": "removed"}
-
-
-def _metric(row: compare.MetricRow) -> dict:
-    arrow = ""
-    if row.delta:
-        arrow = "▲" if row.delta > 0 else "▼"
-    delta = f"{row.delta:+.4g}" if isinstance(row.delta, float) else (f"{row.delta:+d}" if row.delta else "")
-    return {
-        "name": row.name,
-        "current": format_number(row.current),
-        "candidate": format_number(row.candidate),
-        "delta": "" if row.verdict == "same" else delta,
-        "arrow": arrow,
-        "verdict": row.verdict,
-        "word": VERDICT_WORDS[row.verdict],
-    }
 
 
 def _actual(result: rules.GateResult) -> str | None:

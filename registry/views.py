@@ -238,52 +238,6 @@ def version_detail(request, kind: AssetKind, name: str, number: int):
 
 # Two versions compared ------------------------------------------------------------------------------
 
-VERDICT_SIGNS = {"better": "▲ better", "worse": "▼ worse", "same": "= same", "new": "+ new", "gone": "- gone"}
-
-
-def _comparison(kind: str, base: AssetVersion, other: AssetVersion) -> dict:
-    """What differs from base to other, shaped for the template (other plays the candidate)."""
-    metrics = [
-        {
-            "name": row.name,
-            "base": format_number(row.current) if row.current is not None else "—",
-            "other": format_number(row.candidate) if row.candidate is not None else "—",
-            "delta": f"{row.delta:+.4g}" if row.delta is not None else "",
-            "verdict": row.verdict,
-            "verdict_text": VERDICT_SIGNS[row.verdict],
-        }
-        for row in compare.metric_rows(other.metrics or {}, base.metrics or {})
-    ]
-    fields = [("Digest", base.digest, other.digest), ("URI", base.uri, other.uri)]
-    dicts, texts = [], []
-    if kind == AssetKind.MODEL:
-        fields.append(("Framework", base.framework, other.framework))
-        dicts += [("Parameters", other.params, base.params), ("Signature", other.signature, base.signature)]
-        texts.append(("Model card", other.model_card, base.model_card))
-    elif kind == AssetKind.PROMPT:
-        fields.append(("Variables", ", ".join(base.variables), ", ".join(other.variables)))
-        fields.append(("Commit message", base.commit_message, other.commit_message))
-        dicts.append(("Model configuration", other.model_config, base.model_config))
-        texts.append(("Template", other.template, base.template))
-    else:
-        fields.append(("Rows", _show(base.row_count), _show(other.row_count)))
-        dicts.append(("Schema", other.schema, base.schema))
-    dicts.append(("Metadata", other.metadata, base.metadata))
-    return {
-        "base": base,
-        "other": other,
-        "same_content": base.digest == other.digest,
-        "metrics": metrics,
-        "fields": [
-            {"name": name, "base": a or "—", "other": b or "—", "changed": a != b} for name, a, b in fields
-        ],
-        "dicts": [
-            {"title": title, "changes": compare.dict_changes(new or {}, old or {})}
-            for title, new, old in dicts
-        ],
-        "texts": [{"title": title, "lines": compare.line_diff(new, old)} for title, new, old in texts],
-    }
-
 
 @login_required
 @require_GET
@@ -293,6 +247,7 @@ def version_compare(request, kind: AssetKind, name: str):
     asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
     latest = asset.latest_version_number
     comparison = None
+    context = {"nav": "registry", "asset": asset}
     if not latest:
         form = CompareForm(latest=latest)
     else:
@@ -302,9 +257,10 @@ def version_compare(request, kind: AssetKind, name: str):
             a, b = form.cleaned_data["a"], form.cleaned_data["b"]
             found = selectors.version_pair(asset=asset, numbers=[a, b])
             if a in found and b in found:
-                comparison = _comparison(asset.kind, found[a], found[b])
+                comparison = compare.version_comparison(asset.kind, found[b], found[a])
+                context.update(base=found[a], other=found[b], current_label=f"v{a}", candidate_label=f"v{b}")
             else:
                 form.add_error(None, "One of these versions does not exist.")
-    context = {"nav": "registry", "asset": asset, "form": form, "comparison": comparison}
+    context.update(form=form, comparison=comparison)
     status = 400 if form.is_bound and not form.is_valid() else 200
     return render(request, "registry/compare.html", context, status=status)
