@@ -70,7 +70,8 @@ class FieldChange:
     change: str  # "added", "removed", "changed", "same"
 
 
-def _show(value) -> str:
+def show_value(value) -> str:
+    """A stored value in one line: text as it is, anything else as sorted JSON."""
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
@@ -79,13 +80,13 @@ def dict_changes(candidate: dict, current: dict | None, *, include_same: bool = 
     changes = []
     for key in sorted(set(candidate) | set(current)):
         if key not in current:
-            changes.append(FieldChange(key, _show(candidate[key]), None, "added"))
+            changes.append(FieldChange(key, show_value(candidate[key]), None, "added"))
         elif key not in candidate:
-            changes.append(FieldChange(key, None, _show(current[key]), "removed"))
+            changes.append(FieldChange(key, None, show_value(current[key]), "removed"))
         elif candidate[key] != current[key]:
-            changes.append(FieldChange(key, _show(candidate[key]), _show(current[key]), "changed"))
+            changes.append(FieldChange(key, show_value(candidate[key]), show_value(current[key]), "changed"))
         elif include_same:
-            changes.append(FieldChange(key, _show(candidate[key]), _show(current[key]), "same"))
+            changes.append(FieldChange(key, show_value(candidate[key]), show_value(current[key]), "same"))
     return changes
 
 
@@ -204,5 +205,5 @@ def _fields(kind: str, candidate, current) -> list[tuple[str, str, str]]:
         fields.append(("Variables", ", ".join(current.variables), ", ".join(candidate.variables)))
         fields.append(("Commit message", current.commit_message, candidate.commit_message))
     else:
-        fields.append(("Rows", _show(current.row_count), _show(candidate.row_count)))
+        fields.append(("Rows", show_value(current.row_count), show_value(candidate.row_count)))
     return fields

@@ -58,8 +58,9 @@ def _latest(queryset, limit: int = RECENT_LIMIT) -> tuple[list, bool]:
     return rows[:limit], len(rows) > limit
 
 
-def _show(value) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+def _shown_rows(mapping: dict | None) -> list[tuple[str, str]]:
+    """(key, value in one line) rows of a stored dictionary, by key."""
+    return [(key, compare.show_value(value)) for key, value in sorted((mapping or {}).items())]
 
 
 def _pretty(value) -> str:
@@ -214,16 +215,14 @@ def version_detail(request, kind: AssetKind, name: str, number: int):
         "model_card": _markdown(version.model_card, top=3),
         "row_count": f"{version.row_count:,}" if version.row_count is not None else "",
         "metrics": [(name, format_number(value)) for name, value in sorted((version.metrics or {}).items())],
-        "params": [(key, _show(value)) for key, value in sorted((version.params or {}).items())],
-        "model_config": [(key, _show(value)) for key, value in sorted((version.model_config or {}).items())],
+        "params": _shown_rows(version.params),
+        "model_config": _shown_rows(version.model_config),
         "signature": _pretty(version.signature),
         "schema": _pretty(version.schema),
         "metadata": _pretty(version.metadata),
         "origin": origin,
         "run_link": web_link(origin.get("run_url")),
-        "origin_other": [
-            (key, _show(value)) for key, value in sorted(origin.items()) if key not in ORIGIN_SHOWN
-        ],
+        "origin_other": _shown_rows({key: value for key, value in origin.items() if key not in ORIGIN_SHOWN}),
         "evaluations": evaluations,
         "graph": graph,
         "lineage_rows": [_lineage_row(edge) for edge in graph.edges],
