@@ -23,7 +23,7 @@ from accounts import services
 from accounts.models import ApiToken, User
 from accounts.permissions import is_admin
 from core.admin import ReadOnlyAdmin
-from core.source import Channel, Source
+from core.web import web_source
 
 # Everything that decides who may act: read-only in the admin (see the module docstring).
 ACCESS_FIELDS = [
@@ -81,7 +81,7 @@ class UserAdmin(BaseUserAdmin):
         usable = form.cleaned_data.get("set_usable_password", True)
         created = services.person_create(
             actor=request.user,
-            source=Source.from_request(request, Channel.WEB),
+            source=web_source(request),
             username=obj.username,
             password=form.cleaned_data["password1"] if usable else None,
         )
