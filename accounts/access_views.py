@@ -12,10 +12,8 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -29,8 +27,8 @@ from accounts.forms import (
 )
 from accounts.models import ApiToken, User
 from accounts.permissions import is_admin
-from core.exceptions import DomainError, NotFound
-from core.source import Channel, Source
+from core.exceptions import DomainError
+from core.web import form_problem, page_errors, report, web_source
 
 
 def admin_required(view):
@@ -43,14 +41,6 @@ def admin_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
-
-
-def _source(request) -> Source:
-    return Source.from_request(request, Channel.WEB)
-
-
-def _form_problem(form) -> str:
-    return " ".join(f"{field}: {' '.join(problems)}" for field, problems in form.errors.items())
 
 
 # Service accounts and tokens ------------------------------------------------------------------------------
@@ -91,17 +81,16 @@ def service_account_create(request):
     form = ServiceAccountForm(request.POST)
     if not form.is_valid():
         return _index(request, account_form=form, status=400)
-    try:
-        account = services.service_account_create(
+    report(
+        request,
+        lambda: services.service_account_create(
             actor=request.user,
-            source=_source(request),
+            source=web_source(request),
             name=form.cleaned_data["name"],
             team=form.cleaned_data["team"],
-        )
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, f"Created the service account {account.username}. Give it a token below.")
+        ),
+        lambda account: f"Created the service account {account.username}. Give it a token below.",
+    )
     return redirect("access:index")
 
 
@@ -116,7 +105,7 @@ def token_create(request):
     try:
         record, token = services.token_create(
             actor=request.user,
-            source=_source(request),
+            source=web_source(request),
             account=data["account"],
             name=data["name"],
             scopes=data["scopes"],
@@ -137,21 +126,18 @@ def _token_created(request, record, token: str, *, nav: str):
 
 @login_required
 @require_POST
+@page_errors
 def token_revoke(request, pk: int):
     """Revoke a token: anyone their own (from their tokens page), admins any (from the access page)."""
-    try:
-        token = selectors.token_get_for_user(user=request.user, pk=pk)
-    except NotFound:
-        raise Http404 from None
+    token = selectors.token_get_for_user(user=request.user, pk=pk)
     own = token.account_id == request.user.pk
     if not (own or is_admin(request.user)):
         raise PermissionDenied("Only registry admins revoke the tokens of other accounts.")
-    try:
-        services.token_revoke(actor=request.user, source=_source(request), token=token)
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, f"Revoked the token {token.name} of {token.account.username}.")
+    report(
+        request,
+        lambda: services.token_revoke(actor=request.user, source=web_source(request), token=token),
+        f"Revoked the token {token.name} of {token.account.username}.",
+    )
     return redirect("access:my-tokens" if own else "access:index")
 
 
@@ -185,7 +171,7 @@ def my_token_create(request):
     try:
         record, token = services.token_create(
             actor=request.user,
-            source=_source(request),
+            source=web_source(request),
             account=request.user,
             name=data["name"],
             scopes=data["scopes"],
@@ -200,13 +186,6 @@ def my_token_create(request):
 # Teams and their members (admins) -------------------------------------------------------------------------
 
 
-def _team(request, name: str) -> Group:
-    try:
-        return selectors.team_get_for_user(user=request.user, name=name)
-    except NotFound:
-        raise Http404 from None
-
-
 @login_required
 @require_GET
 @admin_required
@@ -218,8 +197,9 @@ def teams(request):
 @login_required
 @require_GET
 @admin_required
+@page_errors
 def team(request, team: str):
-    team = _team(request, team)
+    team = selectors.team_get_for_user(user=request.user, name=team)
     context = {
         "nav": "access",
         "team": team,
@@ -232,46 +212,41 @@ def team(request, team: str):
 @login_required
 @require_POST
 @admin_required
+@page_errors
 def team_member_add(request, team: str):
-    team = _team(request, team)
+    team = selectors.team_get_for_user(user=request.user, name=team)
     form = TeamMemberForm(request.POST)
     if form.is_valid():
         name = form.cleaned_data["user"]
-        try:
+
+        def add():
             member = selectors.account_get(name=name, field="user")
-            services.team_member_add(actor=request.user, source=_source(request), team=team, user=member)
-        except DomainError as exc:
-            messages.error(request, exc.detail)
-        else:
-            messages.success(request, f"Added {name} to team {team.name}.")
+            services.team_member_add(actor=request.user, source=web_source(request), team=team, user=member)
+
+        report(request, add, f"Added {name} to team {team.name}.")
     else:
-        messages.error(request, _form_problem(form))
+        messages.error(request, form_problem(form))
     return redirect("access:team", team.name)
 
 
 @login_required
 @require_POST
 @admin_required
+@page_errors
 def team_member_remove(request, team: str, username: str):
-    team = _team(request, team)
-    member = _account(request, username)
-    try:
-        services.team_member_remove(actor=request.user, source=_source(request), team=team, user=member)
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, f"Removed {username} from team {team.name}.")
+    team = selectors.team_get_for_user(user=request.user, name=team)
+    member = selectors.account_get_for_user(user=request.user, name=username)
+    report(
+        request,
+        lambda: services.team_member_remove(
+            actor=request.user, source=web_source(request), team=team, user=member
+        ),
+        f"Removed {username} from team {team.name}.",
+    )
     return redirect("access:team", team.name)
 
 
 # People: global role and account flags (admins) -----------------------------------------------------------
-
-
-def _account(request, username: str) -> User:
-    try:
-        return selectors.account_get_for_user(user=request.user, name=username)
-    except NotFound:
-        raise Http404 from None
 
 
 @login_required
@@ -299,15 +274,17 @@ def _person(request, account: User, form=None, status: int = 200):
 @login_required
 @require_GET
 @admin_required
+@page_errors
 def person(request, username: str):
-    return _person(request, _account(request, username))
+    return _person(request, selectors.account_get_for_user(user=request.user, name=username))
 
 
 @login_required
 @require_POST
 @admin_required
+@page_errors
 def person_roles(request, username: str):
-    account = _account(request, username)
+    account = selectors.account_get_for_user(user=request.user, name=username)
     form = AccountRolesForm(
         request.POST,
         initial=selectors.account_roles(account),
@@ -315,10 +292,11 @@ def person_roles(request, username: str):
     )
     if not form.is_valid():
         return _person(request, account, form=form, status=400)
-    try:
-        services.user_update(actor=request.user, source=_source(request), user=account, **form.cleaned_data)
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, f"Saved the roles of {account.username}.")
+    report(
+        request,
+        lambda: services.user_update(
+            actor=request.user, source=web_source(request), user=account, **form.cleaned_data
+        ),
+        f"Saved the roles of {account.username}.",
+    )
     return redirect("access:person", account.username)

@@ -22,7 +22,8 @@ from django.urls import reverse
 from accounts import services
 from accounts.models import ApiToken, User
 from accounts.permissions import is_admin
-from core.source import Channel, Source
+from core.admin import ReadOnlyAdmin
+from core.web import web_source
 
 # Everything that decides who may act: read-only in the admin (see the module docstring).
 ACCESS_FIELDS = [
@@ -80,7 +81,7 @@ class UserAdmin(BaseUserAdmin):
         usable = form.cleaned_data.get("set_usable_password", True)
         created = services.person_create(
             actor=request.user,
-            source=Source.from_request(request, Channel.WEB),
+            source=web_source(request),
             username=obj.username,
             password=form.cleaned_data["password1"] if usable else None,
         )
@@ -122,7 +123,7 @@ class TeamAdmin(BaseGroupAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ReadOnlyAdmin):
     """Read-only: tokens are created and revoked through the API or the commands, which audit it."""
 
     list_display = [
@@ -137,12 +138,3 @@ class ApiTokenAdmin(admin.ModelAdmin):
     ]
     list_filter = ["revoked_at"]
     search_fields = ["account__username", "name", "lookup"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

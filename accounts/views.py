@@ -11,7 +11,7 @@ from django.http import HttpResponseRedirect
 from accounts import ratelimit, services
 from accounts.usernames import sign_in_name
 from core.exceptions import DomainError
-from core.source import Channel, Source
+from core.web import web_source
 
 
 class SignInForm(AuthenticationForm):
@@ -41,7 +41,7 @@ class LoginView(auth_views.LoginView):
     def form_valid(self, form):
         response = super().form_valid(form)
         ratelimit.clear(sign_in_name(form.get_user().username))
-        services.login_record(user=form.get_user(), source=Source.from_request(self.request, Channel.WEB))
+        services.login_record(user=form.get_user(), source=web_source(self.request))
         return response
 
     def form_invalid(self, form):
@@ -55,7 +55,7 @@ class LoginView(auth_views.LoginView):
         typed = form.typed_name()
         locks = ratelimit.note_failure(sign_in_name(typed), self.request.META.get("REMOTE_ADDR", ""))
         services.login_failed_record(
-            username=typed, source=Source.from_request(self.request, Channel.WEB), reason=reason, locks=locks
+            username=typed, source=web_source(self.request), reason=reason, locks=locks
         )
         return response
 
@@ -63,7 +63,7 @@ class LoginView(auth_views.LoginView):
 class LogoutView(auth_views.LogoutView):
     def post(self, request, *args, **kwargs):
         if request.user.is_authenticated:
-            services.logout_record(user=request.user, source=Source.from_request(request, Channel.WEB))
+            services.logout_record(user=request.user, source=web_source(request))
         return super().post(request, *args, **kwargs)
 
 
@@ -77,7 +77,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         try:
             user = services.user_set_password(
                 actor=self.request.user,
-                source=Source.from_request(self.request, Channel.WEB),
+                source=web_source(self.request),
                 user=self.request.user,
                 password=form.cleaned_data["new_password1"],
             )

@@ -3,11 +3,8 @@ the API (approvals/api/views.py): visibility from the selectors, every rule and 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -16,10 +13,9 @@ from approvals import selectors, services
 from approvals.forms import ApproveForm, CancelForm, RejectForm
 from approvals.models import OPEN_STATUSES, Decision, PromotionRequest, Status
 from approvals.requirements import counted_approvals, gate_results, requirements_for, review_refusal
-from core.exceptions import DomainError, NotFound
-from core.source import Channel, Source
+from core.exceptions import DomainError
+from core.web import format_number, page_errors, web_link, web_source
 from registry import compare
-from registry.models import AssetKind
 from registry.permissions import Role, effective_roles
 from registry.selectors import lineage_for_user
 
@@ -28,16 +24,10 @@ MY_REQUESTS_LIMIT = 20
 LINEAGE_DEPTH = 10
 
 
-def web_source(request) -> Source:
-    return Source.from_request(request, Channel.WEB)
-
-
 def _promotion(request, pk: int) -> PromotionRequest:
-    """The request if the user may see it; a hidden one answers the same 404 as a missing one."""
-    try:
-        return selectors.promotion_get_for_user(user=request.user, pk=pk)
-    except NotFound:
-        raise Http404("No such promotion request.") from None
+    """The request if the user may see it; a hidden one raises the same NotFound as a missing one (a view
+    under `page_errors` answers 404)."""
+    return selectors.promotion_get_for_user(user=request.user, pk=pk)
 
 
 @login_required
@@ -60,6 +50,7 @@ def inbox(request):
 
 @login_required
 @require_GET
+@page_errors
 def promotion_detail(request, pk: int):
     return _render_page(request, _promotion(request, pk))
 
@@ -84,24 +75,28 @@ def _decide(request, pk: int, decision: str):
 
 @login_required
 @require_POST
+@page_errors
 def promotion_approve(request, pk: int):
     return _decide(request, pk, "approve")
 
 
 @login_required
 @require_POST
+@page_errors
 def promotion_reject(request, pk: int):
     return _decide(request, pk, "reject")
 
 
 @login_required
 @require_POST
+@page_errors
 def promotion_cancel(request, pk: int):
     return _decide(request, pk, "cancel")
 
 
 @login_required
 @require_POST
+@page_errors
 def promotion_apply(request, pk: int):
     return _act(request, _promotion(request, pk), services.promotion_apply)
 
@@ -165,7 +160,9 @@ def _page_context(user, promotion: PromotionRequest) -> dict:
         "refusal": _review_refusal(user, promotion, requirements, reviews),
         "may_withdraw": is_open and _requester_or_manager(user, promotion),
         "may_apply": promotion.status == Status.APPROVED and _requester_or_manager(user, promotion),
-        "comparison": _comparison(promotion.asset.kind, candidate, base),
+        "comparison": compare.version_comparison(promotion.asset.kind, candidate, base),
+        "current_label": f"v{base.number}" if base else "Current",
+        "candidate_label": f"v{candidate.number}",
         "lineage": lineage_for_user(user=user, version=candidate, direction="upstream", depth=LINEAGE_DEPTH),
         "history": selectors.promotion_history(promotion=promotion),
         "ci": _ci_facts(promotion.ci),
@@ -193,53 +190,6 @@ def _requester_or_manager(user, promotion: PromotionRequest) -> bool:
     return user.pk == promotion.requested_by_id or Role.MANAGE in effective_roles(user, promotion.asset)
 
 
-def _comparison(kind: str, candidate, current) -> dict:
-    """What changes from the version in the stage (current, or None) to the candidate (registry.compare)."""
-
-    def old(field: str):
-        return getattr(current, field) if current is not None else None
-
-    sections = {
-        "metrics": [_metric(row) for row in compare.metric_rows(candidate.metrics, old("metrics"))],
-        "digest_changed": current is None or current.digest != candidate.digest,
-    }
-    if kind == AssetKind.PROMPT:
-        sections["template"] = compare.line_diff(candidate.template, old("template"))
-        sections["config"] = compare.dict_changes(candidate.model_config, old("model_config"))
-    elif kind == AssetKind.DATASET:
-        sections["schema"] = compare.dict_changes(candidate.schema, old("schema"))
-    else:
-        sections["params"] = compare.dict_changes(candidate.params, old("params"))
-        sections["model_card"] = compare.line_diff(candidate.model_card, old("model_card"))
-    return sections
-
-
-# A delta's direction in text (▲ up, ▼ down) and its verdict in words: colour is never the only signal.
-VERDICT_WORDS = {"better": "better", "worse": "worse", "same": "no change", "new": "new", "gone": "removed"}
-
-
-def _number(value) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def _metric(row: compare.MetricRow) -> dict:
-    arrow = ""
-    if row.delta:
-        arrow = "▲" if row.delta > 0 else "▼"
-    delta = f"{row.delta:+.4g}" if isinstance(row.delta, float) else (f"{row.delta:+d}" if row.delta else "")
-    return {
-        "name": row.name,
-        "current": _number(row.current),
-        "candidate": _number(row.candidate),
-        "delta": "" if row.verdict == "same" else delta,
-        "arrow": arrow,
-        "verdict": row.verdict,
-        "word": VERDICT_WORDS[row.verdict],
-    }
-
-
 def _actual(result: rules.GateResult) -> str | None:
     value = result.actual
     if value is None:
@@ -248,18 +198,17 @@ def _actual(result: rules.GateResult) -> str | None:
         return f"{value} characters"
     if isinstance(value, list):
         return ", ".join(str(item) for item in value)
-    return _number(value)
+    return format_number(value)
 
 
 def _ci_facts(data: dict) -> dict:
     """CI facts for display; a run URL is a link only when it is http(s) (stored data is not trusted)."""
     facts = {key: value for key, value in (data or {}).items() if key not in ("commit", "ref", "run_url")}
     run_url = str((data or {}).get("run_url") or "")
-    safe = urlsplit(run_url).scheme in ("http", "https")
     return {
         "commit": (data or {}).get("commit", ""),
         "ref": (data or {}).get("ref", ""),
-        "run_url": run_url if safe else "",
+        "run_url": web_link(run_url),
         "run_text": run_url,
         "extra": sorted(facts.items()),
     }

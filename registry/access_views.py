@@ -15,8 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import selectors as account_selectors
-from core.exceptions import DomainError, Forbidden, NotFound
-from core.source import Channel, Source
+from core.web import form_problem, page_errors, report, web_source
 from registry import selectors, services
 from registry.forms import GrantForm
 from registry.models import Asset, AssetKind
@@ -24,13 +23,10 @@ from registry.permissions import Role, effective_roles
 
 
 def _asset(request, kind: str, name: str) -> Asset:
-    """The asset if the user may see it; 404 otherwise, exactly as for an asset that does not exist."""
+    """The asset if the user may see it; NotFound otherwise, exactly as for an asset that does not exist."""
     if kind not in AssetKind.values:
         raise Http404
-    try:
-        return selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
-    except NotFound:
-        raise Http404 from None
+    return selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
 
 
 def _require_manage(user, asset: Asset) -> None:
@@ -40,12 +36,10 @@ def _require_manage(user, asset: Asset) -> None:
 
 @login_required
 @require_GET
+@page_errors
 def asset_grants(request, kind: str, name: str):
     asset = _asset(request, kind, name)
-    try:
-        grants = selectors.grant_list_for_user(user=request.user, asset=asset)
-    except Forbidden as exc:
-        raise PermissionDenied(exc.detail) from None
+    grants = selectors.grant_list_for_user(user=request.user, asset=asset)
     can_manage = Role.MANAGE in effective_roles(request.user, asset)
     context = {
         "nav": "access",
@@ -63,39 +57,41 @@ def _grant_change(request, kind: str, name: str, *, add: bool):
     back = redirect("access:asset-grants", asset.kind, asset.name)
     form = GrantForm(request.POST)
     if not form.is_valid():
-        messages.error(
-            request, " ".join(f"{field}: {' '.join(problems)}" for field, problems in form.errors.items())
-        )
+        messages.error(request, form_problem(form))
         return back
     data = form.cleaned_data
-    change = services.grant_add if add else services.grant_remove
-    try:
+    service = services.grant_add if add else services.grant_remove
+
+    def change():
         principal = account_selectors.principal_get(
             principal_type=data["principal_type"], name=data["principal"]
         )
-        change(
+        service(
             actor=request.user,
-            source=Source.from_request(request, Channel.WEB),
+            source=web_source(request),
             asset=asset,
             principal=principal,
             role=Role(data["role"]),
         )
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        role, who = data["role"], f"{data['principal_type']} {data['principal']}"
-        done = f"Granted {role} on {asset} to {who}." if add else f"Revoked {role} on {asset} from {who}."
-        messages.success(request, done)
+
+    role, who = data["role"], f"{data['principal_type']} {data['principal']}"
+    report(
+        request,
+        change,
+        f"Granted {role} on {asset} to {who}." if add else f"Revoked {role} on {asset} from {who}.",
+    )
     return back
 
 
 @login_required
 @require_POST
+@page_errors
 def grant_add(request, kind: str, name: str):
     return _grant_change(request, kind, name, add=True)
 
 
 @login_required
 @require_POST
+@page_errors
 def grant_remove(request, kind: str, name: str):
     return _grant_change(request, kind, name, add=False)

@@ -1,6 +1,7 @@
 """Side-by-side comparison of two versions: metric deltas, parameter and configuration diffs, text diffs.
 
-Pure functions over plain values, shared by the promotion page and the compare page.
+Pure functions over plain values, shared by the promotion page and the compare page, and the presenter that
+shapes a comparison of two versions for both (`version_comparison`).
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass
+
+from core.web import format_number
 
 # Metrics where a smaller value is better; every other metric is taken as higher-is-better.
 LOWER_IS_BETTER = (
@@ -67,7 +70,8 @@ class FieldChange:
     change: str  # "added", "removed", "changed", "same"
 
 
-def _show(value) -> str:
+def show_value(value) -> str:
+    """A stored value in one line: text as it is, anything else as sorted JSON."""
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
@@ -76,13 +80,13 @@ def dict_changes(candidate: dict, current: dict | None, *, include_same: bool = 
     changes = []
     for key in sorted(set(candidate) | set(current)):
         if key not in current:
-            changes.append(FieldChange(key, _show(candidate[key]), None, "added"))
+            changes.append(FieldChange(key, show_value(candidate[key]), None, "added"))
         elif key not in candidate:
-            changes.append(FieldChange(key, None, _show(current[key]), "removed"))
+            changes.append(FieldChange(key, None, show_value(current[key]), "removed"))
         elif candidate[key] != current[key]:
-            changes.append(FieldChange(key, _show(candidate[key]), _show(current[key]), "changed"))
+            changes.append(FieldChange(key, show_value(candidate[key]), show_value(current[key]), "changed"))
         elif include_same:
-            changes.append(FieldChange(key, _show(candidate[key]), _show(current[key]), "same"))
+            changes.append(FieldChange(key, show_value(candidate[key]), show_value(current[key]), "same"))
     return changes
 
 
@@ -115,3 +119,91 @@ def line_diff(candidate: str, current: str | None, *, context: int = 3) -> list[
         else:
             lines.append(DiffLine("context", line[1:]))
     return lines
+
+
+# Presenting a comparison: the one shape the compare page and the promotion page both render, through the
+# one template partial registry/_comparison.html.
+
+# A delta's direction in text (▲ up, ▼ down) and its verdict in words: colour is never the only signal.
+VERDICT_WORDS = {"better": "better", "worse": "worse", "same": "no change", "new": "new", "gone": "removed"}
+
+
+def metric_view(row: MetricRow) -> dict:
+    """One metric row for display: both values, the signed delta, its direction and the verdict in words."""
+    arrow = ""
+    if row.delta:
+        arrow = "▲" if row.delta > 0 else "▼"
+    delta = f"{row.delta:+.4g}" if isinstance(row.delta, float) else (f"{row.delta:+d}" if row.delta else "")
+    return {
+        "name": row.name,
+        "current": format_number(row.current),
+        "candidate": format_number(row.candidate),
+        "delta": "" if row.verdict == "same" else delta,
+        "arrow": arrow,
+        "verdict": row.verdict,
+        "word": VERDICT_WORDS[row.verdict],
+    }
+
+
+@dataclass(frozen=True)
+class Section:
+    """A compared dictionary (rows of FieldChange) or text (rows of DiffLine), with its element id."""
+
+    id: str
+    title: str
+    rows: list
+    text: bool = False
+
+
+# What is compared per kind beyond the metrics: (key, title, attribute, is text).
+SECTIONS = {
+    "model": [
+        ("params", "Parameters", "params", False),
+        ("signature", "Signature", "signature", False),
+        ("model_card", "Model card", "model_card", True),
+    ],
+    "prompt": [
+        ("config", "Model configuration", "model_config", False),
+        ("template", "Template", "template", True),
+    ],
+    "dataset": [("schema", "Schema", "schema", False)],
+}
+COMMON_SECTIONS = [("metadata", "Metadata", "metadata", False)]
+
+
+def version_comparison(kind: str, candidate, current) -> dict:
+    """What changes from current (a version, or None when there is nothing to compare with) to candidate."""
+
+    def old(attribute: str):
+        return getattr(current, attribute) if current is not None else None
+
+    kind = str(kind)  # an AssetKind member hashes by its name, not its value
+    sections = {}
+    for key, title, attribute, text in [*SECTIONS.get(kind, []), *COMMON_SECTIONS]:
+        new = getattr(candidate, attribute)
+        rows = line_diff(new, old(attribute)) if text else dict_changes(new or {}, old(attribute) or {})
+        sections[key] = Section(f"{key.replace('_', '-')}-diff", title, rows, text)
+    return {
+        "metrics": [metric_view(row) for row in metric_rows(candidate.metrics or {}, old("metrics"))],
+        "digest_changed": current is None or current.digest != candidate.digest,
+        "fields": [
+            {"name": name, "current": a or "—", "candidate": b or "—", "changed": a != b}
+            for name, a, b in _fields(kind, candidate, current)
+        ],
+        "sections": sections,
+    }
+
+
+def _fields(kind: str, candidate, current) -> list[tuple[str, str, str]]:
+    """The one-value facts side by side: (name, current, candidate)."""
+    if current is None:
+        return []
+    fields = [("Digest", current.digest, candidate.digest), ("URI", current.uri, candidate.uri)]
+    if kind == "model":
+        fields.append(("Framework", current.framework, candidate.framework))
+    elif kind == "prompt":
+        fields.append(("Variables", ", ".join(current.variables), ", ".join(candidate.variables)))
+        fields.append(("Commit message", current.commit_message, candidate.commit_message))
+    else:
+        fields.append(("Rows", show_value(current.row_count), show_value(candidate.row_count)))
+    return fields

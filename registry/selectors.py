@@ -142,26 +142,22 @@ def stage_pointer_resolve_for_user(*, user, kind: AssetKind, name: str, stage: s
     return dict(zip(RESOLVE_COLUMNS, row, strict=True)) if row else None
 
 
-_UPSTREAM_SQL = """
+# The walk from a version to its edges, `near` being the end it starts from and `far` the end it goes on to:
+# upstream from child to parent, downstream from parent to child.
+_WALK_SQL = """
 WITH RECURSIVE walk(edge_id, node_id, depth) AS (
-    SELECT e.id, e.parent_id, 1 FROM registry_lineageedge e WHERE e.child_id = %s
+    SELECT e.id, e.{far}, 1 FROM registry_lineageedge e WHERE e.{near} = %s
     UNION
-    SELECT e.id, e.parent_id, w.depth + 1
-    FROM registry_lineageedge e JOIN walk w ON e.child_id = w.node_id
+    SELECT e.id, e.{far}, w.depth + 1
+    FROM registry_lineageedge e JOIN walk w ON e.{near} = w.node_id
     WHERE w.depth < %s
 )
 SELECT edge_id, MIN(depth) FROM walk GROUP BY edge_id
 """
-_DOWNSTREAM_SQL = """
-WITH RECURSIVE walk(edge_id, node_id, depth) AS (
-    SELECT e.id, e.child_id, 1 FROM registry_lineageedge e WHERE e.parent_id = %s
-    UNION
-    SELECT e.id, e.child_id, w.depth + 1
-    FROM registry_lineageedge e JOIN walk w ON e.parent_id = w.node_id
-    WHERE w.depth < %s
-)
-SELECT edge_id, MIN(depth) FROM walk GROUP BY edge_id
-"""
+_WALK = {
+    "upstream": _WALK_SQL.format(near="child_id", far="parent_id"),
+    "downstream": _WALK_SQL.format(near="parent_id", far="child_id"),
+}
 _REACHES_SQL = """
 WITH RECURSIVE down(id) AS (
     SELECT CAST(%s AS BIGINT)
@@ -181,7 +177,7 @@ def lineage_for_user(
     ends joined) and, for anyone who does not see every asset, their own edges are narrowed in that same
     fetch: the walk only goes on through versions the user may see, so nothing beyond a hidden version shows.
     """
-    sql = _UPSTREAM_SQL if direction == "upstream" else _DOWNSTREAM_SQL
+    sql = _WALK["upstream" if direction == "upstream" else "downstream"]
     with connection.cursor() as cursor:
         cursor.execute(sql, [version.pk, depth])
         depths = dict(cursor.fetchall())

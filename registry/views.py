@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Page, Paginator
-from django.http import Http404
 from django.shortcuts import render
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 
 from audit.models import Action
-from core.exceptions import NotFound
 from core.templatetags.registry_tags import markdown
+from core.web import format_number, page_errors, paginate, web_link
 from registry import compare, lineage_svg, selectors
 from registry.filters import AssetFilter
 from registry.forms import AssetSearchForm, CompareForm
-from registry.models import Asset, AssetKind, AssetVersion, Relation, Stage
+from registry.models import AssetKind, AssetVersion, Relation, Stage
 from registry.permissions import Role, effective_roles
 
 ASSETS_PER_PAGE = 50
@@ -55,66 +52,23 @@ def _markdown(text: str, *, top: int) -> SafeString:
     return mark_safe(_HEADING_TAG.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + shift, 6)}>", html))
 
 
-def _asset_or_404(request, kind: AssetKind, name: str) -> Asset:
-    try:
-        return selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
-    except NotFound:
-        raise Http404("Not found.") from None
-
-
-def _version_or_404(asset: Asset, number: int) -> AssetVersion:
-    try:
-        return selectors.version_get(asset=asset, number=number)
-    except NotFound:
-        raise Http404("Not found.") from None
-
-
-def _page(request, queryset, per_page: int, param: str = "page") -> dict:
-    """One page of queryset (two queries: the count and the rows), with links that keep the filters."""
-    page: Page = Paginator(queryset, per_page).get_page(request.GET.get(param))
-
-    def link(number: int) -> str:
-        query = request.GET.copy()
-        query[param] = number
-        return "?" + query.urlencode()
-
-    return {
-        "page": page,
-        "rows": list(page.object_list),
-        "previous": link(page.previous_page_number()) if page.has_previous() else "",
-        "next": link(page.next_page_number()) if page.has_next() else "",
-    }
-
-
 def _latest(queryset, limit: int = RECENT_LIMIT) -> tuple[list, bool]:
     """The first `limit` rows, and whether there are more (one query: it fetches limit + 1)."""
     rows = list(queryset[: limit + 1])
     return rows[:limit], len(rows) > limit
 
 
-def _number(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def _show(value) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+def _shown_rows(mapping: dict | None) -> list[tuple[str, str]]:
+    """(key, value in one line) rows of a stored dictionary, by key."""
+    return [(key, compare.show_value(value)) for key, value in sorted((mapping or {}).items())]
 
 
 def _pretty(value) -> str:
     return json.dumps(value, indent=2, sort_keys=True) if value else ""
 
 
-def _web_link(url) -> str:
-    """url if it is an http(s) address, else "": a `javascript:` run link must not become a link."""
-    if isinstance(url, str) and urlsplit(url).scheme in ("http", "https"):
-        return url
-    return ""
-
-
 def _key_metrics(metrics: dict) -> list[tuple[str, str]]:
-    return [(name, _number(metrics[name])) for name in sorted(metrics)[:KEY_METRICS]]
+    return [(name, format_number(metrics[name])) for name in sorted(metrics)[:KEY_METRICS]]
 
 
 def digest_short(digest: str) -> str:
@@ -145,7 +99,7 @@ def asset_list(request):
     filters = form.filters()
     assets = selectors.asset_search_for_user(user=request.user, kind=filters.get("kind"))
     assets = AssetFilter(data=filters, queryset=assets).qs  # kind is not one of its filters: ignored
-    listing = _page(request, assets, ASSETS_PER_PAGE)
+    listing = paginate(request, assets, ASSETS_PER_PAGE)
     for asset in listing["rows"]:
         pointers = {pointer.stage_id: pointer.version for pointer in asset.stage_pointers.all()}
         asset.in_stages = [pointers.get(stage.pk) for stage in stages]
@@ -164,10 +118,11 @@ def asset_list(request):
 
 @login_required
 @require_GET
+@page_errors
 def asset_detail(request, kind: AssetKind, name: str):
     """An asset: what it is, what is in each stage, its versions and its stage history."""
-    asset = _asset_or_404(request, kind, name)
-    versions = _page(
+    asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
+    versions = paginate(
         request, selectors.version_list(asset=asset).order_by("-number"), VERSIONS_PER_PAGE, "page"
     )
     versions["rows"] = [_version_row(version) for version in versions["rows"]]
@@ -178,7 +133,7 @@ def asset_detail(request, kind: AssetKind, name: str):
         "description": _markdown(asset.description, top=3),
         "stages": selectors.stage_pointer_list(asset=asset),
         "versions": versions,
-        "history": _page(request, selectors.stage_history_list(asset=asset), HISTORY_PER_PAGE, "history"),
+        "history": paginate(request, selectors.stage_history_list(asset=asset), HISTORY_PER_PAGE, "history"),
         "roles": [role.label for role in Role if role in roles],
         "compare_form": CompareForm(
             initial={"a": max(asset.latest_version_number - 1, 1), "b": asset.latest_version_number},
@@ -213,7 +168,7 @@ def _evaluation_row(evaluation) -> dict:
         "evaluation": evaluation,
         "dataset": dataset,
         "dataset_hidden": evaluation.dataset_version_id is not None and dataset is None,
-        "metrics": [(name, _number(value)) for name, value in sorted(evaluation.metrics.items())],
+        "metrics": [(name, format_number(value)) for name, value in sorted(evaluation.metrics.items())],
     }
 
 
@@ -229,11 +184,12 @@ def _lineage_row(edge) -> dict:
 
 @login_required
 @require_GET
+@page_errors
 def version_detail(request, kind: AssetKind, name: str, number: int):
     """A version: its content, evaluations, lineage graph, and history (stage moves, audit events)."""
-    asset = _asset_or_404(request, kind, name)
-    version = _version_or_404(asset, number)
-    evaluations = _page(
+    asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
+    version = selectors.version_get(asset=asset, number=number)
+    evaluations = paginate(
         request,
         selectors.evaluation_list_for_user(user=request.user, version=version),
         EVALUATIONS_PER_PAGE,
@@ -258,17 +214,15 @@ def version_detail(request, kind: AssetKind, name: str, number: int):
         "description": _markdown(version.description, top=4),
         "model_card": _markdown(version.model_card, top=3),
         "row_count": f"{version.row_count:,}" if version.row_count is not None else "",
-        "metrics": [(name, _number(value)) for name, value in sorted((version.metrics or {}).items())],
-        "params": [(key, _show(value)) for key, value in sorted((version.params or {}).items())],
-        "model_config": [(key, _show(value)) for key, value in sorted((version.model_config or {}).items())],
+        "metrics": [(name, format_number(value)) for name, value in sorted((version.metrics or {}).items())],
+        "params": _shown_rows(version.params),
+        "model_config": _shown_rows(version.model_config),
         "signature": _pretty(version.signature),
         "schema": _pretty(version.schema),
         "metadata": _pretty(version.metadata),
         "origin": origin,
-        "run_link": _web_link(origin.get("run_url")),
-        "origin_other": [
-            (key, _show(value)) for key, value in sorted(origin.items()) if key not in ORIGIN_SHOWN
-        ],
+        "run_link": web_link(origin.get("run_url")),
+        "origin_other": _shown_rows({key: value for key, value in origin.items() if key not in ORIGIN_SHOWN}),
         "evaluations": evaluations,
         "graph": graph,
         "lineage_rows": [_lineage_row(edge) for edge in graph.edges],
@@ -283,60 +237,16 @@ def version_detail(request, kind: AssetKind, name: str, number: int):
 
 # Two versions compared ------------------------------------------------------------------------------
 
-VERDICT_SIGNS = {"better": "▲ better", "worse": "▼ worse", "same": "= same", "new": "+ new", "gone": "- gone"}
-
-
-def _comparison(kind: str, base: AssetVersion, other: AssetVersion) -> dict:
-    """What differs from base to other, shaped for the template (other plays the candidate)."""
-    metrics = [
-        {
-            "name": row.name,
-            "base": _number(row.current) if row.current is not None else "—",
-            "other": _number(row.candidate) if row.candidate is not None else "—",
-            "delta": f"{row.delta:+.4g}" if row.delta is not None else "",
-            "verdict": row.verdict,
-            "verdict_text": VERDICT_SIGNS[row.verdict],
-        }
-        for row in compare.metric_rows(other.metrics or {}, base.metrics or {})
-    ]
-    fields = [("Digest", base.digest, other.digest), ("URI", base.uri, other.uri)]
-    dicts, texts = [], []
-    if kind == AssetKind.MODEL:
-        fields.append(("Framework", base.framework, other.framework))
-        dicts += [("Parameters", other.params, base.params), ("Signature", other.signature, base.signature)]
-        texts.append(("Model card", other.model_card, base.model_card))
-    elif kind == AssetKind.PROMPT:
-        fields.append(("Variables", ", ".join(base.variables), ", ".join(other.variables)))
-        fields.append(("Commit message", base.commit_message, other.commit_message))
-        dicts.append(("Model configuration", other.model_config, base.model_config))
-        texts.append(("Template", other.template, base.template))
-    else:
-        fields.append(("Rows", _show(base.row_count), _show(other.row_count)))
-        dicts.append(("Schema", other.schema, base.schema))
-    dicts.append(("Metadata", other.metadata, base.metadata))
-    return {
-        "base": base,
-        "other": other,
-        "same_content": base.digest == other.digest,
-        "metrics": metrics,
-        "fields": [
-            {"name": name, "base": a or "—", "other": b or "—", "changed": a != b} for name, a, b in fields
-        ],
-        "dicts": [
-            {"title": title, "changes": compare.dict_changes(new or {}, old or {})}
-            for title, new, old in dicts
-        ],
-        "texts": [{"title": title, "lines": compare.line_diff(new, old)} for title, new, old in texts],
-    }
-
 
 @login_required
 @require_GET
+@page_errors
 def version_compare(request, kind: AssetKind, name: str):
     """Two versions of an asset side by side: metric deltas, parameter and text diffs, digests."""
-    asset = _asset_or_404(request, kind, name)
+    asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
     latest = asset.latest_version_number
     comparison = None
+    context = {"nav": "registry", "asset": asset}
     if not latest:
         form = CompareForm(latest=latest)
     else:
@@ -346,9 +256,10 @@ def version_compare(request, kind: AssetKind, name: str):
             a, b = form.cleaned_data["a"], form.cleaned_data["b"]
             found = selectors.version_pair(asset=asset, numbers=[a, b])
             if a in found and b in found:
-                comparison = _comparison(asset.kind, found[a], found[b])
+                comparison = compare.version_comparison(asset.kind, found[b], found[a])
+                context.update(base=found[a], other=found[b], current_label=f"v{a}", candidate_label=f"v{b}")
             else:
                 form.add_error(None, "One of these versions does not exist.")
-    context = {"nav": "registry", "asset": asset, "form": form, "comparison": comparison}
+    context.update(form=form, comparison=comparison)
     status = 400 if form.is_bound and not form.is_valid() else 200
     return render(request, "registry/compare.html", context, status=status)

@@ -23,7 +23,7 @@ from audit.models import Action, AuditEvent, AuditHead, Checkpoint, Verification
 from audit.signing import verifier_key
 from audit.verification import verify_log
 from audit.web.filters import AuditEventFilter
-from core.exceptions import NotFound
+from core.web import page_errors
 from registry.models import AssetKind
 from registry.selectors import asset_get_for_user
 
@@ -207,13 +207,11 @@ def event_list(request):
 @login_required
 @require_GET
 @auditor_required
+@page_errors
 def asset_timeline(request, kind: str, name: str):
     if kind not in AssetKind.values:
         raise Http404
-    try:
-        asset = asset_get_for_user(user=request.user, kind=kind, name=name)
-    except NotFound:
-        raise Http404 from None
+    asset = asset_get_for_user(user=request.user, kind=kind, name=name)
     events, older, newer = _page(AuditEvent.objects.filter(asset_id=asset.pk), request.GET)
     params = {"asset": f"{asset.kind}/{asset.name}"}
     context = {

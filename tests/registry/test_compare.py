@@ -1,6 +1,8 @@
 """Comparison helpers: metric verdicts know which way is better; diffs show what changed."""
 
-from registry.compare import dict_changes, line_diff, metric_rows
+from types import SimpleNamespace
+
+from registry.compare import dict_changes, line_diff, metric_rows, version_comparison
 
 
 def test_metric_verdicts():
@@ -33,3 +35,26 @@ def test_line_diff():
         ("add", "Hello {{name}}"),
     ]
     assert line_diff("same", "same") == []
+
+
+def test_one_comparison_for_both_pages():
+    def version(**fields):
+        base = {"metrics": {}, "digest": "sha256:a", "uri": "s3://m", "framework": "xgboost", "metadata": {}}
+        return SimpleNamespace(**{**base, "params": {}, "signature": {}, "model_card": "", **fields})
+
+    current = version(metrics={"auc": 0.9, "f1": 0.5}, params={"depth": 3})
+    candidate = version(metrics={"auc": 0.9, "f1": 0.6}, params={"depth": 4}, digest="sha256:b")
+    shown = version_comparison("model", candidate, current)
+    assert list(shown["sections"]) == ["params", "signature", "model_card", "metadata"]
+    assert [change.change for change in shown["sections"]["params"].rows] == ["changed"]
+    words = {row["name"]: (row["word"], row["arrow"], row["delta"]) for row in shown["metrics"]}
+    assert words == {"auc": ("no change", "", ""), "f1": ("better", "▲", "+0.1")}
+    assert shown["digest_changed"] and shown["fields"][0] == {
+        "name": "Digest",
+        "current": "sha256:a",
+        "candidate": "sha256:b",
+        "changed": True,
+    }
+    # Nothing in the stage yet: everything is new, and there are no facts to set side by side.
+    alone = version_comparison("model", candidate, None)
+    assert [row["word"] for row in alone["metrics"]] == ["new", "new"] and alone["fields"] == []

@@ -350,7 +350,9 @@ def test_the_page_compares_the_candidate_with_what_it_replaces(world):
     assert (metrics["latency_ms"]["verdict"], metrics["latency_ms"]["arrow"]) == ("worse", "▲")
     assert metrics["precision"]["verdict"] == "gone" and metrics["recall"]["verdict"] == "new"
     assert "▲" in body and "better" in body and "worse" in body
-    params = {change.key: change.change for change in response.context["comparison"]["params"]}
+    params = {
+        change.key: change.change for change in response.context["comparison"]["sections"]["params"].rows
+    }
     assert params == {"depth": "changed"}
     assert "Trained on 2026 data." in body and "Trained on 2025 data." in body
     assert "<ins" in response.content.decode() and "<del" in response.content.decode()
@@ -378,11 +380,16 @@ def test_a_prompt_shows_its_template_and_configuration_diffs(world):
     promotion = request_promotion(world, asset=prompt, version=new)
     response = browser(world.r1).get(page(promotion.pk))
     comparison = response.context["comparison"]
-    assert [(line.kind, line.text) for line in comparison["template"] if line.kind != "hunk"] == [
+    assert [
+        (line.kind, line.text) for line in comparison["sections"]["template"].rows if line.kind != "hunk"
+    ] == [
         ("remove", "Answer {{q}}."),
         ("add", "Answer {{q}} briefly."),
     ]
-    assert {c.key: c.change for c in comparison["config"]} == {"model": "changed", "temperature": "removed"}
+    assert {c.key: c.change for c in comparison["sections"]["config"].rows} == {
+        "model": "changed",
+        "temperature": "removed",
+    }
     assert 'id="template-diff"' in response.content.decode()
 
 

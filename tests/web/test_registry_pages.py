@@ -567,19 +567,28 @@ def test_version_page_query_count_does_not_grow(client, s, django_assert_max_num
 # Compare ------------------------------------------------------------------------------------------
 
 
+# The comparison's markup, the same on the promotion page (registry/_comparison.html).
+VERDICT = (
+    '<span class="verdict verdict-{}"><span aria-hidden="true">{}</span> {} '
+    '<span class="verdict-word">{}</span></span>'
+)
+ADDED = '<ins class="diff-add"><span class="sign">+</span>'
+REMOVED = '<del class="diff-remove"><span class="sign">\N{MINUS SIGN}</span>'
+
+
 def test_compare_shows_better_and_worse(client, s):
     response = get(client, s.viewer, "/registry/model/fraud/compare/", a=1, b=2)
     html = body(response)
     assert response.status_code == 200
     assert "v1 → v2" in html
     # auc went up (better); latency went up (worse: lower is better for latency)
-    assert '<td class="num">+0.03</td>\n          <td class="verdict-better">▲ better</td>' in html
-    assert '<td class="num">+15</td>\n          <td class="verdict-worse">▼ worse</td>' in html
+    assert VERDICT.format("better", "▲", "+0.03", "better") in html
+    assert VERDICT.format("worse", "▲", "+15", "worse") in html
     # parameters: only what changed
-    assert "<code>max_depth</code>" in html and "~ changed" in html and "<code>eta</code>" not in html
+    assert "<code>max_depth</code>" in html and "change-changed" in html and "<code>eta</code>" not in html
     # model card: a line diff, escaped
-    assert "<ins>+ # Fraud model</ins>" in html and "<del>\N{MINUS SIGN} # Fraud</del>" in html
-    assert "<ins>+ &lt;script&gt;alert(&quot;card&quot;)&lt;/script&gt;</ins>" in html
+    assert f"{ADDED}# Fraud model</ins>" in html and f"{REMOVED}# Fraud</del>" in html
+    assert f"{ADDED}&lt;script&gt;alert(&quot;card&quot;)&lt;/script&gt;</ins>" in html
     assert "<script>" not in html
     assert s.v1.digest in html and s.v2.digest in html and "Different digests" in html
 
@@ -587,7 +596,7 @@ def test_compare_shows_better_and_worse(client, s):
 def test_compare_defaults_to_the_two_latest_versions(client, s):
     VersionFactory(asset=s.model, metrics={"auc": 0.91})
     html = body(get(client, s.viewer, "/registry/model/fraud/compare/"))
-    assert "v2 → v3" in html and "▼ worse" in html
+    assert "v2 → v3" in html and 'verdict-word">worse<' in html
     assert 'name="a" value="2"' in html and 'name="b" value="3"' in html
 
 
@@ -601,8 +610,14 @@ def test_compare_prompt_versions_diffs_template_and_config(client, s):
         asset=prompt, template="Hello {{name}}", variables=["name"], model_config={"temperature": 0.1}
     )
     html = body(get(client, s.viewer, "/registry/prompt/reply/compare/", a=1, b=2))
-    assert "<del>\N{MINUS SIGN} Hi {{name}}</del>" in html and "<ins>+ Hello {{name}}</ins>" in html
+    assert f"{REMOVED}Hi {{{{name}}}}</del>" in html and f"{ADDED}Hello {{{{name}}}}</ins>" in html
     assert "<code>temperature</code>" in html and "<code>0.1</code>" in html
+
+
+def test_compare_says_no_change_as_the_promotion_page_does(client, s):
+    html = body(get(client, s.viewer, "/registry/model/fraud/compare/", a=2, b=2))
+    assert 'class="verdict verdict-same"> <span class="verdict-word">no change</span>' in html
+    assert "= same" not in html
 
 
 def test_compare_rejects_a_version_that_does_not_exist(client, s):

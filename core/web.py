@@ -1,0 +1,93 @@
+"""Page plumbing shared by the server-rendered views of every app: the web Source, domain errors as HTTP
+answers or messages, safe links, numbers for display, form errors in a sentence, and offset pagination.
+
+The API has its own adapter for the same errors (core/api.py, problem details); pages answer with the 404 and
+403 templates, or with a message on the page the change was made from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
+from django.http import Http404
+
+from core.exceptions import DomainError, Forbidden, NotFound
+from core.source import Channel, Source
+
+T = TypeVar("T")
+
+
+def web_source(request) -> Source:
+    """The Source of a change made from a page: the web channel, the session, the request's origin."""
+    return Source.from_request(request, Channel.WEB)
+
+
+def page_errors(view):
+    """A view whose reads may refuse: NotFound answers the 404 page (the same for missing and invisible),
+    Forbidden the 403 page. Refused changes are messages instead (`report`)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound:
+            raise Http404("Not found.") from None
+        except Forbidden as exc:
+            raise PermissionDenied(exc.detail) from None
+
+    return wrapper
+
+
+def report(request, change: Callable[[], T], done: str | Callable[[T], str]) -> T | None:
+    """Run a change (a service call); a refusal becomes an error message, success the message `done`
+    (a text, or a function of the change's result). Returns the result, or None when refused."""
+    try:
+        result = change()
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return None
+    messages.success(request, done(result) if callable(done) else done)
+    return result
+
+
+def form_problem(form) -> str:
+    """A form's errors in one sentence, for a message: `field: problem ...`."""
+    return " ".join(f"{field}: {' '.join(problems)}" for field, problems in form.errors.items())
+
+
+def web_link(url) -> str:
+    """url if it is an http(s) address, else "": stored data is not trusted to be a harmless link (a
+    `javascript:` address must not become one)."""
+    if isinstance(url, str) and urlsplit(url).scheme in ("http", "https"):
+        return url
+    return ""
+
+
+def format_number(value) -> str:
+    """A number for display: floats to six significant digits, integers as they are, nothing as —."""
+    if value is None:
+        return "—"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def paginate(request, queryset, per_page: int, param: str = "page") -> dict:
+    """One page of queryset (two queries: the count and the rows), with links that keep the filters."""
+    page: Page = Paginator(queryset, per_page).get_page(request.GET.get(param))
+
+    def link(number: int) -> str:
+        query = request.GET.copy()
+        query[param] = number
+        return "?" + query.urlencode()
+
+    return {
+        "page": page,
+        "rows": list(page.object_list),
+        "previous": link(page.previous_page_number()) if page.has_previous() else "",
+        "next": link(page.next_page_number()) if page.has_next() else "",
+    }
