@@ -169,9 +169,9 @@ def arrange(kind):
     revoked, _ = token_create(actor=None, source=Source.cli(), account=ci, name="old", scopes=["read"])
     token_revoke(actor=None, source=Source.cli(), token=revoked)
     # Promotions requested by ci: one pending for production (two approvals), one approved for staging.
-    alice = User.objects.get(username="alice")
+    admin = User.objects.get(username="root")
     assign_perm("registry.request_promotion_asset", ci, asset)
-    assign_perm("registry.review_asset", alice, asset)
+    assign_perm("registry.review_asset", admin, asset)
     assign_perm("registry.review_asset", bob, asset)
     production, staging = Stage.objects.get(name="production"), Stage.objects.get(name="staging")
     policy = Policy.objects.create(asset=asset, kind=asset.kind, stage=production, required_approvals=2)

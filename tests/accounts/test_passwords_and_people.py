@@ -17,7 +17,7 @@ from core.exceptions import Forbidden, InvalidInput
 from core.source import Source
 from registry.models import Asset, AssetKind
 from registry.services import asset_create
-from tests.approvals.conftest import World
+from tests.helpers import World
 
 pytestmark = pytest.mark.django_db
 OLD, NEW = "reviewer-old-pass-8513", "admin-chosen-pass-2207"

@@ -15,8 +15,8 @@ from audit.models import AuditEvent
 from core.exceptions import Conflict, Forbidden, InvalidInput
 from core.source import Source
 from registry.permissions import Role, can_create_assets, effective_roles, granted_roles
-from tests.approvals.conftest import World
 from tests.factories import digest_for
+from tests.helpers import World
 
 pytestmark = pytest.mark.django_db
 SRC = Source.cli()

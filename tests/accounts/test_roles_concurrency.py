@@ -7,7 +7,7 @@ from accounts.permissions import ADMINS
 from accounts.services import user_update
 from core.exceptions import Conflict
 from core.source import Source
-from tests.registry.test_concurrency import run_at_once
+from tests.helpers import run_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

@@ -14,13 +14,7 @@ from approvals.models import Policy, PromotionRequest, Review, Status
 from audit.models import AuditEvent
 from core.source import Source
 from registry.models import AssetKind, Evaluation, StageHistory, StagePointer
-from tests.approvals.conftest import World
 from tests.factories import AssetFactory, EdgeFactory, VersionFactory
-
-
-@pytest.fixture
-def world(db):
-    return World()
 
 
 def browser(user=None, **kwargs) -> Client:

@@ -20,7 +20,7 @@ from core.source import Source
 from registry.models import AssetKind, Relation, Stage
 from registry.permissions import Role
 from registry.services import VersionRef
-from tests.approvals.conftest import World
+from tests.helpers import World
 
 MODULES = [registry.services, accounts.services, approvals.services]
 SRC = Source.cli()

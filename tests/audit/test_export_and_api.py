@@ -32,12 +32,12 @@ def auditor():
 
 
 @pytest.fixture
-def history(user):
+def history(admin):
     fraud = AssetFactory(name="fraud")
     other = AssetFactory(name="other")
     for index in range(5):
-        services.asset_update(actor=user, source=Source.cli(), asset=fraud, description=f"f{index}")
-        services.asset_update(actor=user, source=Source.cli(), asset=other, description=f"o{index}")
+        services.asset_update(actor=admin, source=Source.cli(), asset=fraud, description=f"f{index}")
+        services.asset_update(actor=admin, source=Source.cli(), asset=other, description=f"o{index}")
     return fraud
 
 
@@ -153,18 +153,18 @@ def test_events_api_filters(auditor, history):
 
 
 @pytest.mark.parametrize("rows", [5, 40])
-def test_events_api_query_count(auditor, user, django_assert_num_queries, rows):
+def test_events_api_query_count(auditor, admin, django_assert_num_queries, rows):
     asset = AssetFactory()
     for index in range(rows):
-        services.asset_update(actor=user, source=Source.cli(), asset=asset, description=f"d{index}")
+        services.asset_update(actor=admin, source=Source.cli(), asset=asset, description=f"d{index}")
     with django_assert_num_queries(1):  # one page of events
         assert auditor.get("/api/v1/audit/events").status_code == 200
 
 
-def test_proofs_verify_against_the_signed_checkpoints(auditor, history, user):
+def test_proofs_verify_against_the_signed_checkpoints(auditor, history, admin):
     first = checkpoint_make(origin=ORIGIN)
     for index in range(300):  # past a stored 256-leaf subtree
-        services.asset_update(actor=user, source=Source.cli(), asset=history, description=f"g{index}")
+        services.asset_update(actor=admin, source=Source.cli(), asset=history, description=f"g{index}")
     second = checkpoint_make(origin=ORIGIN)
     checkpoint = auditor.get("/api/v1/audit/checkpoint").json()
     opened = notes.open_checkpoint(checkpoint["note"], checkpoint["verifier_key"], origin=ORIGIN)
