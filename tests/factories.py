@@ -60,7 +60,6 @@ class TokenFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = ApiToken
-        exclude = ("secret",)
 
     account = factory.SubFactory(ServiceAccountFactory)
     name = factory.Sequence(lambda n: f"token-{n}")
