@@ -14,7 +14,7 @@ from approvals.services import promotion_approve, promotion_request
 from audit.models import AuditEvent
 from core.source import Source
 from registry.models import AssetKind, Stage
-from tests.factories import AssetFactory, VersionFactory
+from tests.factories import AssetFactory, ServiceAccountFactory, UserFactory, VersionFactory
 from tests.routes import route_methods, url_for, version_body
 
 
@@ -161,9 +161,9 @@ def arrange(kind):
     asset = AssetFactory(kind=kind or AssetKind.MODEL, name="a")
     for _ in range(2):
         VersionFactory(asset=asset, **({"template": "Say {{thing}}"} if kind == AssetKind.PROMPT else {}))
-    bob = User.objects.create_user("bob")
+    bob = UserFactory(username="bob")
     assign_perm("registry.view_asset", bob, asset)
-    ci = User.objects.create_user("ci", is_service_account=True)
+    ci = ServiceAccountFactory(username="ci")
     ci.groups.add(Group.objects.create(name="crew"))
     live, _ = token_create(actor=None, source=Source.cli(), account=ci, name="live", scopes=["read"])
     revoked, _ = token_create(actor=None, source=Source.cli(), account=ci, name="old", scopes=["read"])

@@ -15,7 +15,7 @@ from audit.models import AuditEvent
 from core.exceptions import Conflict, Forbidden, InvalidInput
 from core.source import Source
 from registry.permissions import Role, can_create_assets, effective_roles, granted_roles
-from tests.factories import digest_for
+from tests.factories import UserFactory, digest_for
 from tests.helpers import World
 
 pytestmark = pytest.mark.django_db
@@ -25,10 +25,10 @@ SRC = Source.cli()
 @pytest.fixture
 def world():
     world = World()
-    world.admin = User.objects.create_user(
-        "root", password="root-password", global_role="admin", is_staff=True, is_superuser=True
+    world.admin = UserFactory(
+        username="root", password="root-password", global_role="admin", is_staff=True, is_superuser=True
     )
-    world.auditor = User.objects.create_user("audrey", global_role="auditor")
+    world.auditor = UserFactory(username="audrey", global_role="auditor")
     return world
 
 
@@ -305,7 +305,7 @@ def test_only_admins_change_roles_and_only_superusers_superuser_status(world):
     for actor in (world.manager, world.auditor, world.outsider):
         with pytest.raises(Forbidden):
             user_update(actor=actor, source=SRC, user=actor, global_role="admin")
-    plain_admin = User.objects.create_user("ada", global_role="admin")
+    plain_admin = UserFactory(username="ada", global_role="admin")
     with pytest.raises(Forbidden):
         user_update(actor=plain_admin, source=SRC, user=plain_admin, is_superuser=True)
     user_update(actor=world.admin, source=SRC, user=plain_admin, is_superuser=True)
@@ -353,7 +353,7 @@ def test_an_auditor_is_never_an_admin_and_creates_nothing(world):
         user_update(actor=world.admin, source=SRC, user=world.manager, global_role="auditor")
     assert (exc.value.errors[0].field, exc.value.type) == ("global_role", "auditor-cannot-hold-role")
     # An account that is superuser and auditor (made around the services) is an auditor only.
-    both = User.objects.create_user("both", global_role=GlobalRole.AUDITOR, is_superuser=True)
+    both = UserFactory(username="both", global_role=GlobalRole.AUDITOR, is_superuser=True)
     assert (is_admin(both), is_auditor(both)) == (False, True)
     assert not User.objects.filter(ADMINS, pk=both.pk).exists()
 
@@ -362,9 +362,7 @@ def test_an_auditor_is_never_an_admin_and_creates_nothing(world):
 @pytest.mark.parametrize("is_superuser", [True, False])
 @pytest.mark.parametrize("global_role", list(GlobalRole.values))
 def test_the_admin_rule_and_its_database_filter_agree(is_active, is_superuser, global_role):
-    user = User.objects.create_user(
-        "x", is_active=is_active, is_superuser=is_superuser, global_role=global_role
-    )
+    user = UserFactory(username="x", is_active=is_active, is_superuser=is_superuser, global_role=global_role)
     assert is_admin(user) == User.objects.filter(ADMINS, pk=user.pk).exists()
 
 

@@ -5,10 +5,9 @@ from django.contrib.auth.models import Group
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
-from accounts.models import User
 from registry.models import Asset, AssetGroupObjectPermission, AssetKind, Stage, StagePointer
 from registry.permissions import restrict
-from tests.factories import AssetFactory, EdgeFactory, VersionFactory
+from tests.factories import AssetFactory, EdgeFactory, UserFactory, VersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +25,7 @@ ROUTES = [
 
 @pytest.fixture
 def bob():
-    return User.objects.create_user("bob")
+    return UserFactory(username="bob")
 
 
 def client_for(user):
@@ -160,11 +159,11 @@ def test_compiled_resolve_answers_like_the_orm_for_every_kind_of_user(bob):
             asset=asset, stage=staging, version=VersionFactory(asset=asset), updated_at="2026-01-01T00:00:00Z"
         )
     team = Group.objects.create(name="t")
-    carol = User.objects.create_user("carol")
+    carol = UserFactory(username="carol")
     carol.groups.add(team)
     assign_perm("registry.view_asset", bob, mine)
     assign_perm("registry.view_asset", team, theirs)
-    admin = User.objects.create_user("root", global_role="admin")
+    admin = UserFactory(username="root", global_role="admin")
     expected = {
         (bob, "mine"): True,
         (bob, "theirs"): False,
