@@ -20,12 +20,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.meta import CoveragePhaseData
 
 from accounts.services import token_create
-from approvals.models import Policy
 from approvals.services import promotion_request
 from config.wsgi import application
 from core.source import Channel, Credential, CredentialKind, Source
 from registry.models import Asset, AssetKind, Stage
-from tests.factories import AssetFactory, UserFactory, VersionFactory
+from tests.factories import AssetFactory, PolicyFactory, UserFactory, VersionFactory
 
 EXAMPLES = 12  # fuzzed cases per operation (81 operations)
 EXISTING: dict[str, int] = {}  # ids of the rows `arranged` made, by the route prefix that names them
@@ -79,7 +78,7 @@ def arranged(db):
     bob.groups.add(Group.objects.create(name="fuzzers"))
     model = Asset.objects.get(kind=AssetKind.MODEL, name="a")
     production = Stage.objects.get(name="production")
-    policy = Policy.objects.create(asset=model, kind=model.kind, stage=production, required_approvals=2)
+    policy = PolicyFactory(asset=model, stage=production, required_approvals=2)
     promotion = promotion_request(
         actor=admin,
         source=Source.cli(),

@@ -9,12 +9,11 @@ from guardian.shortcuts import assign_perm
 
 from accounts.models import User
 from accounts.services import token_create, token_revoke
-from approvals.models import Policy
 from approvals.services import promotion_approve, promotion_request
 from audit.models import AuditEvent
 from core.source import Source
 from registry.models import AssetKind, Stage
-from tests.factories import AssetFactory, ServiceAccountFactory, UserFactory, VersionFactory
+from tests.factories import AssetFactory, PolicyFactory, ServiceAccountFactory, UserFactory, VersionFactory
 from tests.routes import route_methods, url_for, version_body
 
 
@@ -174,8 +173,8 @@ def arrange(kind):
     assign_perm("registry.review_asset", admin, asset)
     assign_perm("registry.review_asset", bob, asset)
     production, staging = Stage.objects.get(name="production"), Stage.objects.get(name="staging")
-    policy = Policy.objects.create(asset=asset, kind=asset.kind, stage=production, required_approvals=2)
-    Policy.objects.create(asset=asset, kind=asset.kind, stage=staging, apply_on_approval=False)
+    policy = PolicyFactory(asset=asset, stage=production, required_approvals=2)
+    PolicyFactory(asset=asset, stage=staging, apply_on_approval=False)
     v1, v2 = asset.versions.order_by("number")
     approved = promotion_request(
         actor=ci, source=Source.cli(), asset=asset, version=v1, stage=staging, justification="try"

@@ -11,13 +11,12 @@ from rest_framework.test import APIClient
 
 from accounts.models import GlobalRole, Scope
 from accounts.services import token_create
-from approvals.models import Policy
 from approvals.services import promotion_request
 from audit.log import checkpoint_make
 from core.source import Source
 from registry.models import AssetKind, Stage, StagePointer
 from registry.permissions import CODENAMES, Role
-from tests.factories import AssetFactory, ServiceAccountFactory, UserFactory, VersionFactory
+from tests.factories import AssetFactory, PolicyFactory, ServiceAccountFactory, UserFactory, VersionFactory
 from tests.routes import route_methods, url_for, version_body
 
 PERSONAS = [
@@ -220,7 +219,7 @@ def arrange(kind) -> tuple[dict[str, APIClient], dict[str, str]]:
     )
     spare, _ = token_create(actor=None, source=Source.cli(), account=ci, name="spare", scopes=[Scope.READ])
     production = Stage.objects.get(name="production")
-    policy = Policy.objects.create(asset=asset, kind=asset.kind, stage=production, required_approvals=1)
+    policy = PolicyFactory(asset=asset, stage=production, required_approvals=1)
     promotion = promotion_request(
         actor=ci,
         source=Source.cli(),

@@ -16,7 +16,7 @@ from core.exceptions import Conflict, Forbidden, InvalidInput
 from core.source import Source
 from registry.permissions import Role, can_create_assets, effective_roles, granted_roles
 from tests.factories import UserFactory, digest_for
-from tests.helpers import World
+from tests.helpers import World, api_client
 
 pytestmark = pytest.mark.django_db
 SRC = Source.cli()
@@ -30,12 +30,6 @@ def world():
     )
     world.auditor = UserFactory(username="audrey", global_role="auditor")
     return world
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def new_events(since: int) -> list[tuple[str, str, dict]]:
@@ -203,7 +197,7 @@ def test_an_admin_who_joins_reviewers_and_approves_leaves_both_on_the_record(wor
     """The scenario of the finding, through the API: the join is an event before the approval."""
     world.r1.groups.remove(world.reviewers)
     promotion = world.request().json()
-    admin = client_for(world.admin)
+    admin = api_client(world.admin)
     before = last_seq()
     response = admin.post("/api/v1/teams/reviewers/members", {"user": "root"}, format="json")
     assert response.status_code == 201, response.content
@@ -214,7 +208,7 @@ def test_an_admin_who_joins_reviewers_and_approves_leaves_both_on_the_record(wor
 
 
 def test_team_member_routes(world):
-    admin, auditor, outsider = (client_for(u) for u in (world.admin, world.auditor, world.outsider))
+    admin, auditor, outsider = (api_client(u) for u in (world.admin, world.auditor, world.outsider))
     members = "/api/v1/teams/reviewers/members"
     assert [m["user"] for m in admin.get(members).json()] == ["r1", "r2", "r3"]
     assert auditor.get(members).status_code == 200
@@ -367,7 +361,7 @@ def test_the_admin_rule_and_its_database_filter_agree(is_active, is_superuser, g
 
 
 def test_user_routes(world):
-    admin, auditor, outsider = (client_for(u) for u in (world.admin, world.auditor, world.outsider))
+    admin, auditor, outsider = (api_client(u) for u in (world.admin, world.auditor, world.outsider))
     assert admin.get("/api/v1/users/olly").json() == {
         "username": "olly",
         "service_account": False,
@@ -399,7 +393,7 @@ def test_user_routes(world):
 
 
 def test_a_disabled_account_loses_its_tokens_and_reviews(world):
-    response = client_for(world.admin).patch("/api/v1/users/ci", {"is_active": False}, format="json")
+    response = api_client(world.admin).patch("/api/v1/users/ci", {"is_active": False}, format="json")
     assert response.status_code == 200
     assert world.client(token=world.ci_token).get("/api/v1/me").status_code == 401
 
@@ -419,7 +413,7 @@ def test_the_manage_scope_is_needed_to_change_roles(world):
 
 def test_a_manager_cannot_grant_manage_to_the_auditor(world):
     """A manager granted manage to the auditor, who then registered a version and granted roles onward."""
-    response = client_for(world.manager).post(
+    response = api_client(world.manager).post(
         "/api/v1/models/fraud/permissions",
         {"principal_type": "user", "principal": "audrey", "role": "manage"},
         format="json",
@@ -450,7 +444,7 @@ def test_a_grant_forced_to_an_auditor_gives_no_more_than_view(world):
     team_member_add(actor=world.admin, source=SRC, team=team, user=world.auditor)
     assert effective_roles(world.auditor, world.asset) == {Role.VIEW}
     assert granted_roles(world.auditor, world.asset) == set()  # only a view grant would count
-    auditor = client_for(world.auditor)
+    auditor = api_client(world.auditor)
     before = last_seq()
     registered = auditor.post("/api/v1/models/fraud/versions", {"digest": digest_for("x")}, format="json")
     assert registered.status_code == 403, registered.content

@@ -13,11 +13,11 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, GlobalRole, Scope, User
 from accounts.services import token_create
-from approvals.models import Policy, PromotionRequest, Review
+from approvals.models import PromotionRequest, Review
 from audit.models import AuditEvent
 from core.source import Channel, Credential, CredentialKind, Source
-from registry.models import AssetKind, Stage
-from tests.factories import AssetFactory, ServiceAccountFactory, UserFactory, VersionFactory
+from registry.models import AssetKind
+from tests.factories import AssetFactory, PolicyFactory, ServiceAccountFactory, UserFactory, VersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -46,9 +46,7 @@ def world():
     assign_perm("registry.review_asset", w.reviewers, w.asset)
     assign_perm("registry.contribute_asset", w.ci, w.asset)
     assign_perm("registry.view_asset", w.viewer, w.asset)
-    policy = Policy.objects.create(
-        asset=w.asset, kind=AssetKind.MODEL, stage=Stage.objects.get(name="production"), required_approvals=2
-    )
+    policy = PolicyFactory(asset=w.asset, required_approvals=2)
     policy.reviewer_teams.set([w.reviewers])
     return w
 

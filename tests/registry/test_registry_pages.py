@@ -2,14 +2,12 @@
 what each page shows, escaping and sanitising, and query counts that do not grow with the data."""
 
 import re
-from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from approvals.models import PromotionRequest
 from core.source import Source
 from registry import lineage_svg, services
 from registry.models import (
@@ -22,7 +20,7 @@ from registry.models import (
     StageHistory,
     StagePointer,
 )
-from tests.factories import AssetFactory, EdgeFactory, UserFactory, VersionFactory
+from tests.factories import AssetFactory, EdgeFactory, PromotionFactory, UserFactory, VersionFactory
 
 pytestmark = pytest.mark.django_db
 SRC = Source.cli()
@@ -93,15 +91,7 @@ class Setup:
         )
 
     def promotion(self, version, stage):
-        return PromotionRequest.objects.create(
-            asset=version.asset,
-            version=version,
-            stage=stage,
-            status="applied",
-            requested_by=self.admin,
-            justification="better auc",
-            expires_at=timezone.now() + timedelta(days=1),
-        )
+        return PromotionFactory(version=version, stage=stage, status="applied", requested_by=self.admin)
 
 
 @pytest.fixture
