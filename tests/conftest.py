@@ -1,13 +1,29 @@
-"""Shared fixtures: API clients, the PostgreSQL-only marker, and loopback-only name resolution."""
+"""Shared fixtures: the personas and their clients, the PostgreSQL-only marker, and loopback-only name
+resolution.
+
+The personas, each made once here (modules with a special cast arrange their own):
+
+| fixture           | username | who                                                                      |
+|-------------------|----------|--------------------------------------------------------------------------|
+| `admin`           | root     | global role admin                                                        |
+| `auditor`         | audrey   | global role auditor: reads everything, changes nothing                   |
+| `manager`         | mia      | holds manage on `fraud`                                                  |
+| `contributor`     | cora     | holds contribute on `fraud`                                              |
+| `reviewer`        | rita     | holds review on `fraud`                                                  |
+| `viewer`          | vera     | holds view on `fraud`                                                    |
+| `outsider`        | olly     | a person with no role anywhere                                           |
+| `service_account` | ci-bot   | a service account (CI), with no role until a test grants one             |
+
+`fraud` is model/fraud; a module that defines its own `fraud` fixture gives the personas its asset instead.
+"""
 
 import ipaddress
 import socket
 
 import pytest
-from django.conf import settings
-from rest_framework.test import APIClient
 
-IS_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+from tests.factories import AssetFactory, ServiceAccountFactory, UserFactory, grant
+from tests.helpers import IS_POSTGRES, api_client
 
 
 def pytest_collection_modifyitems(config, items):
@@ -48,19 +64,79 @@ def loopback_resolution(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
 
 
+# Personas -----------------------------------------------------------------------------------------
+
+
 @pytest.fixture
-def user(django_user_model):
+def fraud(db):
+    return AssetFactory(name="fraud")
+
+
+@pytest.fixture
+def admin(db):
     """A registry admin: the registry tests are about its rules, not about who may use them."""
-    return django_user_model.objects.create_user("alice", password="alice-password", global_role="admin")
+    return UserFactory(username="root", password="root-password", global_role="admin")
 
 
 @pytest.fixture
-def api(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
+def auditor(db):
+    return UserFactory(username="audrey", global_role="auditor")
+
+
+@pytest.fixture
+def manager(fraud):
+    person = UserFactory(username="mia")
+    grant(person, fraud, "manage")
+    return person
+
+
+@pytest.fixture
+def contributor(fraud):
+    person = UserFactory(username="cora")
+    grant(person, fraud, "contribute")
+    return person
+
+
+@pytest.fixture
+def reviewer(fraud):
+    person = UserFactory(username="rita")
+    grant(person, fraud, "review")
+    return person
+
+
+@pytest.fixture
+def viewer(fraud):
+    person = UserFactory(username="vera")
+    grant(person, fraud, "view")
+    return person
+
+
+@pytest.fixture
+def outsider(db):
+    return UserFactory(username="olly")
+
+
+@pytest.fixture
+def service_account(db):
+    return ServiceAccountFactory(username="ci-bot")
+
+
+# Clients ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(admin):
+    """An API client acting as the admin."""
+    return api_client(admin)
 
 
 @pytest.fixture
 def anon():
-    return APIClient()
+    """An anonymous API client."""
+    return api_client()
+
+
+@pytest.fixture
+def api_as():
+    """api_as(user) is an API client acting as user."""
+    return api_client

@@ -278,12 +278,12 @@ def test_the_signing_key_is_created_owner_only(tmp_path, open_umask, settings):
 
 
 @pytest.fixture
-def grow_log(user):
+def grow_log(admin):
     from core.source import Source
     from registry import services
 
     def grow():
-        services.asset_update(actor=user, source=Source.cli(), asset=AssetFactory(), description="changed")
+        services.asset_update(actor=admin, source=Source.cli(), asset=AssetFactory(), description="changed")
 
     return grow
 

@@ -19,14 +19,12 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.meta import CoveragePhaseData
 
-from accounts.models import User
 from accounts.services import token_create
-from approvals.models import Policy
 from approvals.services import promotion_request
 from config.wsgi import application
 from core.source import Channel, Credential, CredentialKind, Source
 from registry.models import Asset, AssetKind, Stage
-from tests.factories import AssetFactory, VersionFactory
+from tests.factories import AssetFactory, PolicyFactory, UserFactory, VersionFactory
 
 EXAMPLES = 12  # fuzzed cases per operation (81 operations)
 EXISTING: dict[str, int] = {}  # ids of the rows `arranged` made, by the route prefix that names them
@@ -64,8 +62,8 @@ def arranged(db):
 
     The WSGI handler shares the test's connection. As in Django's test client, close_old_connections is
     disconnected: it would close that connection inside the test's transaction."""
-    admin = User.objects.create_user("admin", global_role="admin")
-    bob = User.objects.create_user("bob")
+    admin = UserFactory(username="admin", global_role="admin")
+    bob = UserFactory(username="bob")
     scopes = ["read", "write", "promote", "review", "manage"]
     # A review token is made only by its own person from a signed-in session.
     signed_in = Source(channel=Channel.WEB, credential=Credential(kind=CredentialKind.SESSION))
@@ -80,7 +78,7 @@ def arranged(db):
     bob.groups.add(Group.objects.create(name="fuzzers"))
     model = Asset.objects.get(kind=AssetKind.MODEL, name="a")
     production = Stage.objects.get(name="production")
-    policy = Policy.objects.create(asset=model, kind=model.kind, stage=production, required_approvals=2)
+    policy = PolicyFactory(asset=model, stage=production, required_approvals=2)
     promotion = promotion_request(
         actor=admin,
         source=Source.cli(),

@@ -9,12 +9,11 @@ from guardian.shortcuts import assign_perm
 
 from accounts.models import User
 from accounts.services import token_create, token_revoke
-from approvals.models import Policy
 from approvals.services import promotion_approve, promotion_request
 from audit.models import AuditEvent
 from core.source import Source
 from registry.models import AssetKind, Stage
-from tests.factories import AssetFactory, VersionFactory
+from tests.factories import AssetFactory, PolicyFactory, ServiceAccountFactory, UserFactory, VersionFactory
 from tests.routes import route_methods, url_for, version_body
 
 
@@ -161,21 +160,21 @@ def arrange(kind):
     asset = AssetFactory(kind=kind or AssetKind.MODEL, name="a")
     for _ in range(2):
         VersionFactory(asset=asset, **({"template": "Say {{thing}}"} if kind == AssetKind.PROMPT else {}))
-    bob = User.objects.create_user("bob")
+    bob = UserFactory(username="bob")
     assign_perm("registry.view_asset", bob, asset)
-    ci = User.objects.create_user("ci", is_service_account=True)
+    ci = ServiceAccountFactory(username="ci")
     ci.groups.add(Group.objects.create(name="crew"))
     live, _ = token_create(actor=None, source=Source.cli(), account=ci, name="live", scopes=["read"])
     revoked, _ = token_create(actor=None, source=Source.cli(), account=ci, name="old", scopes=["read"])
     token_revoke(actor=None, source=Source.cli(), token=revoked)
     # Promotions requested by ci: one pending for production (two approvals), one approved for staging.
-    alice = User.objects.get(username="alice")
+    admin = User.objects.get(username="root")
     assign_perm("registry.request_promotion_asset", ci, asset)
-    assign_perm("registry.review_asset", alice, asset)
+    assign_perm("registry.review_asset", admin, asset)
     assign_perm("registry.review_asset", bob, asset)
     production, staging = Stage.objects.get(name="production"), Stage.objects.get(name="staging")
-    policy = Policy.objects.create(asset=asset, kind=asset.kind, stage=production, required_approvals=2)
-    Policy.objects.create(asset=asset, kind=asset.kind, stage=staging, apply_on_approval=False)
+    policy = PolicyFactory(asset=asset, stage=production, required_approvals=2)
+    PolicyFactory(asset=asset, stage=staging, apply_on_approval=False)
     v1, v2 = asset.versions.order_by("number")
     approved = promotion_request(
         actor=ci, source=Source.cli(), asset=asset, version=v1, stage=staging, justification="try"

@@ -9,15 +9,14 @@ from django.contrib.auth.models import Group, Permission
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
-from accounts.models import GlobalRole, Scope, User
+from accounts.models import GlobalRole, Scope
 from accounts.services import token_create
-from approvals.models import Policy
 from approvals.services import promotion_request
 from audit.log import checkpoint_make
 from core.source import Source
 from registry.models import AssetKind, Stage, StagePointer
 from registry.permissions import CODENAMES, Role
-from tests.factories import AssetFactory, VersionFactory
+from tests.factories import AssetFactory, PolicyFactory, ServiceAccountFactory, UserFactory, VersionFactory
 from tests.routes import route_methods, url_for, version_body
 
 PERSONAS = [
@@ -194,9 +193,9 @@ def arrange(kind) -> tuple[dict[str, APIClient], dict[str, str]]:
         updated_at="2026-01-01T00:00:00Z",
     )
     users = {
-        "admin": User.objects.create_user("admin", global_role=GlobalRole.ADMIN),
-        "auditor": User.objects.create_user("auditor", global_role=GlobalRole.AUDITOR),
-        "outsider": User.objects.create_user("outsider"),
+        "admin": UserFactory(username="admin", global_role=GlobalRole.ADMIN),
+        "auditor": UserFactory(username="auditor", global_role=GlobalRole.AUDITOR),
+        "outsider": UserFactory(username="outsider"),
     }
     for persona, role in [
         ("manager", Role.MANAGE),
@@ -204,11 +203,11 @@ def arrange(kind) -> tuple[dict[str, APIClient], dict[str, str]]:
         ("reviewer", Role.REVIEW),
         ("viewer", Role.VIEW),
     ]:
-        users[persona] = User.objects.create_user(persona)
+        users[persona] = UserFactory(username=persona)
         assign_perm(f"registry.{CODENAMES[role]}", users[persona], asset)
     users["manager"].user_permissions.add(Permission.objects.get(codename="add_asset"))
     users["viewer"].groups.add(Group.objects.create(name="crew"))
-    ci = User.objects.create_user("ci", is_service_account=True)
+    ci = ServiceAccountFactory(username="ci")
     assign_perm(f"registry.{CODENAMES[Role.CONTRIBUTE]}", ci, asset)
     assign_perm(f"registry.{CODENAMES[Role.REQUEST_PROMOTION]}", ci, asset)
     _, token = token_create(
@@ -220,7 +219,7 @@ def arrange(kind) -> tuple[dict[str, APIClient], dict[str, str]]:
     )
     spare, _ = token_create(actor=None, source=Source.cli(), account=ci, name="spare", scopes=[Scope.READ])
     production = Stage.objects.get(name="production")
-    policy = Policy.objects.create(asset=asset, kind=asset.kind, stage=production, required_approvals=1)
+    policy = PolicyFactory(asset=asset, stage=production, required_approvals=1)
     promotion = promotion_request(
         actor=ci,
         source=Source.cli(),

@@ -13,7 +13,7 @@ from core.source import Source
 from registry.models import AssetKind
 from registry.permissions import Role, effective_roles, granted_roles
 from registry.services import asset_create, grant_add, grant_remove
-from tests.factories import AssetFactory
+from tests.factories import AssetFactory, ServiceAccountFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 SRC = Source.cli()
@@ -21,7 +21,7 @@ SRC = Source.cli()
 
 @pytest.fixture
 def manager():
-    return User.objects.create_user("mia")
+    return UserFactory(username="mia")
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def events():
 
 
 def test_grant_and_revoke_each_write_one_event(manager, asset):
-    bob = User.objects.create_user("bob")
+    bob = UserFactory(username="bob")
     grant_add(actor=manager, source=SRC, asset=asset, principal=bob, role=Role.REVIEW)
     assert granted_roles(bob, asset) == {Role.REVIEW}
     grant_remove(actor=manager, source=SRC, asset=asset, principal=bob, role=Role.REVIEW)
@@ -53,7 +53,7 @@ def test_grant_and_revoke_each_write_one_event(manager, asset):
 
 def test_team_grants_reach_members(manager, asset):
     team = Group.objects.create(name="reviewers")
-    bob = User.objects.create_user("bob")
+    bob = UserFactory(username="bob")
     bob.groups.add(team)
     grant_add(actor=manager, source=SRC, asset=asset, principal=team, role=Role.REVIEW)
     assert Role.REVIEW in effective_roles(bob, asset)
@@ -62,21 +62,21 @@ def test_team_grants_reach_members(manager, asset):
 
 
 def test_only_managers_grant(asset):
-    bob = User.objects.create_user("bob")
+    bob = UserFactory(username="bob")
     with pytest.raises(Forbidden):
         grant_add(actor=bob, source=SRC, asset=asset, principal=bob, role=Role.MANAGE)
     assert not AuditEvent.objects.exists()
 
 
 def test_service_accounts_never_get_review(manager, asset):
-    ci = User.objects.create_user("ci", is_service_account=True)
+    ci = ServiceAccountFactory(username="ci")
     with pytest.raises(InvalidInput) as excinfo:
         grant_add(actor=manager, source=SRC, asset=asset, principal=ci, role=Role.REVIEW)
     assert excinfo.value.type == "service-account-cannot-review"
 
 
 def test_admin_role_never_implies_review():
-    admin = User.objects.create_user("root", global_role="admin", is_superuser=True)
+    admin = UserFactory(username="root", global_role="admin", is_superuser=True)
     asset = AssetFactory()
     assert Role.REVIEW not in effective_roles(admin, asset)
     assert Role.MANAGE in effective_roles(admin, asset)
@@ -85,7 +85,7 @@ def test_admin_role_never_implies_review():
 def test_creator_manages_and_team_contributes():
     from django.contrib.auth.models import Permission
 
-    owner = User.objects.create_user("olga")
+    owner = UserFactory(username="olga")
     owner.user_permissions.add(Permission.objects.get(codename="add_asset"))
     owner = User.objects.get(pk=owner.pk)
     team = Group.objects.create(name="ml")
@@ -98,16 +98,14 @@ def test_creator_manages_and_team_contributes():
     ]
 
 
-def test_auditor_changes_nothing():
-    auditor = User.objects.create_user("audrey", global_role="auditor")
+def test_auditor_changes_nothing(auditor):
     asset = AssetFactory()
     assert effective_roles(auditor, asset) == {Role.VIEW}
     with pytest.raises(Forbidden):
         asset_create(actor=auditor, source=SRC, kind=AssetKind.MODEL, name="x")
 
 
-def test_service_account_create_and_commands(capsys):
-    admin = User.objects.create_user("root", global_role="admin")
+def test_service_account_create_and_commands(capsys, admin):
     ci = service_account_create(actor=admin, source=SRC, name="ci-one")
     assert ci.is_service_account and not ci.has_usable_password()
     with pytest.raises(Conflict):
@@ -141,7 +139,7 @@ def clear_cache():
 
 
 def test_sign_in_and_out_are_audited(client):
-    User.objects.create_user("ann", password="correct-horse-battery")
+    UserFactory(username="ann", password="correct-horse-battery")
     response = client.post("/accounts/login/", {"username": "ann", "password": "correct-horse-battery"})
     assert response.status_code == 302
     client.post("/accounts/logout/")
@@ -150,7 +148,7 @@ def test_sign_in_and_out_are_audited(client):
 
 def test_failed_sign_ins_are_audited_and_rate_limited(client, settings):
     settings.LOGIN_FAILURE_LIMIT = 3
-    User.objects.create_user("ann", password="correct-horse-battery")
+    UserFactory(username="ann", password="correct-horse-battery")
     for _ in range(3):
         assert client.post("/accounts/login/", {"username": "ann", "password": "wrong"}).status_code == 200
     locked = client.post("/accounts/login/", {"username": "ann", "password": "correct-horse-battery"})

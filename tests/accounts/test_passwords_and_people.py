@@ -17,7 +17,8 @@ from core.exceptions import Forbidden, InvalidInput
 from core.source import Source
 from registry.models import Asset, AssetKind
 from registry.services import asset_create
-from tests.approvals.conftest import World
+from tests.factories import ServiceAccountFactory, UserFactory
+from tests.helpers import World
 
 pytestmark = pytest.mark.django_db
 OLD, NEW = "reviewer-old-pass-8513", "admin-chosen-pass-2207"
@@ -30,8 +31,8 @@ def events(action):
 
 @pytest.fixture
 def root():
-    return User.objects.create_user(
-        "root", password="root-pass-4419", global_role="admin", is_staff=True, is_superuser=True
+    return UserFactory(
+        username="root", password="root-pass-4419", global_role="admin", is_staff=True, is_superuser=True
     )
 
 
@@ -70,7 +71,7 @@ def test_an_admin_cannot_set_a_reviewers_password_and_approve_in_their_name(root
 
 
 def test_the_admin_cannot_disable_another_persons_password_either(root):
-    person = User.objects.create_user("pat", password=OLD)
+    person = UserFactory(username="pat", password=OLD)
     admin = Client()
     admin.force_login(root)
     response = admin.post(f"/admin/accounts/user/{person.pk}/password/", {"usable_password": "false"})
@@ -90,7 +91,7 @@ def test_the_admins_own_password_links_lead_to_the_audited_page(root):
 
 
 def test_a_person_changes_their_own_password_on_the_record():
-    person = User.objects.create_user("pat", password=OLD)
+    person = UserFactory(username="pat", password=OLD)
     other_session = signed_in(person, OLD)
     client = signed_in(person, OLD)
 
@@ -119,7 +120,7 @@ def test_a_person_changes_their_own_password_on_the_record():
     ],
 )
 def test_a_refused_password_change_changes_nothing(old, new1, new2, field):
-    person = User.objects.create_user("pat", password=OLD)
+    person = UserFactory(username="pat", password=OLD)
     client = signed_in(person, OLD)
     response = client.post(
         "/accounts/password/", {"old_password": old, "new_password1": new1, "new_password2": new2}
@@ -137,11 +138,11 @@ def test_the_password_page_needs_a_signed_in_person():
 
 
 def test_only_the_person_or_the_server_sets_a_password(root):
-    person = User.objects.create_user("pat", password=OLD)
+    person = UserFactory(username="pat", password=OLD)
     with pytest.raises(Forbidden) as refused:
         user_set_password(actor=root, source=SRC, user=person, password=NEW)
     assert refused.value.type == "password-of-another"
-    ci = User.objects.create_user("ci", is_service_account=True)
+    ci = ServiceAccountFactory(username="ci")
     with pytest.raises(InvalidInput) as service:
         user_set_password(actor=None, source=SRC, user=ci, password=NEW)
     with pytest.raises(InvalidInput) as weak:
@@ -153,7 +154,7 @@ def test_only_the_person_or_the_server_sets_a_password(root):
 
 
 def test_changepassword_on_the_server_is_on_the_record(monkeypatch):
-    person = User.objects.create_user("pat", password=OLD)
+    person = UserFactory(username="pat", password=OLD)
     typed = iter(["password", "password", NEW, NEW])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(typed))
 
@@ -167,7 +168,7 @@ def test_changepassword_on_the_server_is_on_the_record(monkeypatch):
 
 
 def test_changepassword_refuses_a_service_account(monkeypatch):
-    User.objects.create_user("ci", is_service_account=True)
+    ServiceAccountFactory(username="ci")
     monkeypatch.setattr("getpass.getpass", lambda prompt="": NEW)
     with pytest.raises(CommandError, match="service account"):
         call_command("changepassword", "ci", stdout=StringIO())
@@ -240,7 +241,7 @@ def test_the_admin_add_form_can_create_a_person_without_a_password(root):
 
 
 def test_the_admin_add_form_refuses_a_taken_name_and_records_nothing(root):
-    User.objects.create_user("newbie")
+    UserFactory(username="newbie")
     admin = Client()
     admin.force_login(root)
     response = admin.post(
@@ -253,10 +254,10 @@ def test_the_admin_add_form_refuses_a_taken_name_and_records_nothing(root):
 
 
 def test_person_create_is_for_admins_and_superusers_make_superusers(root):
-    clerk = User.objects.create_user("clerk")
+    clerk = UserFactory(username="clerk")
     with pytest.raises(Forbidden):
         person_create(actor=clerk, source=SRC, username="x1")
-    lesser = User.objects.create_user("lesser", global_role="admin")
+    lesser = UserFactory(username="lesser", global_role="admin")
     with pytest.raises(Forbidden):
         person_create(actor=lesser, source=SRC, username="x2", is_superuser=True)
     with pytest.raises(InvalidInput) as bad:
@@ -275,7 +276,7 @@ def test_a_teams_add_asset_permission_grants_nothing():
     record) does not, whether it was made before the admin became read-only or by a data migration."""
     team = Group.objects.create(name="builders")
     team.permissions.add(Permission.objects.get(content_type__app_label="registry", codename="add_asset"))
-    member = User.objects.create_user("bea")
+    member = UserFactory(username="bea")
     member.groups.add(team)
 
     with pytest.raises(Forbidden):

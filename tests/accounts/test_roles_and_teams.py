@@ -16,8 +16,8 @@ from core.exceptions import Conflict, Forbidden, InvalidInput
 from core.source import Source
 from registry.permissions import Role, can_create_assets, effective_roles, granted_roles
 from registry.services import grant_add
-from tests.approvals.conftest import World
-from tests.factories import digest_for
+from tests.factories import UserFactory, digest_for
+from tests.helpers import World, api_client
 
 pytestmark = pytest.mark.django_db
 SRC = Source.cli()
@@ -26,17 +26,11 @@ SRC = Source.cli()
 @pytest.fixture
 def world():
     world = World()
-    world.admin = User.objects.create_user(
-        "root", password="root-password", global_role="admin", is_staff=True, is_superuser=True
+    world.admin = UserFactory(
+        username="root", password="root-password", global_role="admin", is_staff=True, is_superuser=True
     )
-    world.auditor = User.objects.create_user("audrey", global_role="auditor")
+    world.auditor = UserFactory(username="audrey", global_role="auditor")
     return world
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def new_events(since: int) -> list[tuple[str, str, dict]]:
@@ -204,7 +198,7 @@ def test_an_admin_who_joins_reviewers_and_approves_leaves_both_on_the_record(wor
     """The scenario of the finding, through the API: the join is an event before the approval."""
     world.r1.groups.remove(world.reviewers)
     promotion = world.request().json()
-    admin = client_for(world.admin)
+    admin = api_client(world.admin)
     before = last_seq()
     response = admin.post("/api/v1/teams/reviewers/members", {"user": "root"}, format="json")
     assert response.status_code == 201, response.content
@@ -215,7 +209,7 @@ def test_an_admin_who_joins_reviewers_and_approves_leaves_both_on_the_record(wor
 
 
 def test_team_member_routes(world):
-    admin, auditor, outsider = (client_for(u) for u in (world.admin, world.auditor, world.outsider))
+    admin, auditor, outsider = (api_client(u) for u in (world.admin, world.auditor, world.outsider))
     members = "/api/v1/teams/reviewers/members"
     assert [m["user"] for m in admin.get(members).json()] == ["r1", "r2", "r3"]
     assert auditor.get(members).status_code == 200
@@ -306,7 +300,7 @@ def test_only_admins_change_roles_and_only_superusers_superuser_status(world):
     for actor in (world.manager, world.auditor, world.outsider):
         with pytest.raises(Forbidden):
             user_update(actor=actor, source=SRC, user=actor, global_role="admin")
-    plain_admin = User.objects.create_user("ada", global_role="admin")
+    plain_admin = UserFactory(username="ada", global_role="admin")
     with pytest.raises(Forbidden):
         user_update(actor=plain_admin, source=SRC, user=plain_admin, is_superuser=True)
     user_update(actor=world.admin, source=SRC, user=plain_admin, is_superuser=True)
@@ -354,7 +348,7 @@ def test_an_auditor_is_never_an_admin_and_creates_nothing(world):
         user_update(actor=world.admin, source=SRC, user=world.manager, global_role="auditor")
     assert (exc.value.errors[0].field, exc.value.type) == ("global_role", "auditor-cannot-hold-role")
     # An account that is superuser and auditor (made around the services) is an auditor only.
-    both = User.objects.create_user("both", global_role=GlobalRole.AUDITOR, is_superuser=True)
+    both = UserFactory(username="both", global_role=GlobalRole.AUDITOR, is_superuser=True)
     assert (is_admin(both), is_auditor(both)) == (False, True)
     assert not User.objects.filter(ADMINS, pk=both.pk).exists()
 
@@ -363,14 +357,12 @@ def test_an_auditor_is_never_an_admin_and_creates_nothing(world):
 @pytest.mark.parametrize("is_superuser", [True, False])
 @pytest.mark.parametrize("global_role", list(GlobalRole.values))
 def test_the_admin_rule_and_its_database_filter_agree(is_active, is_superuser, global_role):
-    user = User.objects.create_user(
-        "x", is_active=is_active, is_superuser=is_superuser, global_role=global_role
-    )
+    user = UserFactory(username="x", is_active=is_active, is_superuser=is_superuser, global_role=global_role)
     assert is_admin(user) == User.objects.filter(ADMINS, pk=user.pk).exists()
 
 
 def test_user_routes(world):
-    admin, auditor, outsider = (client_for(u) for u in (world.admin, world.auditor, world.outsider))
+    admin, auditor, outsider = (api_client(u) for u in (world.admin, world.auditor, world.outsider))
     assert admin.get("/api/v1/users/olly").json() == {
         "username": "olly",
         "service_account": False,
@@ -402,7 +394,7 @@ def test_user_routes(world):
 
 
 def test_a_disabled_account_loses_its_tokens_and_reviews(world):
-    response = client_for(world.admin).patch("/api/v1/users/ci", {"is_active": False}, format="json")
+    response = api_client(world.admin).patch("/api/v1/users/ci", {"is_active": False}, format="json")
     assert response.status_code == 200
     assert world.client(token=world.ci_token).get("/api/v1/me").status_code == 401
 
@@ -422,7 +414,7 @@ def test_the_manage_scope_is_needed_to_change_roles(world):
 
 def test_a_manager_cannot_grant_manage_to_the_auditor(world):
     """A manager granted manage to the auditor, who then registered a version and granted roles onward."""
-    response = client_for(world.manager).post(
+    response = api_client(world.manager).post(
         "/api/v1/models/fraud/permissions",
         {"principal_type": "user", "principal": "audrey", "role": "manage"},
         format="json",
@@ -453,7 +445,7 @@ def test_a_grant_forced_to_an_auditor_gives_no_more_than_view(world):
     team_member_add(actor=world.admin, source=SRC, team=team, user=world.auditor)
     assert effective_roles(world.auditor, world.asset) == {Role.VIEW}
     assert granted_roles(world.auditor, world.asset) == set()  # only a view grant would count
-    auditor = client_for(world.auditor)
+    auditor = api_client(world.auditor)
     before = last_seq()
     registered = auditor.post("/api/v1/models/fraud/versions", {"digest": digest_for("x")}, format="json")
     assert registered.status_code == 403, registered.content

@@ -7,7 +7,8 @@ from accounts.permissions import ADMINS
 from accounts.services import user_update
 from core.exceptions import Conflict
 from core.source import Source
-from tests.registry.test_concurrency import run_at_once
+from tests.factories import UserFactory
+from tests.helpers import run_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, seri
 def test_two_admins_stepping_down_at_once_leave_one(change):
     for _ in range(5):
         User.objects.all().delete()
-        admins = [User.objects.create_user(name, global_role="admin") for name in ("ada", "bea")]
+        admins = [UserFactory(username=name, global_role="admin") for name in ("ada", "bea")]
 
         def step_down(i, admins=admins):
             user_update(actor=admins[i], source=Source.cli(), user=admins[i], **change)
@@ -30,7 +31,7 @@ def test_two_admins_stepping_down_at_once_leave_one(change):
 def test_two_admins_demoting_each_other_at_once_leave_one():
     for _ in range(5):
         User.objects.all().delete()
-        admins = [User.objects.create_user(name, global_role="admin") for name in ("ada", "bea")]
+        admins = [UserFactory(username=name, global_role="admin") for name in ("ada", "bea")]
 
         def demote(i, admins=admins):
             user_update(actor=admins[i], source=Source.cli(), user=admins[1 - i], global_role="none")

@@ -15,6 +15,7 @@ from accounts.models import User
 from accounts.ratelimit import address_bucket
 from accounts.usernames import sign_in_name
 from audit.models import AuditEvent
+from tests.factories import ServiceAccountFactory, UserFactory
 
 PASSWORD = "correct-horse-battery"
 
@@ -43,7 +44,7 @@ def events(action):
 @pytest.mark.parametrize("variant", ["dave ", " dave", "\uff44\uff41\uff56\uff45", "DAVE", "\uff24ave\t"])
 def test_failures_under_another_spelling_lock_the_account(settings, variant):
     settings.LOGIN_FAILURE_LIMIT = 3
-    User.objects.create_user("dave", password=PASSWORD)
+    UserFactory(username="dave", password=PASSWORD)
     for index in range(3):  # from three addresses, so that only the name's count can lock
         response, _ = sign_in(variant, "wrong", address=f"10.0.1.{index}")
         assert response.status_code == 200
@@ -55,7 +56,7 @@ def test_failures_under_another_spelling_lock_the_account(settings, variant):
 @pytest.mark.django_db
 def test_mixed_spellings_share_one_count_and_the_lock_refuses_every_spelling(settings):
     settings.LOGIN_FAILURE_LIMIT = 4
-    User.objects.create_user("dave", password=PASSWORD)
+    UserFactory(username="dave", password=PASSWORD)
     for index, variant in enumerate(["dave ", "\uff44\uff41\uff56\uff45", "Dave", "\u3000dave"]):
         assert sign_in(variant, "wrong", address=f"10.0.3.{index}")[0].status_code == 200
     for variant in ("dave", "\uff44\uff41\uff56\uff45", " DAVE "):
@@ -68,7 +69,7 @@ def test_mixed_spellings_share_one_count_and_the_lock_refuses_every_spelling(set
 @pytest.mark.django_db
 @pytest.mark.parametrize("typed", ["Dave", "dave", "\uff44\uff41\uff56\uff45 ", " DAVE"])
 def test_an_account_stored_with_capitals_signs_in_by_its_sign_in_name(typed):
-    dave = User.objects.create_user("Dave", password=PASSWORD)
+    dave = UserFactory(username="Dave", password=PASSWORD)
     response, client = sign_in(typed, PASSWORD)
     assert response.status_code == 302
     assert client.session["_auth_user_id"] == str(dave.pk)
@@ -78,7 +79,7 @@ def test_an_account_stored_with_capitals_signs_in_by_its_sign_in_name(typed):
 @pytest.mark.django_db
 def test_a_successful_sign_in_clears_the_count_of_every_spelling(settings):
     settings.LOGIN_FAILURE_LIMIT = 3
-    User.objects.create_user("Dave", password=PASSWORD)
+    UserFactory(username="Dave", password=PASSWORD)
     for index in range(2):
         sign_in("\uff44\uff41\uff56\uff45", "wrong", address=f"10.0.5.{index}")
     assert sign_in("DAVE", PASSWORD, address="10.0.6.1")[0].status_code == 302
@@ -90,8 +91,8 @@ def test_a_successful_sign_in_clears_the_count_of_every_spelling(settings):
 @pytest.mark.django_db
 def test_two_accounts_with_one_sign_in_name_sign_nobody_in_and_cannot_be_created_in_forms():
     # Accounts written straight to the database (older data) can share a sign-in name: neither signs in.
-    User.objects.create_user("dave", password=PASSWORD)
-    User.objects.create_user("Dave", password=PASSWORD)
+    UserFactory(username="dave", password=PASSWORD)
+    UserFactory(username="Dave", password=PASSWORD)
     for typed in ("dave", "Dave"):
         response, client = sign_in(typed, PASSWORD)
         assert response.status_code == 200 and "_auth_user_id" not in client.session
@@ -104,14 +105,14 @@ def test_two_accounts_with_one_sign_in_name_sign_nobody_in_and_cannot_be_created
 
 @pytest.mark.django_db
 def test_editing_an_account_does_not_clash_with_itself():
-    ann = User.objects.create_user("Ann", password=PASSWORD)
+    ann = UserFactory(username="Ann", password=PASSWORD)
     ann.first_name = "Ann"
     ann.full_clean()
 
 
 @pytest.mark.django_db
 def test_service_accounts_never_sign_in_whatever_the_spelling():
-    account = User.objects.create_user("ci-fraud", is_service_account=True)
+    account = ServiceAccountFactory(username="ci-fraud")
     account.set_password(PASSWORD)
     account.save()
     for typed in ("ci-fraud", "CI-FRAUD", "\uff43\uff49-fraud"):
@@ -125,7 +126,7 @@ def test_service_accounts_never_sign_in_whatever_the_spelling():
 @pytest.mark.django_db
 def test_refused_attempts_for_a_locked_name_write_one_lock_event(settings):
     settings.LOGIN_FAILURE_LIMIT = 3
-    User.objects.create_user("dave", password=PASSWORD)
+    UserFactory(username="dave", password=PASSWORD)
     for index in range(40):
         sign_in(["dave", "\uff44\uff41\uff56\uff45", "DAVE "][index % 3], "wrong", address=f"10.1.{index}.1")
     failed = events("login.failed")

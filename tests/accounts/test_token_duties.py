@@ -13,11 +13,11 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, GlobalRole, Scope, User
 from accounts.services import token_create
-from approvals.models import Policy, PromotionRequest, Review
+from approvals.models import PromotionRequest, Review
 from audit.models import AuditEvent
 from core.source import Channel, Credential, CredentialKind, Source
-from registry.models import AssetKind, Stage
-from tests.factories import AssetFactory, VersionFactory
+from registry.models import AssetKind
+from tests.factories import AssetFactory, PolicyFactory, ServiceAccountFactory, UserFactory, VersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -31,24 +31,22 @@ def world():
         pass
 
     w = W()
-    w.admin = User.objects.create_user("admin", global_role=GlobalRole.ADMIN)
+    w.admin = UserFactory(username="admin", global_role=GlobalRole.ADMIN)
     w.reviewers = Group.objects.create(name="reviewers")
-    w.r1 = User.objects.create_user("reviewer1")
-    w.r2 = User.objects.create_user("reviewer2")
+    w.r1 = UserFactory(username="reviewer1")
+    w.r2 = UserFactory(username="reviewer2")
     for reviewer in (w.r1, w.r2):
         reviewer.groups.add(w.reviewers)
-    w.ci = User.objects.create_user("ci-bot", is_service_account=True)
-    w.viewer = User.objects.create_user("viewer")
-    author = User.objects.create_user("author")
+    w.ci = ServiceAccountFactory(username="ci-bot")
+    w.viewer = UserFactory(username="viewer")
+    author = UserFactory(username="author")
     w.asset = AssetFactory(kind=AssetKind.MODEL, name="fraud")
     VersionFactory(asset=w.asset, created_by=author)
     VersionFactory(asset=w.asset, created_by=author)
     assign_perm("registry.review_asset", w.reviewers, w.asset)
     assign_perm("registry.contribute_asset", w.ci, w.asset)
     assign_perm("registry.view_asset", w.viewer, w.asset)
-    policy = Policy.objects.create(
-        asset=w.asset, kind=AssetKind.MODEL, stage=Stage.objects.get(name="production"), required_approvals=2
-    )
+    policy = PolicyFactory(asset=w.asset, required_approvals=2)
     policy.reviewer_teams.set([w.reviewers])
     return w
 

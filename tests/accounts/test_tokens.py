@@ -9,18 +9,18 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 from rest_framework.test import APIClient
 
-from accounts.models import ApiToken, Scope, User
+from accounts.models import ApiToken, Scope
 from accounts.services import token_create, token_revoke
 from audit.models import AuditEvent
 from core.source import Source
-from tests.factories import AssetFactory, VersionFactory, digest_for
+from tests.factories import AssetFactory, ServiceAccountFactory, UserFactory, VersionFactory, digest_for
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def ci():
-    return User.objects.create_user("ci", is_service_account=True)
+    return ServiceAccountFactory(username="ci")
 
 
 @pytest.fixture
@@ -157,8 +157,7 @@ def test_service_account_cannot_sign_in_with_a_password(client, ci):
     )
 
 
-def test_token_api_shows_token_once(ci):
-    admin = User.objects.create_user("root", global_role="admin")
+def test_token_api_shows_token_once(ci, admin):
     client = APIClient()
     client.force_authenticate(admin)
     created = client.post(
@@ -207,6 +206,6 @@ def test_admin_sign_in_goes_through_the_product_sign_in(client):
 def test_http_basic_is_not_accepted(ci):
     from base64 import b64encode
 
-    User.objects.create_user("pat", password="a-long-password-123")
+    UserFactory(username="pat", password="a-long-password-123")
     header = "Basic " + b64encode(b"pat:a-long-password-123").decode()
     assert APIClient().get("/api/v1/me", HTTP_AUTHORIZATION=header).status_code == 401

@@ -3,12 +3,11 @@
 import pytest
 from django.contrib.auth.models import Group
 from guardian.shortcuts import assign_perm
-from rest_framework.test import APIClient
 
-from accounts.models import User
 from registry.models import Asset, AssetGroupObjectPermission, AssetKind, Stage, StagePointer
 from registry.permissions import restrict
-from tests.factories import AssetFactory, EdgeFactory, VersionFactory
+from tests.factories import AssetFactory, EdgeFactory, UserFactory, VersionFactory
+from tests.helpers import api_client
 
 pytestmark = pytest.mark.django_db
 
@@ -26,13 +25,7 @@ ROUTES = [
 
 @pytest.fixture
 def bob():
-    return User.objects.create_user("bob")
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
+    return UserFactory(username="bob")
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -43,7 +36,7 @@ def test_invisible_is_the_same_404_as_missing(bob, route):
     StagePointer.objects.create(
         asset=hidden, stage=Stage.objects.get(name="staging"), version=version, updated_at="2026-01-01T00:00Z"
     )
-    client = client_for(bob)
+    client = api_client(bob)
     invisible = client.get(route.format(name="hidden"))
     missing = client.get(route.format(name="missing"))
     assert invisible.status_code == missing.status_code == 404
@@ -62,7 +55,7 @@ def test_lists_exclude_invisible_assets(bob):
     by_team = AssetFactory(name="team-one")
     assign_perm("registry.view_asset", bob, visible)
     assign_perm("registry.review_asset", team, by_team)
-    names = [a["name"] for a in client_for(bob).get("/api/v1/models").json()["results"]]
+    names = [a["name"] for a in api_client(bob).get("/api/v1/models").json()["results"]]
     assert names == ["mine", "team-one"]
     assert restrict(Asset.objects.all(), bob).count() == 2
 
@@ -75,7 +68,7 @@ def test_lineage_leaves_out_edges_to_invisible_assets(bob):
     EdgeFactory(parent=shared, child=mine)
     assign_perm("registry.view_asset", bob, mine.asset)
     assign_perm("registry.view_asset", bob, shared.asset)
-    edges = client_for(bob).get("/api/v1/models/mine/versions/1/lineage").json()["edges"]
+    edges = api_client(bob).get("/api/v1/models/mine/versions/1/lineage").json()["edges"]
     assert [edge["parent"]["name"] for edge in edges] == ["shared-data"]
 
 
@@ -87,9 +80,9 @@ def test_lineage_reference_to_an_invisible_version_is_unknown(bob):
         "digest": "sha256:" + "b" * 64,
         "lineage": [{"relation": "trained_on", "kind": "dataset", "name": "secret-data", "version": 1}],
     }
-    hidden = client_for(bob).post("/api/v1/models/mine/versions", body, format="json").json()
+    hidden = api_client(bob).post("/api/v1/models/mine/versions", body, format="json").json()
     body["lineage"][0]["name"] = "no-such-data"
-    missing = client_for(bob).post("/api/v1/models/mine/versions", body, format="json").json()
+    missing = api_client(bob).post("/api/v1/models/mine/versions", body, format="json").json()
     assert hidden["type"] == missing["type"] == "unknown-version"
     assert hidden["errors"][0]["message"].replace("secret-data", "X") == missing["errors"][0][
         "message"
@@ -118,7 +111,7 @@ def _population(user, visible: int, total: int):
 @pytest.mark.parametrize(("visible", "total"), [(10, 50), (1000, 5000)])
 def test_asset_list_query_count_does_not_grow(bob, django_assert_num_queries, visible, total):
     _population(bob, visible, total)
-    client = client_for(bob)
+    client = api_client(bob)
     # One query: the page of assets, filtered by two permission subqueries, with team and creator joined.
     with django_assert_num_queries(1):
         body = client.get("/api/v1/models?page_size=100").json()
@@ -135,7 +128,7 @@ def test_lineage_does_not_walk_through_hidden_versions(bob):
     EdgeFactory(parent=shared, child=hidden)
     assign_perm("registry.view_asset", bob, mine.asset)
     assign_perm("registry.view_asset", bob, shared.asset)
-    edges = client_for(bob).get("/api/v1/models/mine/versions/1/lineage?depth=5").json()["edges"]
+    edges = api_client(bob).get("/api/v1/models/mine/versions/1/lineage?depth=5").json()["edges"]
     assert edges == []
 
 
@@ -144,7 +137,7 @@ def test_evaluation_dataset_hidden_from_those_who_may_not_see_it(bob):
     secret = VersionFactory(asset=AssetFactory(kind=AssetKind.DATASET, name="secret-data"))
     mine.evaluations.create(name="holdout", metrics={"auc": 0.9}, dataset_version=secret)
     assign_perm("registry.view_asset", bob, mine.asset)
-    [evaluation] = client_for(bob).get("/api/v1/models/mine/versions/1/evaluations").json()["results"]
+    [evaluation] = api_client(bob).get("/api/v1/models/mine/versions/1/evaluations").json()["results"]
     assert evaluation["dataset"] is None
     assert "secret-data" not in str(evaluation)
 
@@ -160,11 +153,11 @@ def test_compiled_resolve_answers_like_the_orm_for_every_kind_of_user(bob):
             asset=asset, stage=staging, version=VersionFactory(asset=asset), updated_at="2026-01-01T00:00:00Z"
         )
     team = Group.objects.create(name="t")
-    carol = User.objects.create_user("carol")
+    carol = UserFactory(username="carol")
     carol.groups.add(team)
     assign_perm("registry.view_asset", bob, mine)
     assign_perm("registry.view_asset", team, theirs)
-    admin = User.objects.create_user("root", global_role="admin")
+    admin = UserFactory(username="root", global_role="admin")
     expected = {
         (bob, "mine"): True,
         (bob, "theirs"): False,

@@ -8,8 +8,7 @@ from audit.models import AuditEvent
 from core.exceptions import Conflict
 from core.source import Source
 from registry.models import StageHistory
-from tests.audit.test_audit_log import verify_chain
-from tests.registry.test_concurrency import run_at_once
+from tests.helpers import run_at_once, verify_chain
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

@@ -6,12 +6,13 @@ import pytest
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from accounts.models import Scope, User
+from accounts.models import Scope
 from approvals.models import Policy, PromotionRequest, Review, Status
 from approvals.services import promotion_expire_due
 from audit.models import AuditEvent
 from core.source import Source
 from registry.models import Evaluation, StageHistory, StagePointer
+from tests.factories import ServiceAccountFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -146,7 +147,7 @@ def test_no_review_once_not_pending(world, status):
 @pytest.fixture
 def pat(world):
     """A person who may both request promotions and review them."""
-    pat = User.objects.create_user("pat", is_superuser=True)
+    pat = UserFactory(username="pat", is_superuser=True)
     pat.groups.add(world.reviewers)
     assign_perm("registry.request_promotion_asset", pat, world.asset)
     return pat
@@ -174,14 +175,14 @@ def test_service_account_never_reviews_even_if_granted(world):
     AssetUserObjectPermission.objects.create(  # granted by mistake, around the service's own refusal
         user=world.ci, content_object=world.asset, permission=Permission.objects.get(codename="review_asset")
     )
-    other_ci = User.objects.create_user("ci2", is_service_account=True)
+    other_ci = ServiceAccountFactory(username="ci2")
     assign_perm("registry.request_promotion_asset", other_ci, world.asset)
     promotion = created(world.request(client=world.client(other_ci)))
     refused(world.act(world.ci, promotion["id"], "approve"), 403, "service-account-cannot-review")
 
 
 def test_superuser_without_review_grant_cannot_approve(world):
-    root = User.objects.create_user("root", is_superuser=True, global_role="admin")
+    root = UserFactory(username="root", is_superuser=True, global_role="admin")
     promotion = created(world.request())
     refused(world.act(root, promotion["id"], "approve"), 403, "not-an-eligible-reviewer")
 
@@ -210,7 +211,7 @@ def test_one_person_in_two_teams_counts_once(world):
 
 
 def test_reviewer_outside_the_policy_teams_is_not_eligible(world):
-    outsider_reviewer = User.objects.create_user("rex")
+    outsider_reviewer = UserFactory(username="rex")
     assign_perm("registry.review_asset", outsider_reviewer, world.asset)
     promotion = created(world.request())
     refused(world.act(outsider_reviewer, promotion["id"], "approve"), 403, "not-an-eligible-reviewer")

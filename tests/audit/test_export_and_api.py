@@ -9,15 +9,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from rest_framework.test import APIClient
 
-from accounts.models import User
+from accounts.models import Scope
 from audit import merkle, notes
 from audit.log import checkpoint_make
 from audit.models import AuditEvent
 from core.source import Source
 from registry import services
-from tests.factories import AssetFactory
+from tests.factories import AssetFactory, TokenFactory
+from tests.helpers import api_client
 
 pytestmark = pytest.mark.django_db
 VERIFIER = Path(__file__).resolve().parents[2] / "audit" / "verify_bundle.py"
@@ -25,19 +25,17 @@ ORIGIN = "model-registry.local/audit/v1"
 
 
 @pytest.fixture
-def auditor():
-    client = APIClient()
-    client.force_authenticate(User.objects.create_user("audrey", global_role="auditor"))
-    return client
+def auditor_api(auditor):
+    return api_client(auditor)
 
 
 @pytest.fixture
-def history(user):
+def history(admin):
     fraud = AssetFactory(name="fraud")
     other = AssetFactory(name="other")
     for index in range(5):
-        services.asset_update(actor=user, source=Source.cli(), asset=fraud, description=f"f{index}")
-        services.asset_update(actor=user, source=Source.cli(), asset=other, description=f"o{index}")
+        services.asset_update(actor=admin, source=Source.cli(), asset=fraud, description=f"f{index}")
+        services.asset_update(actor=admin, source=Source.cli(), asset=other, description=f"o{index}")
     return fraud
 
 
@@ -58,17 +56,17 @@ def run_verifier(path, *args):
     return result.returncode, json.loads(result.stdout or "{}"), result.stderr
 
 
-def test_complete_bundle_verifies_offline(auditor, history, tmp_path):
+def test_complete_bundle_verifies_offline(auditor_api, history, tmp_path):
     path = tmp_path / "bundle.zip"
-    path.write_bytes(download(auditor, "/api/v1/audit/export?format=bundle"))
-    key = auditor.get("/api/v1/audit/checkpoint").json()["verifier_key"]
+    path.write_bytes(download(auditor_api, "/api/v1/audit/export?format=bundle"))
+    key = auditor_api.get("/api/v1/audit/checkpoint").json()["verifier_key"]
     code, report, stderr = run_verifier(path, "--key", key)
     assert code == 0, (report, stderr)
     assert (report["complete"], report["events"], report["tree_size"]) == (True, 10, 10)
 
 
-def test_bundle_with_one_byte_changed_fails(auditor, history, tmp_path):
-    original = zipfile.ZipFile(io.BytesIO(download(auditor, "/api/v1/audit/export?format=bundle")))
+def test_bundle_with_one_byte_changed_fails(auditor_api, history, tmp_path):
+    original = zipfile.ZipFile(io.BytesIO(download(auditor_api, "/api/v1/audit/export?format=bundle")))
     path = tmp_path / "tampered.zip"
     with zipfile.ZipFile(path, "w") as tampered:
         for item in original.infolist():
@@ -81,11 +79,11 @@ def test_bundle_with_one_byte_changed_fails(auditor, history, tmp_path):
     assert report["file"] == "entries.jsonl"
 
 
-def test_rewritten_bundle_is_caught_by_the_signature(auditor, history, tmp_path):
+def test_rewritten_bundle_is_caught_by_the_signature(auditor_api, history, tmp_path):
     """A forger who also fixes the manifest and hashes.csv is stopped by the signed root."""
     import hashlib
 
-    original = zipfile.ZipFile(io.BytesIO(download(auditor, "/api/v1/audit/export?format=bundle")))
+    original = zipfile.ZipFile(io.BytesIO(download(auditor_api, "/api/v1/audit/export?format=bundle")))
     files = {name: original.read(name) for name in original.namelist()}
     files["entries.jsonl"] = files["entries.jsonl"].replace(b'"f2"', b'"f3"', 1)
     lines = files["entries.jsonl"].splitlines()
@@ -108,33 +106,33 @@ def test_rewritten_bundle_is_caught_by_the_signature(auditor, history, tmp_path)
     assert report["first_bad_seq"] == 10 and "Merkle root" in report["reason"]
 
 
-def test_filtered_bundle_carries_inclusion_proofs(auditor, history, tmp_path):
+def test_filtered_bundle_carries_inclusion_proofs(auditor_api, history, tmp_path):
     path = tmp_path / "fraud.zip"
-    path.write_bytes(download(auditor, "/api/v1/audit/export?format=bundle&asset=model/fraud"))
+    path.write_bytes(download(auditor_api, "/api/v1/audit/export?format=bundle&asset=model/fraud"))
     code, report, stderr = run_verifier(path)
     assert code == 0, (report, stderr)
     assert (report["complete"], report["events"]) == (False, 5)
 
 
-def test_wrong_key_fails(auditor, history, tmp_path):
+def test_wrong_key_fails(auditor_api, history, tmp_path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     path = tmp_path / "bundle.zip"
-    path.write_bytes(download(auditor, "/api/v1/audit/export?format=bundle"))
+    path.write_bytes(download(auditor_api, "/api/v1/audit/export?format=bundle"))
     stranger = notes.verifier_key(ORIGIN, Ed25519PrivateKey.generate().public_key())
     code, report, _ = run_verifier(path, "--key", stranger)
     assert code == 1 and "signature invalid" in report["reason"]
 
 
-def test_jsonl_lines_are_the_hashed_bytes(auditor, history):
-    lines = download(auditor, "/api/v1/audit/export?format=jsonl").splitlines()
+def test_jsonl_lines_are_the_hashed_bytes(auditor_api, history):
+    lines = download(auditor_api, "/api/v1/audit/export?format=jsonl").splitlines()
     assert [merkle.leaf_hash(line) for line in lines] == [
         bytes(h) for h in AuditEvent.objects.order_by("seq").values_list("leaf_hash", flat=True)
     ]
 
 
-def test_csv_says_it_is_not_authoritative(auditor, history):
-    response = auditor.get("/api/v1/audit/export?format=csv&asset=model/fraud")
+def test_csv_says_it_is_not_authoritative(auditor_api, history):
+    response = auditor_api.get("/api/v1/audit/export?format=csv&asset=model/fraud")
     text = b"".join(response.streaming_content).decode()
     assert text.startswith("seq,occurred_at,")
     assert text.strip().splitlines()[-1].startswith('"# NOT AUTHORITATIVE')
@@ -143,42 +141,42 @@ def test_csv_says_it_is_not_authoritative(auditor, history):
     assert len(text.strip().splitlines()) == 1 + 5 + 1
 
 
-def test_events_api_filters(auditor, history):
-    body = auditor.get("/api/v1/audit/events?asset=model/fraud&action=asset.updated").json()
+def test_events_api_filters(auditor_api, history):
+    body = auditor_api.get("/api/v1/audit/events?asset=model/fraud&action=asset.updated").json()
     assert [event["changes"]["after"]["description"] for event in body["results"]] == [
         f"f{i}" for i in range(5)
     ]
-    assert auditor.get("/api/v1/audit/events?actor=nobody").json()["results"] == []
-    assert auditor.get("/api/v1/audit/events?since=garbage").status_code == 400
+    assert auditor_api.get("/api/v1/audit/events?actor=nobody").json()["results"] == []
+    assert auditor_api.get("/api/v1/audit/events?since=garbage").status_code == 400
 
 
 @pytest.mark.parametrize("rows", [5, 40])
-def test_events_api_query_count(auditor, user, django_assert_num_queries, rows):
+def test_events_api_query_count(auditor_api, admin, django_assert_num_queries, rows):
     asset = AssetFactory()
     for index in range(rows):
-        services.asset_update(actor=user, source=Source.cli(), asset=asset, description=f"d{index}")
+        services.asset_update(actor=admin, source=Source.cli(), asset=asset, description=f"d{index}")
     with django_assert_num_queries(1):  # one page of events
-        assert auditor.get("/api/v1/audit/events").status_code == 200
+        assert auditor_api.get("/api/v1/audit/events").status_code == 200
 
 
-def test_proofs_verify_against_the_signed_checkpoints(auditor, history, user):
+def test_proofs_verify_against_the_signed_checkpoints(auditor_api, history, admin):
     first = checkpoint_make(origin=ORIGIN)
     for index in range(300):  # past a stored 256-leaf subtree
-        services.asset_update(actor=user, source=Source.cli(), asset=history, description=f"g{index}")
+        services.asset_update(actor=admin, source=Source.cli(), asset=history, description=f"g{index}")
     second = checkpoint_make(origin=ORIGIN)
-    checkpoint = auditor.get("/api/v1/audit/checkpoint").json()
+    checkpoint = auditor_api.get("/api/v1/audit/checkpoint").json()
     opened = notes.open_checkpoint(checkpoint["note"], checkpoint["verifier_key"], origin=ORIGIN)
     assert opened.size == second.tree_size == 310
     for seq in (1, 7, 257, 310):
-        proof = auditor.get(f"/api/v1/audit/proof/inclusion?seq={seq}").json()
+        proof = auditor_api.get(f"/api/v1/audit/proof/inclusion?seq={seq}").json()
         hashes = [base64.b64decode(h) for h in proof["hashes"]]
         leaf = merkle.leaf_hash(base64.b64decode(proof["body"]))
         assert merkle.verify_inclusion(seq - 1, opened.size, leaf, hashes, opened.root_hash)
-    consistency = auditor.get(f"/api/v1/audit/proof/consistency?from={first.tree_size}&to=310").json()
+    consistency = auditor_api.get(f"/api/v1/audit/proof/consistency?from={first.tree_size}&to=310").json()
     hashes = [base64.b64decode(h) for h in consistency["hashes"]]
     assert merkle.verify_consistency(10, 310, hashes, bytes(first.root_hash), opened.root_hash)
-    assert auditor.get("/api/v1/audit/proof/inclusion?seq=999").status_code == 400
-    assert auditor.get("/api/v1/audit/proof/consistency?from=11&to=310").status_code == 404
+    assert auditor_api.get("/api/v1/audit/proof/inclusion?seq=999").status_code == 400
+    assert auditor_api.get("/api/v1/audit/proof/consistency?from=11&to=310").status_code == 404
 
 
 def test_export_command_streams_to_a_file(history, tmp_path, capsys):
@@ -192,33 +190,22 @@ def test_export_command_streams_to_a_file(history, tmp_path, capsys):
     assert run_verifier(bundle)[0] == 0
 
 
-def test_export_honours_the_target_filter(auditor, history):
+def test_export_honours_the_target_filter(auditor_api, history):
     target = f"registry.asset:{history.pk}"
-    lines = download(auditor, f"/api/v1/audit/export?format=jsonl&target={target}").splitlines()
-    events = auditor.get(f"/api/v1/audit/events?target={target}").json()["results"]
+    lines = download(auditor_api, f"/api/v1/audit/export?format=jsonl&target={target}").splitlines()
+    events = auditor_api.get(f"/api/v1/audit/events?target={target}").json()["results"]
     assert len(lines) == len(events) == 5
 
 
-def test_audit_routes_need_the_read_scope_and_the_auditor_role(history):
-    from accounts.models import Scope
-    from accounts.services import token_create
-
-    audrey = User.objects.create_user("audrey2", global_role="auditor")
-    _, write_only = token_create(
-        actor=None, source=Source.cli(), account=audrey, name="w", scopes=[Scope.WRITE]
-    )
-    _, reader = token_create(actor=None, source=Source.cli(), account=audrey, name="r", scopes=[Scope.READ])
-    viewer = User.objects.create_user("vic")
-    _, viewer_reader = token_create(
-        actor=None, source=Source.cli(), account=viewer, name="r", scopes=[Scope.READ]
-    )
+def test_audit_routes_need_the_read_scope_and_the_auditor_role(history, auditor, outsider):
+    write_only = TokenFactory(account=auditor, scopes=[Scope.WRITE]).token
+    reader = TokenFactory(account=auditor, scopes=[Scope.READ]).token
+    outsider_reader = TokenFactory(account=outsider, scopes=[Scope.READ]).token
 
     def get(token):
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        return client.get("/api/v1/audit/events")
+        return api_client(token=token).get("/api/v1/audit/events")
 
     refused = get(write_only)
     assert refused.status_code == 403 and refused.json()["type"] == "insufficient-scope"
-    assert get(viewer_reader).status_code == 403
+    assert get(outsider_reader).status_code == 403
     assert get(reader).status_code == 200

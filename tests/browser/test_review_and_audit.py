@@ -22,6 +22,7 @@ from approvals.services import promotion_request
 from core.source import Source
 from registry.models import Asset, AssetVersion, Stage, StagePointer
 from registry.services import stage_move, stage_set
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 VERIFIER = Path(__file__).resolve().parents[2] / "audit" / "verify_bundle.py"
@@ -91,7 +92,7 @@ def test_two_reviewers_approve_and_the_stage_moves(open_page, shots, demo):
 
 
 def test_the_requester_sees_that_approving_is_refused(open_page, shots, demo):
-    rita = User.objects.create_user("rita", password="rita-demo-password")
+    rita = UserFactory(username="rita", password="rita-demo-password")
     prompt = Asset.objects.get(kind="prompt", name="support-reply")
     rita.groups.add(*User.objects.get(username="reviewer1").groups.all())
     assign_perm("registry.request_promotion_asset", rita, prompt)

@@ -1,51 +1,27 @@
 """Concurrent writers on PostgreSQL: gapless version numbers and a gapless, fork-free audit log."""
 
 import contextlib
-import threading
 
 import pytest
-from django.db import close_old_connections, connection
 
 from audit.models import Action, AuditEvent
 from core.source import Source
 from registry import services
 from registry.models import AssetVersion
-from tests.audit.test_audit_log import verify_chain
 from tests.factories import AssetFactory, digest_for
+from tests.helpers import run_at_once, verify_chain
 
 WRITERS = 16
 
 
-def run_at_once(target, count):
-    barrier = threading.Barrier(count)
-    errors = []
-
-    def worker(index):
-        try:
-            barrier.wait()
-            target(index)
-        except Exception as exc:  # collected and asserted on below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    close_old_connections()
-    return errors
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_concurrent_registrations_get_numbers_1_to_16(user):
+def test_concurrent_registrations_get_numbers_1_to_16(admin):
     asset = AssetFactory(name="busy")
 
     def register(index):
         services.version_register(
-            actor=user, source=Source.cli(), asset=asset, data={"digest": digest_for(f"c{index}")}
+            actor=admin, source=Source.cli(), asset=asset, data={"digest": digest_for(f"c{index}")}
         )
 
     assert run_at_once(register, WRITERS) == []
@@ -60,13 +36,13 @@ def test_concurrent_registrations_get_numbers_1_to_16(user):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_concurrent_writers_on_many_assets_keep_one_chain(user):
+def test_concurrent_writers_on_many_assets_keep_one_chain(admin):
     assets = [AssetFactory(name=f"a-{i}") for i in range(WRITERS)]
 
     def register(index):
         for round_ in range(3):
             services.version_register(
-                actor=user,
+                actor=admin,
                 source=Source.cli(),
                 asset=assets[index],
                 data={"digest": digest_for(f"{index}-{round_}")},
@@ -81,13 +57,13 @@ def test_concurrent_writers_on_many_assets_keep_one_chain(user):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_concurrent_creates_of_one_name_give_one_asset(user):
+def test_concurrent_creates_of_one_name_give_one_asset(admin):
     from core.exceptions import Conflict
     from registry.models import Asset, AssetKind
 
     def create(index):
         with contextlib.suppress(Conflict):
-            services.asset_create(actor=user, source=Source.cli(), kind=AssetKind.MODEL, name="same")
+            services.asset_create(actor=admin, source=Source.cli(), kind=AssetKind.MODEL, name="same")
 
     assert run_at_once(create, 8) == []
     assert Asset.objects.filter(name="same").count() == 1
@@ -96,7 +72,7 @@ def test_concurrent_creates_of_one_name_give_one_asset(user):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_rolled_back_writers_leave_no_gap(user):
+def test_rolled_back_writers_leave_no_gap(admin):
     """16 writers, every other one failing after its event was written: the log stays gapless."""
     from django.db import transaction
 
@@ -109,7 +85,7 @@ def test_rolled_back_writers_leave_no_gap(user):
             try:
                 with transaction.atomic():
                     audit_record(
-                        actor=user,
+                        actor=admin,
                         action=Action.ASSET_UPDATED,
                         target=assets[index],
                         source=Source.cli(),

@@ -14,9 +14,9 @@ pytestmark = pytest.mark.django_db
 SRC = Source.cli()
 
 
-def register(user, asset, **data):
+def register(admin, asset, **data):
     data.setdefault("digest", digest_for(f"{asset.name}-{asset.latest_version_number}"))
-    version = services.version_register(actor=user, source=SRC, asset=asset, data=data)
+    version = services.version_register(actor=admin, source=SRC, asset=asset, data=data)
     asset.refresh_from_db()
     return version
 
@@ -25,60 +25,60 @@ def actions():
     return list(AuditEvent.objects.values_list("action", flat=True))
 
 
-def test_asset_create_records_event(user):
-    asset = services.asset_create(actor=user, source=SRC, kind=AssetKind.MODEL, name="fraud", tags=["x"])
+def test_asset_create_records_event(admin):
+    asset = services.asset_create(actor=admin, source=SRC, kind=AssetKind.MODEL, name="fraud", tags=["x"])
     event = AuditEvent.objects.get()
     assert event.action == Action.ASSET_CREATED
     assert event.asset_id == asset.pk
-    assert event.actor_repr == "alice"
+    assert event.actor_repr == "root"
     assert event.changes["after"]["tags"] == ["x"]
 
 
-def test_asset_create_refuses_duplicate_and_bad_name(user):
-    services.asset_create(actor=user, source=SRC, kind=AssetKind.MODEL, name="fraud")
+def test_asset_create_refuses_duplicate_and_bad_name(admin):
+    services.asset_create(actor=admin, source=SRC, kind=AssetKind.MODEL, name="fraud")
     with pytest.raises(Conflict) as excinfo:
-        services.asset_create(actor=user, source=SRC, kind=AssetKind.MODEL, name="fraud")
+        services.asset_create(actor=admin, source=SRC, kind=AssetKind.MODEL, name="fraud")
     assert excinfo.value.type == "duplicate-name"
     # The same name is free in another kind.
-    services.asset_create(actor=user, source=SRC, kind=AssetKind.PROMPT, name="fraud")
+    services.asset_create(actor=admin, source=SRC, kind=AssetKind.PROMPT, name="fraud")
     for bad in ["Fraud", "-x", "a b", "x" * 101, ""]:
         with pytest.raises(InvalidInput):
-            services.asset_create(actor=user, source=SRC, kind=AssetKind.MODEL, name=bad)
+            services.asset_create(actor=admin, source=SRC, kind=AssetKind.MODEL, name=bad)
     assert Asset.objects.count() == 2
     assert AuditEvent.objects.count() == 2
 
 
-def test_version_numbers_count_up_per_asset(user):
+def test_version_numbers_count_up_per_asset(admin):
     first, second = AssetFactory(), AssetFactory()
-    assert [register(user, first).number for _ in range(3)] == [1, 2, 3]
-    assert register(user, second).number == 1
+    assert [register(admin, first).number for _ in range(3)] == [1, 2, 3]
+    assert register(admin, second).number == 1
     assert actions() == [Action.VERSION_CREATED] * 4
 
 
-def test_failed_registration_leaves_no_gap(user):
+def test_failed_registration_leaves_no_gap(admin):
     asset = AssetFactory()
-    register(user, asset)
+    register(admin, asset)
     with pytest.raises(InvalidInput):
-        register(user, asset, digest="md5:abc")
-    assert register(user, asset).number == 2
+        register(admin, asset, digest="md5:abc")
+    assert register(admin, asset).number == 2
 
 
 @pytest.mark.parametrize(
     "digest",
     ["sha256:" + "A" * 64, "sha256:" + "a" * 63, "sha1:" + "a" * 64, "a" * 64, ""],
 )
-def test_digest_must_be_sha256_hex(user, digest):
+def test_digest_must_be_sha256_hex(admin, digest):
     with pytest.raises(InvalidInput) as excinfo:
-        register(user, AssetFactory(), digest=digest)
+        register(admin, AssetFactory(), digest=digest)
     assert excinfo.value.errors[0].field == "digest"
     assert not AssetVersion.objects.exists()
 
 
-def test_prompt_digest_and_variables_are_computed(user):
+def test_prompt_digest_and_variables_are_computed(admin):
     prompt = AssetFactory(kind=AssetKind.PROMPT)
     template = "Hello {{ name }}, about {{topic}}: {{name}}"
     version = services.version_register(
-        actor=user, source=SRC, asset=prompt, data={"template": template, "model_config": {"t": 0.2}}
+        actor=admin, source=SRC, asset=prompt, data={"template": template, "model_config": {"t": 0.2}}
     )
     assert version.variables == ["name", "topic"]
     assert version.digest == content.prompt_digest(template=template, model_config={"t": 0.2})
@@ -97,31 +97,31 @@ def test_prompt_digest_and_variables_are_computed(user):
         ({"template": "Hi {{a}}", "metrics": {"auc": 1}}, "metrics"),
     ],
 )
-def test_prompt_content_is_checked(user, data, field):
+def test_prompt_content_is_checked(admin, data, field):
     prompt = AssetFactory(kind=AssetKind.PROMPT)
     with pytest.raises(InvalidInput) as excinfo:
-        services.version_register(actor=user, source=SRC, asset=prompt, data=data)
+        services.version_register(actor=admin, source=SRC, asset=prompt, data=data)
     assert excinfo.value.errors[0].field == field
 
 
-def test_dataset_needs_uri(user):
+def test_dataset_needs_uri(admin):
     with pytest.raises(InvalidInput) as excinfo:
-        register(user, AssetFactory(kind=AssetKind.DATASET))
+        register(admin, AssetFactory(kind=AssetKind.DATASET))
     assert excinfo.value.errors[0].field == "uri"
 
 
 @pytest.mark.parametrize("metrics", [{"auc": "high"}, {"auc": float("nan")}, {"auc": True}, {"a b": 1}])
-def test_metrics_must_be_finite_numbers(user, metrics):
+def test_metrics_must_be_finite_numbers(admin, metrics):
     with pytest.raises(InvalidInput):
-        register(user, AssetFactory(), metrics=metrics)
+        register(admin, AssetFactory(), metrics=metrics)
 
 
-def test_version_content_is_immutable(user):
-    version = register(user, AssetFactory(), description="old")
+def test_version_content_is_immutable(admin):
+    version = register(admin, AssetFactory(), description="old")
     with pytest.raises(InvalidInput) as excinfo:
-        services.version_update(actor=user, source=SRC, version=version, metrics={"auc": 1.0})
+        services.version_update(actor=admin, source=SRC, version=version, metrics={"auc": 1.0})
     assert excinfo.value.errors[0].field == "metrics"
-    services.version_update(actor=user, source=SRC, version=version, description="new", tags=["a"])
+    services.version_update(actor=admin, source=SRC, version=version, description="new", tags=["a"])
     event = AuditEvent.objects.filter(action=Action.VERSION_UPDATED).get()
     assert event.changes == {
         "before": {"description": "old", "tags": []},
@@ -129,18 +129,18 @@ def test_version_content_is_immutable(user):
     }
 
 
-def test_update_without_change_writes_no_event(user):
-    version = register(user, AssetFactory(), description="same")
-    services.version_update(actor=user, source=SRC, version=version, description="same")
+def test_update_without_change_writes_no_event(admin):
+    version = register(admin, AssetFactory(), description="same")
+    services.version_update(actor=admin, source=SRC, version=version, description="same")
     assert AuditEvent.objects.filter(action=Action.VERSION_UPDATED).count() == 0
 
 
-def test_registration_with_lineage(user):
+def test_registration_with_lineage(admin):
     data_asset = AssetFactory(kind=AssetKind.DATASET, name="transactions")
     dataset = VersionFactory(asset=data_asset)
     model = AssetFactory()
     version = services.version_register(
-        actor=user,
+        actor=admin,
         source=SRC,
         asset=model,
         data={"digest": digest_for("m")},
@@ -153,11 +153,11 @@ def test_registration_with_lineage(user):
     ]
 
 
-def test_registration_with_unknown_lineage_creates_nothing(user):
+def test_registration_with_unknown_lineage_creates_nothing(admin):
     model = AssetFactory()
     with pytest.raises(InvalidInput) as excinfo:
         services.version_register(
-            actor=user,
+            actor=admin,
             source=SRC,
             asset=model,
             data={"digest": digest_for("m")},
@@ -171,7 +171,7 @@ def test_registration_with_unknown_lineage_creates_nothing(user):
     assert model.latest_version_number == 0
 
 
-def test_lineage_cycles_are_refused(user):
+def test_lineage_cycles_are_refused(admin):
     a = VersionFactory()
     b = VersionFactory()
     c = VersionFactory()
@@ -180,7 +180,7 @@ def test_lineage_cycles_are_refused(user):
 
     def add(child, parent):
         return services.lineage_add(
-            actor=user,
+            actor=admin,
             source=SRC,
             child=child,
             relation=Relation.DERIVED_FROM,
@@ -200,11 +200,11 @@ def test_lineage_cycles_are_refused(user):
     assert actions() == [Action.LINEAGE_ADDED]
 
 
-def test_evaluation_added(user):
-    version = register(user, AssetFactory())
+def test_evaluation_added(admin):
+    version = register(admin, AssetFactory())
     dataset = VersionFactory(asset=AssetFactory(kind=AssetKind.DATASET, name="holdout"))
     evaluation = services.evaluation_add(
-        actor=user,
+        actor=admin,
         source=SRC,
         version=version,
         name="nightly",
@@ -214,30 +214,30 @@ def test_evaluation_added(user):
     assert evaluation.dataset_version == dataset
     assert actions()[-1] == Action.EVALUATION_ADDED
     with pytest.raises(InvalidInput):
-        services.evaluation_add(actor=user, source=SRC, version=version, name="x", metrics={})
+        services.evaluation_add(actor=admin, source=SRC, version=version, name="x", metrics={})
 
 
-def test_archived_asset_takes_no_changes(user):
+def test_archived_asset_takes_no_changes(admin):
     asset = AssetFactory()
-    version = register(user, asset)
-    services.asset_archive(actor=user, source=SRC, asset=asset, reason="retired")
+    version = register(admin, asset)
+    services.asset_archive(actor=admin, source=SRC, asset=asset, reason="retired")
     with pytest.raises(Conflict) as excinfo:
-        register(user, asset)
+        register(admin, asset)
     assert excinfo.value.type == "asset-archived"
     with pytest.raises(Conflict):
-        services.asset_archive(actor=user, source=SRC, asset=asset)
+        services.asset_archive(actor=admin, source=SRC, asset=asset)
     with pytest.raises(Conflict):
         services.stage_set(
-            actor=user, source=SRC, asset=asset, stage=Stage.objects.get(name="staging"), version=version
+            actor=admin, source=SRC, asset=asset, stage=Stage.objects.get(name="staging"), version=version
         )
 
 
-def test_stage_set_moves_pointer_and_writes_history(user):
+def test_stage_set_moves_pointer_and_writes_history(admin):
     asset = AssetFactory()
-    v1, v2 = register(user, asset), register(user, asset)
+    v1, v2 = register(admin, asset), register(admin, asset)
     staging = Stage.objects.get(name="staging")
-    services.stage_set(actor=user, source=SRC, asset=asset, stage=staging, version=v1)
-    pointer = services.stage_set(actor=user, source=SRC, asset=asset, stage=staging, version=v2, reason="r")
+    services.stage_set(actor=admin, source=SRC, asset=asset, stage=staging, version=v1)
+    pointer = services.stage_set(actor=admin, source=SRC, asset=asset, stage=staging, version=v2, reason="r")
     assert pointer.version == v2
     history = list(StageHistory.objects.order_by("id").values_list("previous_version", "version"))
     assert history == [(None, v1.pk), (v1.pk, v2.pk)]
@@ -250,25 +250,25 @@ def test_stage_set_moves_pointer_and_writes_history(user):
         "promotion": None,
     }
     with pytest.raises(Conflict) as excinfo:
-        services.stage_set(actor=user, source=SRC, asset=asset, stage=staging, version=v2)
+        services.stage_set(actor=admin, source=SRC, asset=asset, stage=staging, version=v2)
     assert excinfo.value.type == "already-in-stage"
 
 
-def test_protected_stage_needs_a_promotion(user):
+def test_protected_stage_needs_a_promotion(admin):
     asset = AssetFactory()
-    version = register(user, asset)
+    version = register(admin, asset)
     with pytest.raises(Conflict) as excinfo:
         services.stage_set(
-            actor=user, source=SRC, asset=asset, stage=Stage.objects.get(name="production"), version=version
+            actor=admin, source=SRC, asset=asset, stage=Stage.objects.get(name="production"), version=version
         )
     assert excinfo.value.type == "stage-protected"
     assert not StageHistory.objects.exists()
 
 
-def test_stage_set_refuses_version_of_another_asset(user):
+def test_stage_set_refuses_version_of_another_asset(admin):
     asset = AssetFactory()
-    foreign = register(user, AssetFactory())
+    foreign = register(admin, AssetFactory())
     with pytest.raises(InvalidInput):
         services.stage_set(
-            actor=user, source=SRC, asset=asset, stage=Stage.objects.get(name="staging"), version=foreign
+            actor=admin, source=SRC, asset=asset, stage=Stage.objects.get(name="staging"), version=foreign
         )

@@ -27,21 +27,6 @@ PAGES = ["/audit/", "/audit/assets/model/fraud/", "/audit/integrity/"]
 
 
 @pytest.fixture
-def auditor():
-    return User.objects.create_user("audrey", global_role="auditor")
-
-
-@pytest.fixture
-def admin():
-    return User.objects.create_user("root", global_role="admin")
-
-
-@pytest.fixture
-def person():
-    return User.objects.create_user("pat")
-
-
-@pytest.fixture
 def fraud():
     return AssetFactory(name="fraud", description="d")
 
@@ -87,8 +72,8 @@ def test_auditors_and_admins_see_the_pages(client, auditor, admin, fraud, url):
 
 
 @pytest.mark.parametrize("url", PAGES)
-def test_anyone_else_signed_in_gets_403(client, person, fraud, url):
-    client.force_login(person)
+def test_anyone_else_signed_in_gets_403(client, outsider, fraud, url):
+    client.force_login(outsider)
     assert client.get(url).status_code == 403
 
 
@@ -113,8 +98,8 @@ def test_wrong_method_is_405(client, auditor, fraud, method, url):
     assert getattr(client, method)(url).status_code == 405
 
 
-def test_non_auditor_cannot_run_verification(client, person):
-    client.force_login(person)
+def test_non_auditor_cannot_run_verification(client, outsider):
+    client.force_login(outsider)
     assert client.post("/audit/integrity/verify").status_code == 403
     assert not VerificationRun.objects.exists()
 
@@ -151,7 +136,7 @@ def test_changes_without_before_and_after_are_listed_as_they_are(client, auditor
     assert "<dt>reason</dt><dd>retired</dd>" in body
 
 
-def test_filters_narrow_the_list(client, auditor, admin, person, fraud, other):
+def test_filters_narrow_the_list(client, auditor, admin, outsider, fraud, other):
     update(admin, fraud, 2)  # seq 1, 2
     update(admin, other, 2)  # seq 3, 4
     services.asset_archive(actor=admin, source=Source.cli(), asset=other)  # seq 5

@@ -8,19 +8,12 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from guardian.shortcuts import assign_perm
 
-from accounts.models import User
 from approvals import requirements, selectors, services
 from approvals.models import Policy, PromotionRequest, Review, Status
 from audit.models import AuditEvent
 from core.source import Source
 from registry.models import AssetKind, Evaluation, StageHistory, StagePointer
-from tests.approvals.conftest import World
-from tests.factories import AssetFactory, EdgeFactory, VersionFactory
-
-
-@pytest.fixture
-def world(db):
-    return World()
+from tests.factories import AssetFactory, EdgeFactory, UserFactory, VersionFactory
 
 
 def browser(user=None, **kwargs) -> Client:
@@ -84,7 +77,7 @@ def test_inbox_shows_a_pending_request_to_a_reviewer_only(world):
     assert page(promotion.pk) in reviewer.content.decode()
 
     # The requester (a person here, so that the browser is theirs) and an outsider see nothing waiting.
-    requester = User.objects.create_user("rita")
+    requester = UserFactory(username="rita")
     requester.groups.add(world.reviewers)
     assign_perm("registry.request_promotion_asset", requester, world.asset)
     own = request_promotion(world, actor=requester, version=world.v3)
@@ -118,7 +111,7 @@ def test_recent_activity_shows_only_events_on_visible_assets(world):
         stage=world.production,
         justification="x",
     )
-    viewer = User.objects.create_user("vic")
+    viewer = UserFactory(username="vic")
     assign_perm("registry.view_asset", viewer, world.asset)
     activity = browser(viewer).get("/").context["activity"]
     assert {event.asset_id for event in activity} == {world.asset.pk}
@@ -212,7 +205,7 @@ def test_two_approvals_through_the_page_apply_the_promotion(world):
 
 
 def test_the_requester_sees_why_they_cannot_review_and_a_post_is_refused(world):
-    rita = User.objects.create_user("rita")
+    rita = UserFactory(username="rita")
     rita.groups.add(world.reviewers)  # a reviewer by team, and yet the requester
     assign_perm("registry.request_promotion_asset", rita, world.asset)
     promotion = request_promotion(world, actor=rita)
@@ -437,7 +430,7 @@ def test_version_facts_of_a_list_agree_with_those_of_one_version(world):
 
 @pytest.mark.parametrize("rows", [2, 12])
 def test_inbox_query_count_does_not_grow_with_rows(world, django_assert_max_num_queries, rows):
-    rita = User.objects.create_user("rita")
+    rita = UserFactory(username="rita")
     Policy.objects.create(kind=AssetKind.MODEL, stage=world.staging)
     for index in range(rows):
         asset, version = another_model(world, f"model-{index}")
@@ -465,7 +458,7 @@ def test_page_query_count_of_a_final_request_does_not_grow_with_reviews_or_metri
     world, django_assert_max_num_queries, reviews
 ):
     Policy.objects.filter(pk=world.policy.pk).update(required_approvals=reviews)
-    extra = [User.objects.create_user(f"x{i}") for i in range(reviews)]
+    extra = [UserFactory(username=f"x{i}") for i in range(reviews)]
     for person in extra:
         person.groups.add(world.reviewers)
     world.v2.metrics = {f"m{i}": i / 10 for i in range(reviews * 10)}
@@ -488,7 +481,7 @@ def test_page_query_count_of_a_final_request_does_not_grow_with_reviews_or_metri
 @pytest.mark.parametrize("approvals", [0, 3])
 def test_page_query_count_of_an_open_request(world, django_assert_max_num_queries, approvals):
     Policy.objects.filter(pk=world.policy.pk).update(required_approvals=5)
-    extra = [User.objects.create_user(f"x{i}") for i in range(approvals)]
+    extra = [UserFactory(username=f"x{i}") for i in range(approvals)]
     for person in extra:
         person.groups.add(world.reviewers)
     promotion = request_promotion(world)
@@ -526,7 +519,7 @@ def test_a_pending_request_past_its_expiry_shows_expired_and_viewing_it_writes_n
 
 def test_reviewer_team_membership_alone_without_a_grant_shows_nothing(world):
     other = Group.objects.create(name="others")
-    olga = User.objects.create_user("olga")
+    olga = UserFactory(username="olga")
     olga.groups.add(other)
     request_promotion(world)
     assert browser(olga).get("/").context["waiting"] == []

@@ -9,20 +9,16 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from audit.models import AuditEvent
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 LOGIN = "/accounts/login/"
 
 
 @pytest.fixture
-def admin():
-    return User.objects.create_user("root", global_role="admin")
-
-
-@pytest.fixture
 def team():
     team = Group.objects.create(name="reviewers")
-    User.objects.create_user("rita").groups.add(team)
+    UserFactory(username="rita").groups.add(team)
     return team
 
 
@@ -59,7 +55,7 @@ def test_admins_see_the_pages_linked_from_the_access_page(client, admin, team, u
 @pytest.mark.parametrize("role", ["auditor", ""])
 @pytest.mark.parametrize("url", PAGES + POSTS)
 def test_anyone_else_gets_403_and_changes_nothing(client, team, role, url):
-    client.force_login(User.objects.create_user("someone", global_role=role))
+    client.force_login(UserFactory(username="someone", global_role=role))
     before = last_seq()
     response = client.get(url) if url.endswith("/") else client.post(url, {"user": "someone"})
     assert response.status_code == 403
@@ -91,7 +87,7 @@ def test_unknown_team_or_person_is_404(client, admin, url):
 
 
 def test_add_and_remove_a_member(client, admin, team):
-    User.objects.create_user("sam")
+    UserFactory(username="sam")
     client.force_login(admin)
     before = last_seq()
     response = client.post("/access/teams/reviewers/members/add", {"user": "sam"}, follow=True)
@@ -169,7 +165,7 @@ def test_posts_need_the_csrf_token(admin, team):
 
 def page_queries(client, admin, url: str, count: int) -> int:
     for index in range(count):
-        person = User.objects.create_user(f"p{count}-{index:03d}")
+        person = UserFactory(username=f"p{count}-{index:03d}")
         person.groups.add(*Group.objects.all())
         Group.objects.create(name=f"t{count}-{index:03d}")
     client.force_login(admin)

@@ -13,7 +13,7 @@ from audit.models import Action, AuditEvent
 from core.source import Source
 from registry.permissions import Role, granted_roles
 from registry.services import grant_add
-from tests.factories import AssetFactory
+from tests.factories import AssetFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 LOGIN = "/accounts/login/"
@@ -21,37 +21,8 @@ GRANTS = "/access/assets/model/fraud/"
 
 
 @pytest.fixture
-def admin():
-    return User.objects.create_user("root", global_role="admin")
-
-
-@pytest.fixture
-def auditor():
-    return User.objects.create_user("audrey", global_role="auditor")
-
-
-@pytest.fixture
 def person():
-    return User.objects.create_user("pat")
-
-
-@pytest.fixture
-def fraud():
-    return AssetFactory(name="fraud")
-
-
-@pytest.fixture
-def manager(admin, fraud):
-    olga = User.objects.create_user("olga")
-    grant_add(actor=admin, source=Source.cli(), asset=fraud, principal=olga, role=Role.MANAGE)
-    return olga
-
-
-@pytest.fixture
-def viewer(admin, fraud):
-    vera = User.objects.create_user("vera")
-    grant_add(actor=admin, source=Source.cli(), asset=fraud, principal=vera, role=Role.VIEW)
-    return vera
+    return UserFactory(username="pat")
 
 
 @pytest.fixture
@@ -93,7 +64,7 @@ def test_admin_sees_service_accounts_and_tokens(client, admin, ci):
 
 @pytest.mark.parametrize("role", ["auditor", ""])
 def test_non_admins_get_403(client, role):
-    client.force_login(User.objects.create_user("someone", global_role=role))
+    client.force_login(UserFactory(username="someone", global_role=role))
     assert client.get("/access/").status_code == 403
     assert client.post("/access/service-accounts/new", {"name": "x"}).status_code == 403
     assert client.post("/access/tokens/new", {"account": "x"}).status_code == 403
@@ -271,7 +242,7 @@ def test_admin_and_manager_see_the_grants_with_forms(client, admin, manager, vie
         response = client.get(GRANTS)
         assert response.status_code == 200
         body = response.content.decode()
-        assert '<th scope="row">olga</th>' in body and '<th scope="row">vera</th>' in body
+        assert '<th scope="row">mia</th>' in body and '<th scope="row">vera</th>' in body
         assert 'id="grant-form"' in body and "Revoke</button>" in body
         assert 'id="read-only"' not in body
 
@@ -279,12 +250,12 @@ def test_admin_and_manager_see_the_grants_with_forms(client, admin, manager, vie
 def test_auditor_sees_the_grants_read_only_and_cannot_post(client, auditor, manager, person):
     client.force_login(auditor)
     body = client.get(GRANTS).content.decode()
-    assert '<th scope="row">olga</th>' in body and 'id="read-only"' in body
+    assert '<th scope="row">mia</th>' in body and 'id="read-only"' in body
     assert 'id="grant-form"' not in body and "Revoke</button>" not in body
     before = last_seq()
     data = {"principal_type": "user", "principal": "pat", "role": "view"}
     assert client.post(f"{GRANTS}grants/add", data).status_code == 403
-    data = {"principal_type": "user", "principal": "olga", "role": "manage"}
+    data = {"principal_type": "user", "principal": "mia", "role": "manage"}
     assert client.post(f"{GRANTS}grants/remove", data).status_code == 403
     assert new_events(before) == [] and granted_roles(manager, manager_asset()) == {Role.MANAGE}
 
@@ -321,7 +292,7 @@ def test_grant_and_revoke_through_the_page(client, manager, person, fraud):
     assert granted_roles(person, fraud) == {Role.CONTRIBUTE}
     assert shown_messages(response) == ["Granted contribute on model/fraud to user pat."]
     [added] = new_events(before)
-    assert (added.action, added.source, added.actor_repr) == (Action.GRANT_ADDED, "web", "olga")
+    assert (added.action, added.source, added.actor_repr) == (Action.GRANT_ADDED, "web", "mia")
     assert added.changes == {"principal": "user:pat", "role": "contribute"}
     assert added.asset_id == fraud.pk
 
@@ -347,7 +318,7 @@ def test_grant_to_a_team(client, admin, fraud):
             {"principal_type": "user", "principal": "ghost", "role": "view"},
             "principal: no account named 'ghost'",
         ),
-        ({"principal_type": "user", "principal": "olga", "role": "manage"}, "already holds manage"),
+        ({"principal_type": "user", "principal": "mia", "role": "manage"}, "already holds manage"),
         ({"principal_type": "user", "principal": "ci-bot", "role": "review"}, "can never review"),
         ({"principal_type": "user", "principal": "pat", "role": "owner"}, "role: Select a valid choice."),
     ],
@@ -363,14 +334,14 @@ def test_refused_grants_come_back_as_messages(client, manager, person, ci, data,
 
 def test_revoking_a_grant_nobody_holds_is_a_message(client, manager):
     client.force_login(manager)
-    data = {"principal_type": "user", "principal": "olga", "role": "review"}
+    data = {"principal_type": "user", "principal": "mia", "role": "review"}
     response = client.post(f"{GRANTS}grants/remove", data, follow=True)
     assert "does not hold review" in shown_messages(response)[0]
 
 
 def grants_page_queries(client, admin, asset, grants: int) -> int:
     for index in range(grants):
-        person = User.objects.create_user(f"u{grants}-{index}")
+        person = UserFactory(username=f"u{grants}-{index}")
         grant_add(actor=admin, source=Source.cli(), asset=asset, principal=person, role=Role.VIEW)
         team = Group.objects.create(name=f"t{grants}-{index}")
         grant_add(actor=admin, source=Source.cli(), asset=asset, principal=team, role=Role.CONTRIBUTE)

@@ -6,7 +6,6 @@ import pytest
 from django.test import Client
 from guardian.shortcuts import assign_perm
 
-from accounts.models import User
 from approvals import selectors
 from audit.models import AuditEvent
 from core.source import Source
@@ -14,7 +13,7 @@ from registry import event_text
 from registry import services as registry
 from registry.models import AssetKind, Relation
 from registry.services import VersionRef
-from tests.factories import AssetFactory, VersionFactory, digest_for
+from tests.factories import AssetFactory, UserFactory, VersionFactory, digest_for
 
 pytestmark = pytest.mark.django_db
 SRC = Source.cli()
@@ -28,10 +27,9 @@ def browser(user) -> Client:
 
 
 @pytest.fixture
-def trained():
+def trained(admin):
     """model/fraud@1 (visible to vic) trained on dataset/secret-survey@1 (not visible to vic), with a lineage
     edge added later, an evaluation on the dataset, and an edge from a visible dataset."""
-    admin = User.objects.create_user("root", global_role="admin")
     model = AssetFactory(kind=AssetKind.MODEL, name="fraud")
     secret = AssetFactory(kind=AssetKind.DATASET, name=SECRET)
     public = AssetFactory(kind=AssetKind.DATASET, name="public-sample")
@@ -63,7 +61,7 @@ def trained():
         metrics={"auc": 0.91},
         dataset=VersionRef("dataset", SECRET, 2),
     )
-    viewer = User.objects.create_user("vic")
+    viewer = UserFactory(username="vic")
     assign_perm("registry.view_asset", viewer, model)
     assign_perm("registry.view_asset", viewer, public)
     return viewer, model, secret
@@ -93,8 +91,7 @@ def test_someone_who_sees_the_dataset_reads_its_name(trained):
     assert summaries["evaluation.added"] == f"holdout of model/fraud@1 on dataset/{SECRET}@2"
 
 
-def test_auditors_read_every_name_without_asking(trained, django_assert_num_queries):
-    auditor = User.objects.create_user("audrey", global_role="auditor")
+def test_auditors_read_every_name_without_asking(trained, auditor, django_assert_num_queries):
     with django_assert_num_queries(1):  # the latest events; nothing to filter, nothing to ask
         activity = selectors.activity_list_for_user(user=auditor)
     assert any(SECRET in event.summary for event in activity)
@@ -102,10 +99,9 @@ def test_auditors_read_every_name_without_asking(trained, django_assert_num_quer
 
 @pytest.mark.parametrize("rows", [2, 12])
 def test_naming_checks_cost_one_query_however_many_events_name_other_assets(
-    trained, django_assert_num_queries, rows
+    trained, admin, django_assert_num_queries, rows
 ):
     viewer, model, _ = trained
-    admin = User.objects.get(username="root")
     for index in range(rows):
         hidden = AssetFactory(kind=AssetKind.DATASET, name=f"hidden-{index}")
         VersionFactory(asset=hidden, uri="s3://bucket/h")

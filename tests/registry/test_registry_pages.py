@@ -2,15 +2,12 @@
 what each page shows, escaping and sanitising, and query counts that do not grow with the data."""
 
 import re
-from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from accounts.models import User
-from approvals.models import PromotionRequest
 from core.source import Source
 from registry import lineage_svg, services
 from registry.models import (
@@ -23,7 +20,7 @@ from registry.models import (
     StageHistory,
     StagePointer,
 )
-from tests.factories import AssetFactory, EdgeFactory, VersionFactory
+from tests.factories import AssetFactory, EdgeFactory, PromotionFactory, UserFactory, VersionFactory
 
 pytestmark = pytest.mark.django_db
 SRC = Source.cli()
@@ -45,9 +42,9 @@ class Setup:
         self.production = Stage.objects.get(name="production")
         self.staging = Stage.objects.get(name="staging")
         self.team = Group.objects.create(name="risk-team")
-        self.viewer = User.objects.create_user("vera")
-        self.outsider = User.objects.create_user("olly")
-        self.admin = User.objects.create_user("ada", global_role="admin")
+        self.viewer = UserFactory(username="vera")
+        self.outsider = UserFactory(username="olly")
+        self.admin = UserFactory(username="ada", global_role="admin")
         self.model = AssetFactory(
             kind=AssetKind.MODEL,
             name="fraud",
@@ -94,15 +91,7 @@ class Setup:
         )
 
     def promotion(self, version, stage):
-        return PromotionRequest.objects.create(
-            asset=version.asset,
-            version=version,
-            stage=stage,
-            status="applied",
-            requested_by=self.admin,
-            justification="better auc",
-            expires_at=timezone.now() + timedelta(days=1),
-        )
+        return PromotionFactory(version=version, stage=stage, status="applied", requested_by=self.admin)
 
 
 @pytest.fixture
