@@ -673,7 +673,7 @@ class Loader:
     def policy_snapshots(self, assets: set[int]) -> dict[int, tuple[int, dict]]:
         """The policy and the combined requirements of each asset's production promotions (the app's own
         functions, so that the snapshot has the shape the app records)."""
-        from approvals.services import combined_requirements, policies_for
+        from approvals.requirements import combined_requirements, policies_for
         from registry.models import Asset, Stage
 
         production, out = Stage.objects.get(name="production"), {}

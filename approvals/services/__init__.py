@@ -7,15 +7,6 @@
 The names below are the app's public surface; import them from here.
 """
 
-from approvals.requirements import (
-    combined_requirements,
-    counted_approvals,
-    gate_results,
-    policies_for,
-    requirements_for,
-    review_refusal,
-    version_facts,
-)
 from approvals.services.idempotency import IdempotencyClaim, KeptAnswer, answer_once, kept_answer
 from approvals.services.policies import (
     MAX_EXPIRY_HOURS,
@@ -40,11 +31,7 @@ __all__ = [
     "IdempotencyClaim",
     "KeptAnswer",
     "answer_once",
-    "combined_requirements",
-    "counted_approvals",
-    "gate_results",
     "kept_answer",
-    "policies_for",
     "policy_create",
     "policy_delete",
     "policy_update",
@@ -55,7 +42,4 @@ __all__ = [
     "promotion_expire_if_due",
     "promotion_reject",
     "promotion_request",
-    "requirements_for",
-    "review_refusal",
-    "version_facts",
 ]

@@ -12,10 +12,10 @@ from registry.models import Stage
 pytestmark = pytest.mark.django_db
 
 
-def test_event_body_rebuilds_the_recorded_bytes(user):
+def test_event_body_rebuilds_the_recorded_bytes(admin):
     with transaction.atomic():
         audit_record(
-            actor=user,
+            actor=admin,
             action=Action.ASSET_UPDATED,
             target=Stage.objects.first(),
             source=Source.cli(),
