@@ -249,10 +249,10 @@ REFUSED_URLS = [
     "http://127.0.0.1:8000/hook",
     "http://localhost:8000/hook",
     "http://[::1]:8000/hook",
-    "http://169.254.169.254/latest/meta-data/",
-    "http://10.0.0.1/hook",
-    "http://172.16.0.1/hook",
-    "http://192.168.0.1/hook",
+    "http://169.254.169.254/latest/meta-data/",  # refused, never connected to
+    "http://10.0.0.1/hook",  # refused, never connected to
+    "http://172.16.0.1/hook",  # refused, never connected to
+    "http://192.168.0.1/hook",  # refused, never connected to
     "http://100.64.0.1/hook",
     "http://[fc00::1]/hook",
     "http://[fd00::1]/hook",
