@@ -145,3 +145,47 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}:{self.key}"
+
+
+class OutboxMessage(models.Model):
+    """One event to leave the registry: one message to one URL, written in the transaction of the change it
+    reports, delivered afterwards by a worker (approvals/tasks.py), at least once, with the same webhook id on
+    every attempt. The outbox, not the broker, is the record of what is still to be sent."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    webhook_id = models.CharField(max_length=100, unique=True)
+    event_type = models.CharField(max_length=100)
+    url = models.CharField(max_length=2048)
+    payload = models.BinaryField()
+    label = models.CharField(max_length=200, help_text='What it is, for logs: "callback for promotion 7".')
+    # A subscription's id, once subscriptions exist; empty: signed with the promotion callback secret.
+    webhook = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbox_due")]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.status})"
+
+
+class OutboxAttempt(models.Model):
+    """One delivery attempt of an outbox message: when, the receiver's status code, how long, what failed."""
+
+    message = models.ForeignKey(OutboxMessage, on_delete=models.CASCADE, related_name="delivery_attempts")
+    at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField()
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]

@@ -1,12 +1,20 @@
-"""Periodic expiry of promotion requests, and signed callbacks to CI when a request is decided."""
+"""Periodic expiry of promotion requests, and the outbox: signed callbacks to CI when a request is decided.
+
+A callback is written to the outbox (OutboxMessage) in the transaction of the decision, and sent afterwards:
+by the Celery task deliver_outbox, enqueued when that transaction commits, or, without a broker, on a few
+background threads of this process. A message that is not delivered is tried again with backoff until it
+succeeds or runs out of attempts; sweep_outbox (periodic) re-enqueues due messages whose task was lost.
+"""
 
 from __future__ import annotations
 
 import base64
 import concurrent.futures
+import datetime as dt
 import hashlib
 import hmac
 import logging
+import random
 import threading
 import time
 import uuid
@@ -14,13 +22,20 @@ import uuid
 from celery import shared_task
 from django.conf import settings
 from django.db import connections, transaction
+from django.utils import timezone
 
-from approvals.models import PromotionRequest
+from approvals.models import OutboxAttempt, OutboxMessage, PromotionRequest
 from approvals.payloads import callback_body
 from core import netguard
 from core.source import Source
 
 logger = logging.getLogger(__name__)
+
+# Attempts per message, and the wait after the n-th failure: 1 min, doubling, at most 6 h, ±20 % (about 20 h
+# from the first attempt to the twelfth).
+MAX_ATTEMPTS = 12
+FIRST_RETRY_SECONDS = 60
+LONGEST_RETRY_SECONDS = 6 * 3600
 
 
 @shared_task
@@ -36,31 +51,67 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest()).decode()
 
 
-def send_callback(promotion_id: int) -> int:
-    """One delivery: POST the decided request, signed, to its callback_url; the receiver's status code.
+def retry_delay(attempts: int) -> dt.timedelta:
+    """How long to wait after the attempts-th failed attempt: exponential, capped, with jitter."""
+    seconds = min(LONGEST_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** (attempts - 1))
+    return dt.timedelta(seconds=seconds * random.uniform(0.8, 1.2))
 
-    The URL and its addresses are checked again now (the allow lists may have changed, and a name may now
-    resolve elsewhere), and the connection goes to an address just checked. Raises netguard.Refused when the
-    registry may not send there, netguard.SendFailed when the receiver could not be reached in time.
+
+# Writing -----------------------------------------------------------------------------------------------
+
+
+def outbox_callback(promotion: PromotionRequest) -> OutboxMessage:
+    """Write the callback for a decided request to the outbox, in the caller's transaction, and have it
+    delivered once that transaction commits. Nothing is written, and nothing sent, on rollback."""
+    message = OutboxMessage.objects.create(
+        webhook_id=f"msg_{promotion.pk}_{promotion.revision}",
+        event_type=f"promotion.{promotion.status}",
+        url=promotion.callback_url,
+        payload=callback_body(promotion),
+        label=f"callback for promotion {promotion.pk}",
+        next_attempt_at=timezone.now(),
+    )
+    transaction.on_commit(lambda: enqueue(message.pk))
+    return message
+
+
+def enqueue(message_id: int, *, countdown: float = 0) -> None:
+    """Have a worker deliver the message: through the broker, or without a broker on a background thread.
+    A broker that cannot take it only delays delivery: the message stays due, and the sweep finds it."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        if not countdown:
+            _submit(message_id)
+        return
+    try:
+        deliver_outbox.apply_async((message_id,), countdown=countdown)
+    except Exception as exc:  # the change is committed; the outbox row is the record of what is owed
+        logger.warning("outbox message %s not enqueued (the sweep will): %s", message_id, exc)
+
+
+# Delivering --------------------------------------------------------------------------------------------
+
+
+def _send(message: OutboxMessage) -> int:
+    """One POST of the message, signed, to its URL; the receiver's status code.
+
+    The URL and its addresses are checked now (the allow lists may have changed, and a name may now resolve
+    elsewhere), and the connection goes to an address just checked. Raises netguard.Refused when the registry
+    may not send there, netguard.SendFailed when the receiver could not be reached in time.
     """
-    promotion = PromotionRequest.objects.select_related(
-        "asset", "version", "stage", "requested_by", "base_version", "superseded_by"
-    ).get(pk=promotion_id)
     started = time.monotonic()
     target, addresses = netguard.check(
-        promotion.callback_url,
+        message.url,
         allowed_hosts=settings.CALLBACK_ALLOWED_HOSTS,
         allowed_networks=netguard.parse_networks(settings.CALLBACK_ALLOWED_NETWORKS),
         timeout=settings.WEBHOOK_TIMEOUT,
     )
-    body = callback_body(promotion)
-    message_id = f"msg_{promotion.pk}_{promotion.revision}"
+    body = bytes(message.payload)
     timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
-        "webhook-id": message_id,
+        "webhook-id": message.webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(settings.WEBHOOK_SECRET, message_id, timestamp, body),
+        "webhook-signature": sign(settings.WEBHOOK_SECRET, message.webhook_id, timestamp, body),
         "User-Agent": "model-registry-callback/1",
         "X-Request-ID": uuid.uuid4().hex,
     }
@@ -70,56 +121,107 @@ def send_callback(promotion_id: int) -> int:
     return netguard.post(target, addresses, body, headers, timeout=left)
 
 
-def attempt_callback(promotion_id: int) -> bool | None:
-    """send_callback, logged: True when delivered (2xx), False when worth retrying, None when refused."""
+def _attempt(message: OutboxMessage) -> tuple[bool | None, int | None, str]:
+    """_send, logged: (True when delivered (2xx), False when worth retrying, None when refused for good), the
+    status code, and the error."""
     try:
-        status = send_callback(promotion_id)
-    except (netguard.NotResolved, netguard.SendFailed) as exc:
-        logger.warning("callback for promotion %s failed: %s", promotion_id, exc)
-        return False
+        status = _send(message)
+    except (netguard.NotResolved, netguard.SendFailed) as exc:  # a name may resolve later
+        logger.warning("%s failed: %s", message.label, exc)
+        return False, None, str(exc)
     except netguard.Refused as exc:
-        logger.warning("callback for promotion %s refused, not sent: %s", promotion_id, exc)
-        return None
+        logger.warning("%s refused, not sent: %s", message.label, exc)
+        return None, None, f"refused: {exc}"
     if 200 <= status < 300:
-        return True
+        return True, status, ""
+    error = f"answered {status}"
     if 300 <= status < 400:
-        logger.warning(
-            "callback for promotion %s failed: answered %s (redirects are not followed)", promotion_id, status
+        error += " (redirects are not followed)"
+    logger.warning("%s failed: %s", message.label, error)
+    return False, status, error
+
+
+def deliver_message(message_id: int, *, now: dt.datetime | None = None) -> str | None:
+    """Attempt one outbox message if it is pending and due at now; its status afterwards, or None when it was
+    not attempted (not due, already done, or being sent by another worker).
+
+    The row stays locked (skip_locked elsewhere) until the attempt is recorded: two workers never send the
+    same message at once, and a worker killed mid-attempt leaves it due, to be sent again with the same id.
+    """
+    with transaction.atomic():
+        message = (
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(pk=message_id, status=OutboxMessage.State.PENDING)
+            .first()
         )
-    else:
-        logger.warning("callback for promotion %s failed: answered %s", promotion_id, status)
-    return False
+        now = now or timezone.now()
+        if message is None or message.next_attempt_at > now:
+            return None
+        started = time.monotonic()
+        outcome, status_code, error = _attempt(message)
+        latency = round((time.monotonic() - started) * 1000)
+        OutboxAttempt.objects.create(
+            message=message, at=now, status_code=status_code, latency_ms=latency, error=error
+        )
+        message.attempts += 1
+        message.last_error = error
+        if outcome:
+            message.status, message.delivered_at = OutboxMessage.State.DELIVERED, now
+        elif outcome is None or message.attempts >= MAX_ATTEMPTS:
+            message.status = OutboxMessage.State.FAILED
+            logger.warning("%s failed for good after %s attempts", message.label, message.attempts)
+        else:
+            message.next_attempt_at = now + retry_delay(message.attempts)
+        message.save(update_fields=["attempts", "last_error", "status", "delivered_at", "next_attempt_at"])
+    if message.status == OutboxMessage.State.PENDING:
+        enqueue(message.pk, countdown=(message.next_attempt_at - now).total_seconds())
+    return message.status
 
 
-@shared_task(bind=True, max_retries=8)
-def deliver_callback(self, promotion_id: int) -> None:
-    """POST the decided request to its callback_url; a failure is retried with backoff, a refusal is not."""
-    if attempt_callback(promotion_id) is False and not self.request.is_eager:
-        raise self.retry(countdown=min(3600, 2**self.request.retries * 30))
+@shared_task
+def deliver_outbox(message_id: int) -> str | None:
+    """Deliver one outbox message when it is due (a message already sent, or not due yet, is left alone)."""
+    return deliver_message(message_id)
 
 
-# Without a broker, callbacks go to a few threads of this process after the commit, so that the request that
-# made the decision never waits for (or times) the receiver. One attempt each, no retry.
+@shared_task
+def sweep_outbox(limit: int = 1000) -> int:
+    """Enqueue every due outbox message (periodic): a task lost by the broker or a worker only delays it."""
+    due = OutboxMessage.objects.filter(
+        status=OutboxMessage.State.PENDING, next_attempt_at__lte=timezone.now()
+    )
+    message_ids = list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    for message_id in message_ids:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            deliver_message(message_id)
+        else:
+            enqueue(message_id)
+    return len(message_ids)
+
+
+# Without a broker, messages go to a few threads of this process after the commit, so that the request that
+# made the decision never waits for (or times) the receiver. One attempt each; a failed one stays due in the
+# outbox for sweep_outbox.
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pending: set[concurrent.futures.Future] = set()
 _pending_lock = threading.Lock()
 
 
-def _deliver_in_background(promotion_id: int) -> None:
+def _deliver_in_background(message_id: int) -> None:
     try:
-        attempt_callback(promotion_id)
-    except Exception:  # the thread must survive any failure, e.g. the promotion row gone
-        logger.exception("callback for promotion %s failed", promotion_id)
+        deliver_message(message_id)
+    except Exception:  # the thread must survive any failure
+        logger.exception("outbox message %s failed", message_id)
     finally:
         connections.close_all()  # this thread's connections only
 
 
-def _submit(promotion_id: int) -> None:
+def _submit(message_id: int) -> None:
     global _pool
     with _pending_lock:
         if _pool is None:
             _pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="callback")
-        future = _pool.submit(_deliver_in_background, promotion_id)
+        future = _pool.submit(_deliver_in_background, message_id)
         _pending.add(future)
     future.add_done_callback(_forget)
 
@@ -127,16 +229,6 @@ def _submit(promotion_id: int) -> None:
 def _forget(future: concurrent.futures.Future) -> None:
     with _pending_lock:
         _pending.discard(future)
-
-
-def deliver_callback_after_commit(promotion_id: int) -> None:
-    """When the current transaction commits, deliver the promotion's callback: through the broker to a Celery
-    worker, or without a broker on a background thread. Never inside the caller's request; nothing on
-    rollback."""
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        transaction.on_commit(lambda: _submit(promotion_id))
-    else:
-        deliver_callback.delay_on_commit(promotion_id)
 
 
 def wait_for_background_callbacks(timeout: float) -> bool:

@@ -23,7 +23,7 @@ from approvals.requirements import (
     version_facts,
 )
 from approvals.services.idempotency import IdempotencyClaim, claim_key, keep_answer
-from approvals.tasks import deliver_callback_after_commit
+from approvals.tasks import outbox_callback
 from audit.models import Action
 from audit.services import audit_record
 from core import netguard
@@ -97,8 +97,10 @@ def _records_expiry(decision):
 
 
 def _notify(promotion: PromotionRequest) -> None:
+    """A final state of a request with a callback_url: its callback, written to the outbox in this
+    transaction (with the decision and its audit event), sent once it commits."""
     if promotion.callback_url and promotion.status in rules.FINAL:
-        deliver_callback_after_commit(promotion.pk)
+        outbox_callback(promotion)
 
 
 def _checked_first(check: Callable[..., None]):

@@ -168,6 +168,8 @@ if not is_relaxed():
 # Only the test suite may empty the audit tables (Django's flush between transactional tests).
 AUDIT_ALLOW_FLUSH = False
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.make_checkpoint", "schedule": 60.0}
+# Outbound messages (approvals/tasks.py): re-enqueue those due whose task was lost (broker or worker down).
+CELERY_BEAT_SCHEDULE["sweep-outbox"] = {"task": "approvals.tasks.sweep_outbox", "schedule": 60.0}
 
 # How long CI should wait between polls of an undecided promotion (the Retry-After header).
 PROMOTION_POLL_SECONDS = env_int("DJANGO_PROMOTION_POLL_SECONDS", 10)

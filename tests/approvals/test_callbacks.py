@@ -5,6 +5,7 @@ stubbed resolver (socket.getaddrinfo), and never connected to.
 """
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import http.server
@@ -20,10 +21,11 @@ import time
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
-from approvals.models import IdempotencyRecord, PromotionRequest
+from approvals.models import IdempotencyRecord, OutboxMessage, PromotionRequest
 from approvals.services import promotion_reject, promotion_request
-from approvals.tasks import deliver_callback, sign, wait_for_background_callbacks
+from approvals.tasks import deliver_message, sign, wait_for_background_callbacks
 from audit.models import AuditEvent
 from core import netguard
 from core.exceptions import InvalidInput
@@ -642,7 +644,7 @@ def test_https_connects_to_the_checked_address_and_verifies_the_name(tmp_path, r
 
 
 @pytest.mark.django_db
-def test_failures_are_retried_and_refusals_are_not(world, settings, receivers, monkeypatch):
+def test_failures_are_retried_and_refusals_are_not(world, settings, receivers):
     settings.CALLBACK_ALLOWED_HOSTS = ["127.0.0.1", "gone.example"]
     promotion = promotion_request(
         actor=world.ci,
@@ -653,29 +655,29 @@ def test_failures_are_retried_and_refusals_are_not(world, settings, receivers, m
         justification="go",
         callback_url="http://127.0.0.1:9/",
     )
-    retried = []
-    monkeypatch.setattr(deliver_callback, "retry", lambda **options: retried.append(options) or RetryLater())
+    promotion_reject(actor=world.r1, source=Source.cli(), promotion_id=promotion.pk, comment="no")
+    message = OutboxMessage.objects.get()  # written in the decision's transaction, not sent yet (no commit)
 
     def outcome(url):
-        PromotionRequest.objects.filter(pk=promotion.pk).update(callback_url=url)
-        retried.clear()
-        try:
-            deliver_callback(promotion.pk)  # as a worker runs it: not eager
-        except RetryLater:
-            return f"retried after {retried[0]['countdown']} s"
-        return "done"
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            url=url, status="pending", attempts=0, next_attempt_at=timezone.now()
+        )
+        now = timezone.now()
+        status = deliver_message(message.pk, now=now)  # as a worker runs it
+        if status == "pending":
+            wait = OutboxMessage.objects.get(pk=message.pk).next_attempt_at - now
+            assert dt.timedelta(seconds=48) <= wait <= dt.timedelta(seconds=72)  # 1 min ± 20 %
+            return "retried after about 60 s"
+        return status
 
     ok = receivers()
-    assert outcome(ok.url) == "done"
+    assert outcome(ok.url) == "delivered"
     assert len(ok.requests) == 1
-    assert outcome(receivers(status=302, location="http://127.0.0.1:9/").url) == "retried after 30 s"
-    assert outcome(receivers(status=503).url) == "retried after 30 s"
-    assert outcome("http://gone.example/hook") == "retried after 30 s"  # did not resolve: may later
+    assert outcome(receivers(status=302, location="http://127.0.0.1:9/").url) == "retried after about 60 s"
+    assert outcome(receivers(status=503).url) == "retried after about 60 s"
+    assert outcome("http://gone.example/hook") == "retried after about 60 s"  # did not resolve: may later
     settings.CALLBACK_ALLOWED_HOSTS = []
     quiet = receivers()
-    assert outcome(quiet.url) == "done"  # refused (loopback, no longer allowed): never retried
+    assert outcome(quiet.url) == "failed"  # refused (loopback, no longer allowed): never retried
     assert quiet.requests == []
-
-
-class RetryLater(Exception):
-    pass
+    assert OutboxMessage.objects.get(pk=message.pk).last_error.startswith("refused: 127.0.0.1 is a loopback")
