@@ -189,3 +189,6 @@ class OutboxAttempt(models.Model):
 
     class Meta:
         ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.message.label} at {self.at:%Y-%m-%d %H:%M:%S}: {self.status_code or self.error}"
