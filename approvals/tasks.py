@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 FIRST_RETRY_SECONDS = 60
 LONGEST_RETRY_SECONDS = 6 * 3600
+# A retry due within this many seconds is enqueued with a countdown; a later one is left to sweep_outbox, so
+# that the broker and the workers never hold tasks for hours (Redis would hand them out again after its
+# visibility timeout).
+COUNTDOWN_LIMIT_SECONDS = 300
 
 
 @shared_task
@@ -173,8 +177,9 @@ def deliver_message(message_id: int, *, now: dt.datetime | None = None) -> str |
         else:
             message.next_attempt_at = now + retry_delay(message.attempts)
         message.save(update_fields=["attempts", "last_error", "status", "delivered_at", "next_attempt_at"])
-    if message.status == OutboxMessage.State.PENDING:
-        enqueue(message.pk, countdown=(message.next_attempt_at - now).total_seconds())
+    wait = (message.next_attempt_at - now).total_seconds()
+    if message.status == OutboxMessage.State.PENDING and wait <= COUNTDOWN_LIMIT_SECONDS:
+        enqueue(message.pk, countdown=max(wait, 0))
     return message.status
 
 

@@ -236,3 +236,23 @@ def test_a_message_being_sent_by_one_worker_is_skipped_by_another(world, setting
         thread.join(10)
     assert receiver.requests == []
     assert deliver_message(message.pk) == "delivered"
+
+
+@pytest.mark.django_db
+def test_a_retry_soon_is_enqueued_with_a_countdown_a_later_one_left_to_the_sweep(
+    world, settings, receiver_factory, monkeypatch
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    enqueued = []
+    monkeypatch.setattr(tasks.deliver_outbox, "apply_async", lambda args, **kw: enqueued.append((args, kw)))
+    receiver = receiver_factory(500)
+    promotion = requested(world, receiver.url)
+    promotion_reject(actor=world.r1, source=Source.cli(), promotion_id=promotion.pk, comment="no")
+    message = OutboxMessage.objects.get()
+    assert deliver_message(message.pk) == "pending"  # first failure: about a minute
+    [((message_id,), options)] = enqueued
+    assert message_id == message.pk and 48 <= options["countdown"] <= 72
+    enqueued.clear()
+    OutboxMessage.objects.filter(pk=message.pk).update(attempts=5)  # the sixth failure waits about 32 min
+    assert deliver_message(message.pk, now=timezone.now() + dt.timedelta(minutes=2)) == "pending"
+    assert enqueued == []
