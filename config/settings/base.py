@@ -99,6 +99,9 @@ def _database(url: str) -> dict:
         # Server-side binding with prepared statements: the hot queries are planned once per connection, not
         # on every request. (Behind PgBouncer in transaction mode this needs PgBouncer 1.21 or later.)
         config["OPTIONS"] = {
+            # A database that does not answer fails the request (or the readiness probe) in seconds instead of
+            # holding the web worker for the operating system's TCP timeout.
+            "connect_timeout": env_int("DJANGO_DB_CONNECT_TIMEOUT", 2),
             "server_side_binding": True,
             "prepare_threshold": env_int("DJANGO_PG_PREPARE_THRESHOLD", 5),
         }
