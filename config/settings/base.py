@@ -280,10 +280,34 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL") or "INFO"},
-}
+
+def logging_config(fmt: str, level: str) -> dict:
+    """Logs on stderr, one line per record, each carrying the request id (core/logging.py): JSON objects
+    (`json`, the production default) or plain text (`text`); django.request's 4xx answers at INFO."""
+    if fmt not in {"json", "text"}:
+        raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be json or text; got {fmt!r}")
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "request_id": {"()": "core.logging.RequestIdFilter"},
+            "client_errors_at_info": {"()": "core.logging.ClientErrorsAtInfo"},
+        },
+        "formatters": {
+            "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+            "json": {
+                "()": "core.logging.JsonFormatter",
+                "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            },
+        },
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": fmt, "filters": ["request_id"]},
+        },
+        "loggers": {"django.request": {"filters": ["client_errors_at_info"]}},
+        "root": {"handlers": ["console"], "level": level},
+    }
+
+
+LOGGING = logging_config(env_str("DJANGO_LOG_FORMAT") or "json", env_str("DJANGO_LOG_LEVEL") or "INFO")
+# Celery's worker and beat log through the same configuration instead of replacing the root logger's handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
