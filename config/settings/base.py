@@ -49,6 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.metrics.MetricsMiddleware",  # first: it times everything below
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "core.middleware.RequestIdMiddleware",
@@ -199,6 +200,18 @@ for _network in CALLBACK_ALLOWED_NETWORKS:
 # One delivery attempt (name lookup, connection, TLS, request, status line) must finish in this many seconds.
 WEBHOOK_TIMEOUT = env_int("DJANGO_WEBHOOK_TIMEOUT", 5)
 
+# /metrics (core/metrics.py) answers a scraper that shows METRICS_TOKEN as a bearer token or comes from one of
+# METRICS_ALLOWED_NETWORKS (CIDR); everyone else gets 404. Neither set: nobody.
+METRICS_TOKEN = env_secret("METRICS_TOKEN") or ""
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network: {_exc}"
+        ) from None
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # The first one's WWW-Authenticate header makes an anonymous call answer 401, not 403.
@@ -257,7 +270,7 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
 # Load balancers probe over plain HTTP: the health checks answer there instead of redirecting.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
