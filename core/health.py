@@ -45,7 +45,10 @@ def check_database() -> str:
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                cursor.execute("SET LOCAL statement_timeout = %s", [int(CHECK_TIMEOUT * 1000)])
+                # set_config, not SET: a SET statement takes no bound parameter (server-side binding).
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", [str(int(CHECK_TIMEOUT * 1000))]
+                )
             cursor.execute("SELECT 1")
     except Exception as exc:
         note("database", False, exc)
