@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -75,7 +76,18 @@ def check_broker() -> str | None:
     return OK
 
 
+# Checks of the apps above core, by name (an app's AppConfig.ready registers them: core imports no app).
+_registered: dict[str, Callable[[], str | None]] = {}
+
+
+def register_check(name: str, check: Callable[[], str | None]) -> None:
+    """Add a readiness check: it answers OK, another short word naming the failure, or None when it does not
+    apply; it must be bounded in time like the others."""
+    _registered[name] = check
+
+
 def readiness() -> dict[str, str]:
-    """Every check's answer by name ("ok" or "unavailable"); checks that do not apply are left out."""
+    """Every check's answer by name ("ok" or what failed); checks that do not apply are left out."""
     checks = {"database": check_database(), "broker": check_broker()}
+    checks.update({name: check() for name, check in _registered.items()})
     return {name: value for name, value in checks.items() if value is not None}

@@ -51,3 +51,12 @@ def test_an_outage_is_logged_once_and_its_end_once(client, settings, closed_port
     assert messages[0][:2] == ("ERROR", "core.health")
     assert messages[0][2].startswith("readiness: broker unavailable: OperationalError")
     assert messages[1] == ("INFO", "core.health", "readiness: broker available again")
+
+
+def test_an_app_adds_a_check_by_name(client, monkeypatch):
+    monkeypatch.setattr(health, "_registered", {})
+    health.register_check("signer", lambda: "stopped")
+    health.register_check("not-configured", lambda: None)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "ok", "signer": "stopped"}
