@@ -9,7 +9,7 @@ PORT ?= 8000
 # when DATABASE_URL names a database server).
 DEV := DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.dev}
 
-.PHONY: venv run test lint format bench clean
+.PHONY: venv run serve test lint format bench clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,26 @@ run: venv
 	$(DEV) $(PY) manage.py migrate --noinput
 	$(DEV) $(PY) manage.py load_demo
 	$(DEV) $(PY) manage.py runserver $(HOST):$(PORT)
+
+## serve: the production processes of the Procfile (gunicorn, a Celery worker, beat) with honcho, production
+## settings, after migrate. Needs DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis), DJANGO_SECRET_KEY or
+## DJANGO_SECRET_KEY_FILE, and the audit signing key at AUDIT_SIGNING_KEY_FILE (docs/operations.md, "The production
+## run"); it stops with the list of what is missing. PORT (8000) is gunicorn's port on 127.0.0.1.
+SERVE_ENV := DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.base} \
+	PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$(CURDIR)/var/prometheus}
+serve: venv
+	@missing=""; \
+	[ -n "$$DATABASE_URL" ] || missing="$$missing DATABASE_URL"; \
+	[ -n "$$CELERY_BROKER_URL" ] || missing="$$missing CELERY_BROKER_URL"; \
+	[ -n "$$DJANGO_SECRET_KEY$$DJANGO_SECRET_KEY_FILE" ] || missing="$$missing DJANGO_SECRET_KEY(_FILE)"; \
+	if [ -n "$$missing" ]; then \
+	  echo "make serve: set$$missing (see docs/operations.md, The production run)" >&2; exit 2; \
+	fi
+	mkdir -p var
+	@# The metrics files of the previous run's processes are not this run's (prometheus_client multiprocess).
+	$(SERVE_ENV) sh -c 'rm -rf "$$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$$PROMETHEUS_MULTIPROC_DIR"'
+	$(SERVE_ENV) $(PY) manage.py migrate --noinput
+	$(SERVE_ENV) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile -p $(PORT) $(HONCHO_ARGS)
 
 ## test: lint, the layer contracts (pyproject.toml), Django checks, migrations check and the whole suite (the
 ## OpenAPI schema is validated by a test)

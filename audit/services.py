@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models.functions import Now
 
 from audit.canonical import canonical_bytes, chain_hash, format_time, jsonable, leaf_hash
 from audit.models import Action, ActorKind, AuditEvent, AuditHead
+from core import metrics
 from core.source import Source
 
 BODY_VERSION = 1
@@ -143,4 +144,7 @@ def audit_record(
     event.save()
     head.seq, head.chain_hash = seq, chain
     head.save(update_fields=["seq", "chain_hash"])
+    if action.startswith("promotion."):
+        # Counted when the change commits (never for a rolled-back one): registry_promotions_total.
+        transaction.on_commit(metrics.promotion_committed(action))
     return event

@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import access_urls
+from core import metrics as core_metrics
 from core import views as core_views
 from registry import access_urls as registry_access_urls
 
@@ -34,6 +35,7 @@ urlpatterns = [
     ),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", core_metrics.metrics_view, name="metrics"),
 ]
 
 handler404 = "core.views.page_not_found"

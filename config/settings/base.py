@@ -49,6 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.metrics.MetricsMiddleware",  # first: it times everything below
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "core.middleware.RequestIdMiddleware",
@@ -99,6 +100,9 @@ def _database(url: str) -> dict:
         # Server-side binding with prepared statements: the hot queries are planned once per connection, not
         # on every request. (Behind PgBouncer in transaction mode this needs PgBouncer 1.21 or later.)
         config["OPTIONS"] = {
+            # A database that does not answer fails the request (or the readiness probe) in seconds instead of
+            # holding the web worker for the operating system's TCP timeout.
+            "connect_timeout": env_int("DJANGO_DB_CONNECT_TIMEOUT", 2),
             "server_side_binding": True,
             "prepare_threshold": env_int("DJANGO_PG_PREPARE_THRESHOLD", 5),
         }
@@ -198,6 +202,18 @@ for _network in CALLBACK_ALLOWED_NETWORKS:
 # One delivery attempt (name lookup, connection, TLS, request, status line) must finish in this many seconds.
 WEBHOOK_TIMEOUT = env_int("DJANGO_WEBHOOK_TIMEOUT", 5)
 
+# /metrics (core/metrics.py) answers a scraper that shows METRICS_TOKEN as a bearer token or comes from one of
+# METRICS_ALLOWED_NETWORKS (CIDR); everyone else gets 404. Neither set: nobody.
+METRICS_TOKEN = env_secret("METRICS_TOKEN") or ""
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network: {_exc}"
+        ) from None
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # The first one's WWW-Authenticate header makes an anonymous call answer 401, not 403.
@@ -256,7 +272,7 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
 # Load balancers probe over plain HTTP: the health checks answer there instead of redirecting.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
@@ -279,10 +295,34 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL") or "INFO"},
-}
+
+def logging_config(fmt: str, level: str) -> dict:
+    """Logs on stderr, one line per record, each carrying the request id (core/logging.py): JSON objects
+    (`json`, the production default) or plain text (`text`); django.request's 4xx answers at INFO."""
+    if fmt not in {"json", "text"}:
+        raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be json or text; got {fmt!r}")
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "request_id": {"()": "core.logging.RequestIdFilter"},
+            "client_errors_at_info": {"()": "core.logging.ClientErrorsAtInfo"},
+        },
+        "formatters": {
+            "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+            "json": {
+                "()": "core.logging.JsonFormatter",
+                "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            },
+        },
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": fmt, "filters": ["request_id"]},
+        },
+        "loggers": {"django.request": {"filters": ["client_errors_at_info"]}},
+        "root": {"handlers": ["console"], "level": level},
+    }
+
+
+LOGGING = logging_config(env_str("DJANGO_LOG_FORMAT") or "json", env_str("DJANGO_LOG_LEVEL") or "INFO")
+# Celery's worker and beat log through the same configuration instead of replacing the root logger's handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

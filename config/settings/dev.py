@@ -7,6 +7,7 @@ from .safety import DEV_SECRET_KEY
 os.environ.setdefault("DJANGO_SECRET_KEY", DEV_SECRET_KEY)
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
+os.environ.setdefault("DJANGO_LOG_FORMAT", "text")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DJANGO_SECURE_HSTS_SECONDS", "0")
 

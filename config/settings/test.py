@@ -6,6 +6,7 @@ from .safety import TEST_SECRET_KEY
 
 os.environ.setdefault("DJANGO_SECRET_KEY", TEST_SECRET_KEY)
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
+os.environ.setdefault("DJANGO_LOG_FORMAT", "text")
 
 from .base import *  # noqa: F403
 
