@@ -6,7 +6,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from audit import merkle, notes
+from audit import merkle, notes, witness
 from audit.models import AuditEvent, AuditHead, Checkpoint, MerkleNode
 from audit.signing import signing_key
 
@@ -65,6 +65,17 @@ class InconsistentLog(Exception):
     """The log no longer extends the last signed checkpoint: it was rewritten."""
 
 
+class WitnessConflict(InconsistentLog):
+    """The log does not extend the latest witnessed checkpoint: the database was restored or rewritten."""
+
+    def __init__(self, problem: str, witnessed: witness.Witnessed) -> None:
+        super().__init__(
+            f"{problem}. Nothing is signed until an operator resolves it: see docs/operations.md "
+            f"(after a restore), then manage.py audit_witness_accept --size {witnessed.size} --reason TEXT"
+        )
+        self.witnessed = witnessed
+
+
 class WrongSigningKey(Exception):
     """The configured signing key (or origin) is not the one that signed the log's checkpoints."""
 
@@ -87,7 +98,12 @@ def check_same_signer(last: Checkpoint, origin: str, key: Ed25519PrivateKey) -> 
 
 @transaction.atomic
 def checkpoint_make(*, origin: str) -> Checkpoint | None:
-    """Sign a checkpoint for the log as it is now, if it grew since the last one; never sign a fork."""
+    """Sign a checkpoint for the log as it is now, if it grew since the last one; never sign a fork.
+
+    With a witness configured (AUDIT_WITNESS_DIR) the log must extend the latest witnessed checkpoint, and the
+    checkpoint is written to the witness before its row commits: a failed write rolls the row back, so no
+    checkpoint exists only in the database.
+    """
     size = AuditHead.objects.values_list("seq", flat=True).get(pk=1)
     last = Checkpoint.objects.order_by("-tree_size").first()
     if size == 0 or (last is not None and last.tree_size >= size):
@@ -102,10 +118,17 @@ def checkpoint_make(*, origin: str) -> Checkpoint | None:
         proof = tree.consistency_proof(last.tree_size, size)
         if not merkle.verify_consistency(last.tree_size, size, proof, bytes(last.root_hash), root_hash):
             raise InconsistentLog(f"the log is not an extension of the checkpoint at size {last.tree_size}")
+    witnessed = witness.latest()
+    if witnessed is not None and (problem := witness.conflict(witnessed, size, root_hash, tree)):
+        raise WitnessConflict(problem, witnessed)
     chain = AuditEvent.objects.values_list("chain_hash", flat=True).get(seq=size)
     note = notes.sign(notes.checkpoint_text(origin, size, root_hash), origin, key)
     try:
         with transaction.atomic():
-            return Checkpoint.objects.create(tree_size=size, root_hash=root_hash, chain_hash=chain, note=note)
+            checkpoint = Checkpoint.objects.create(
+                tree_size=size, root_hash=root_hash, chain_hash=chain, note=note
+            )
     except IntegrityError:  # another process signed this size first
         return Checkpoint.objects.get(tree_size=size)
+    witness.publish(note, size, root_hash)  # WitnessUnavailable: the row rolls back with the transaction
+    return checkpoint
