@@ -2,6 +2,7 @@
 
 import logging
 
+from django.apps import apps
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
@@ -37,6 +38,9 @@ def readyz(request):
         except Exception:
             logger.exception("readiness: broker check failed")
             checks["broker"] = "unavailable"
+    if checks["database"] == "ok":  # apps report their own checks (e.g. audit signing); core imports none
+        for config in apps.get_app_configs():
+            checks.update(getattr(config, "readiness", dict)())
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", **checks}, status=200 if ready else 503)
 
