@@ -97,6 +97,14 @@ def publish(note: str, size: int, root_hash: bytes) -> None:
         raise WitnessUnavailable(f"the witness {folder} cannot be written: {exc}") from exc
 
 
+def holds(size: int, root_hash: bytes) -> bool | None:
+    """Whether the witness holds the checkpoint of this size and root (None: no witness configured)."""
+    folder = directory()
+    if folder is None:
+        return None
+    return (folder / "checkpoints" / entry_name(size, root_hash)).is_file()
+
+
 def _open(note: str, name: str, verifier: str | None) -> Witnessed:
     if verifier is None:
         from audit.signing import verifier_key
