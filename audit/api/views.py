@@ -244,6 +244,9 @@ class ExportView(AuditView):
         kind = request.query_params.get("format", "bundle")
         if kind not in self.CONTENT:
             raise InvalidInput.field("format", "must be csv, jsonl or bundle")
+        if kind == "bundle" and (signing := log.signing_status()) != "ok":
+            # A bundle signs a checkpoint first; say so before the stream starts rather than break it midway.
+            raise Conflict(f"No bundle can be signed: audit signing {signing}", type="audit-signing-refused")
         filters = AuditEventFilter(request.query_params, queryset=AuditEvent.objects.none()).export_filters()
         content = {"csv": export.csv_rows, "jsonl": export.jsonl, "bundle": export.bundle}[kind](filters)
         content_type, extension = self.CONTENT[kind]

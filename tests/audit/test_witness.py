@@ -97,7 +97,9 @@ def test_a_witness_that_cannot_be_written_leaves_no_checkpoint(settings, tmp_pat
     assert not Checkpoint.objects.exists()
 
 
-def test_restore_from_an_older_backup_stops_signing_and_names_the_witnessed_checkpoint(witnessed, client):
+def test_restore_from_an_older_backup_stops_signing_and_names_the_witnessed_checkpoint(
+    witnessed, client, admin
+):
     before = witness_files(witnessed)
     restore_to(6)
     # Behind the witness: the events after 6 are gone.
@@ -128,6 +130,9 @@ def test_restore_from_an_older_backup_stops_signing_and_names_the_witnessed_chec
         f"{conflicting.root_hash.hex()[:16]}…, {conflicting.name}): restored or rewritten"
     )
     assert "size 10" in client.get("/readyz").json()["audit_signing"]
+    export = api_client(admin).get("/api/v1/audit/export?format=bundle")
+    assert export.status_code == 409 and export.json()["type"] == "audit-signing-refused"
+    assert "size 10" in export.json()["detail"]
 
 
 def test_the_database_behind_the_witness_fails_verification(witnessed):
