@@ -191,3 +191,21 @@ def test_nothing_to_accept_when_the_log_extends_the_witness(witnessed):
     with pytest.raises(CommandError, match="no fork to accept"):
         call_command("audit_witness_accept", size=10, reason="curious")
     assert checkpoint_make(origin=ORIGIN).tree_size == 11
+
+
+def test_a_witness_entry_is_never_overwritten(witnessed):
+    checkpoint = Checkpoint.objects.get(tree_size=10)
+    root = bytes(checkpoint.root_hash)
+    witness.publish(checkpoint.note, 10, root)  # the same checkpoint again: the same file, nothing changes
+    with pytest.raises(witness.WitnessUnavailable, match="exists with other content"):
+        witness.publish(checkpoint.note.replace("\n10\n", "\n11\n"), 10, root)
+    assert (witnessed / "checkpoints" / witness.entry_name(10, root)).read_text() == checkpoint.note
+
+
+def test_without_a_witness_the_history_says_so(settings, admin):
+    settings.AUDIT_WITNESS_DIR = None
+    append(2)
+    checkpoint_make(origin=ORIGIN)
+    served = api_client(admin).get("/api/v1/audit/checkpoints").json()["results"]
+    assert [(row["tree_size"], row["witnessed"]) for row in served] == [(2, None)]
+    assert signing_status() == "ok"
