@@ -7,6 +7,22 @@ class AuditConfig(AppConfig):
 
     def ready(self):
         from audit.metrics import AuditCollector
+        from core.health import register_check
         from core.metrics import register_scrape_collector
 
         register_scrape_collector(AuditCollector())
+        register_check("audit_signing", signing_readiness)
+
+
+def signing_readiness() -> str | None:
+    """For /readyz, with a witness configured: whether checkpoints are being signed, and if not, why."""
+    from django.db import DatabaseError
+
+    from audit import log, witness
+
+    if witness.directory() is None:
+        return None
+    try:
+        return log.signing_status()
+    except DatabaseError:
+        return "unavailable"  # the database check names the cause

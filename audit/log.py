@@ -6,8 +6,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from audit import merkle, notes
-from audit.models import AuditEvent, AuditHead, Checkpoint, MerkleNode
+from audit import merkle, notes, witness
+from audit.models import Action, AuditEvent, AuditHead, Checkpoint, MerkleNode
 from audit.signing import signing_key
 
 NODE_LEVEL = 8  # subtrees of 256 leaves and up are stored; smaller ranges are hashed from the leaves
@@ -65,6 +65,17 @@ class InconsistentLog(Exception):
     """The log no longer extends the last signed checkpoint: it was rewritten."""
 
 
+class WitnessConflict(InconsistentLog):
+    """The log does not extend the latest witnessed checkpoint: the database was restored or rewritten."""
+
+    def __init__(self, problem: str, witnessed: witness.Witnessed) -> None:
+        super().__init__(
+            f"{problem}. Nothing is signed until an operator resolves it: see docs/operations.md "
+            f"(after a restore), then manage.py audit_witness_accept --size {witnessed.size} --reason TEXT"
+        )
+        self.witnessed = witnessed
+
+
 class WrongSigningKey(Exception):
     """The configured signing key (or origin) is not the one that signed the log's checkpoints."""
 
@@ -87,7 +98,12 @@ def check_same_signer(last: Checkpoint, origin: str, key: Ed25519PrivateKey) -> 
 
 @transaction.atomic
 def checkpoint_make(*, origin: str) -> Checkpoint | None:
-    """Sign a checkpoint for the log as it is now, if it grew since the last one; never sign a fork."""
+    """Sign a checkpoint for the log as it is now, if it grew since the last one; never sign a fork.
+
+    With a witness configured (AUDIT_WITNESS_DIR) the log must extend the latest witnessed checkpoint, and the
+    checkpoint is written to the witness before its row commits: a failed write rolls the row back, so no
+    checkpoint exists only in the database.
+    """
     size = AuditHead.objects.values_list("seq", flat=True).get(pk=1)
     last = Checkpoint.objects.order_by("-tree_size").first()
     if size == 0 or (last is not None and last.tree_size >= size):
@@ -102,10 +118,106 @@ def checkpoint_make(*, origin: str) -> Checkpoint | None:
         proof = tree.consistency_proof(last.tree_size, size)
         if not merkle.verify_consistency(last.tree_size, size, proof, bytes(last.root_hash), root_hash):
             raise InconsistentLog(f"the log is not an extension of the checkpoint at size {last.tree_size}")
+    witnessed = witness.latest()
+    if witnessed is not None and (problem := witness.conflict(witnessed, size, root_hash, tree)):
+        raise WitnessConflict(problem, witnessed)
     chain = AuditEvent.objects.values_list("chain_hash", flat=True).get(seq=size)
     note = notes.sign(notes.checkpoint_text(origin, size, root_hash), origin, key)
     try:
         with transaction.atomic():
-            return Checkpoint.objects.create(tree_size=size, root_hash=root_hash, chain_hash=chain, note=note)
+            checkpoint = Checkpoint.objects.create(
+                tree_size=size, root_hash=root_hash, chain_hash=chain, note=note
+            )
     except IntegrityError:  # another process signed this size first
         return Checkpoint.objects.get(tree_size=size)
+    witness.publish(note, size, root_hash)  # WitnessUnavailable: the row rolls back with the transaction
+    return checkpoint
+
+
+@transaction.atomic(durable=True)
+def witness_fork_accept(*, actor, source, size: int, reason: str, operator: str = "") -> AuditEvent:
+    """Accept that the log no longer extends the witness (after a restore), on the record and in the witness.
+
+    The operator names the conflicting witnessed checkpoint (the size the refusal named) and says why. Every
+    witnessed checkpoint the log does not match is superseded by a fork record written to the witness, next to
+    them (nothing is removed); the acceptance is an audit event, which the next checkpoint covers.
+    """
+    from audit.services import TargetRef, audit_record, lock_log
+    from core.exceptions import Conflict, InvalidInput
+
+    if not reason.strip():
+        raise InvalidInput.field("reason", "say why the database's log is accepted (e.g. the restore)")
+    lock_log()  # the log does not grow between the comparison and the record
+    witnessed = witness.latest()
+    current = AuditHead.objects.values_list("seq", flat=True).get(pk=1)
+    extend_nodes(current)
+    tree = hasher()
+    root_hash = tree.mth(0, current)
+    if witnessed is None or not witness.conflict(witnessed, current, root_hash, tree):
+        raise Conflict("The log extends the witness: there is no fork to accept.", type="no-fork")
+    if size != witnessed.size:
+        raise InvalidInput.field("size", f"the conflicting witnessed checkpoint is at size {witnessed.size}")
+    superseded = _conflicting(current, tree)
+    items = [
+        {"size": entry.size, "root_hash": entry.root_hash.hex(), "file": entry.name} for entry in superseded
+    ]
+    event = audit_record(
+        actor=actor,
+        action=Action.AUDIT_FORK_ACCEPTED,
+        target=TargetRef(kind="audit.checkpoint", id=str(size), repr=f"witnessed checkpoint {size}"),
+        source=source,
+        changes={"reason": reason, "operator": operator, "log_size": current, "superseded": items},
+    )
+    witness.record_fork(
+        {
+            "accepted_at": event.occurred_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "size": size,
+            "reason": reason,
+            "operator": operator,
+            "audit_seq": event.seq,
+            "log_size": current,
+            "log_root_hash": root_hash.hex(),
+            "superseded": items,
+        }
+    )
+    return event
+
+
+def _conflicting(size: int, tree: merkle.RangeHasher) -> list[witness.Witnessed]:
+    """The witnessed checkpoints of the current history that the log of `size` leaves does not match.
+
+    The current history is linear (the checkpointer extends it only), so every entry after the first
+    conflicting one conflicts too.
+    """
+    superseded = witness.superseded_keys()
+    found: list[witness.Witnessed] = []
+    for entry in witness.entries():
+        if (entry.size, entry.root_hash) in superseded:
+            continue
+        if found or entry.size > size or tree.mth(0, entry.size) != entry.root_hash:
+            found.append(entry)
+    return found
+
+
+def signing_status() -> str:
+    """'ok', or 'refused: …' naming the witnessed checkpoint the log does not extend (for /readyz).
+
+    Cheap when all is well: the database's own checkpoint at the witnessed size (one indexed read).
+    """
+    try:
+        witnessed = witness.latest()
+    except witness.WitnessUnavailable as exc:
+        return f"refused: {exc}"
+    if witnessed is None:
+        return "ok"
+    size = AuditHead.objects.values_list("seq", flat=True).get(pk=1)
+    if size >= witnessed.size:
+        stored = (
+            Checkpoint.objects.filter(tree_size=witnessed.size).values_list("root_hash", flat=True).first()
+        )
+        if stored is not None and bytes(stored) == witnessed.root_hash:
+            return "ok"
+        if root_at(witnessed.size) == witnessed.root_hash:
+            return "ok"
+        return f"refused: the log is not an extension of {witnessed.describe()}"
+    return f"refused: the database holds {size} events, fewer than {witnessed.describe()}"

@@ -48,6 +48,7 @@ class Action(models.TextChoices):
     TEAM_MEMBER_REMOVED = "team.member_removed"
     USER_UPDATED = "user.updated"
     PASSWORD_CHANGED = "account.password_changed"
+    AUDIT_FORK_ACCEPTED = "audit.fork_accepted"
 
 
 class AppendOnlyError(Exception):

@@ -14,7 +14,7 @@ import rfc8785
 from django.conf import settings
 from django.utils import timezone
 
-from audit import merkle, notes
+from audit import merkle, notes, witness
 from audit.canonical import GENESIS_CHAIN, chain_hash, leaf_hash
 from audit.export import CHUNK, by_seq
 from audit.log import NODE_LEVEL, NODE_SIZE
@@ -29,18 +29,38 @@ class Result:
     checkpoints: int
     first_bad_seq: int | None = None
     problem: str = ""
+    witnessed: int = 0  # witnessed checkpoints that matched the log (superseded ones aside)
 
 
 def verify_log(*, verifier: str | None = None, record: bool = True) -> Result:
     """One streaming pass over every event (constant memory); checkpoints and Merkle nodes checked on it."""
     started = timezone.now()
-    checkpoints, result = _checkpoints(verifier or verifier_key())
+    verifier = verifier or verifier_key()
+    checkpoints, result = _checkpoints(verifier)
     if result is None:
-        walk = _Walk(checkpoints)
+        witnessed, result = _witnessed(verifier)
+    if result is None:
+        walk = _Walk(checkpoints, witnessed)
         result = walk.run()
         if result.ok:
             result = walk.finish()
     return _done(started, record, result)
+
+
+def _witnessed(verifier: str) -> tuple[dict[int, list[witness.Witnessed]], Result | None]:
+    """The witnessed checkpoints of the current history by size (those an accepted fork superseded aside)."""
+    try:
+        superseded = witness.superseded_keys()
+        entries = witness.entries(verifier)
+    except witness.WitnessUnavailable as exc:
+        return {}, Result(False, 0, 0, None, f"witness: {exc}")
+    except (OSError, ValueError, KeyError) as exc:
+        return {}, Result(False, 0, 0, None, f"witness: cannot be read ({exc})")
+    witnessed: dict[int, list[witness.Witnessed]] = {}
+    for entry in entries:
+        if (entry.size, entry.root_hash) not in superseded:
+            witnessed.setdefault(entry.size, []).append(entry)
+    return witnessed, None
 
 
 def _kind(value) -> str:
@@ -97,8 +117,12 @@ def _checkpoints(verifier: str) -> tuple[dict[int, tuple[bytes, bytes]], Result 
 class _Walk:
     """Every event in seq order: its leaf and chain, the Merkle nodes and checkpoint that end at it."""
 
-    def __init__(self, checkpoints: dict[int, tuple[bytes, bytes]]) -> None:
+    def __init__(
+        self, checkpoints: dict[int, tuple[bytes, bytes]], witnessed: dict[int, list[witness.Witnessed]]
+    ) -> None:
         self.checkpoints = checkpoints
+        self.witnessed = witnessed
+        self.matched = 0
         self.tree = merkle.CompactRange()
         self.nodes = _StoredNodes()
         self.chain = GENESIS_CHAIN
@@ -130,7 +154,13 @@ class _Walk:
                         seq, f"altered: checkpoint {seq} holds a chain hash not that of seq {seq}"
                     )
                 self.verified += 1
-        return Result(True, self.events, self.verified)
+            for entry in self.witnessed.get(seq, ()):
+                if self.tree.root() != entry.root_hash:
+                    return self._bad(
+                        seq, f"forked: the log differs from {entry.describe()}: restored or rewritten"
+                    )
+                self.matched += 1
+        return Result(True, self.events, self.verified, witnessed=self.matched)
 
     def _event(self, seq: int, body, stored_leaf, stored_chain) -> str:
         for name, value in (("body", body), ("leaf hash", stored_leaf), ("chain hash", stored_chain)):
@@ -153,7 +183,7 @@ class _Walk:
         return ""
 
     def _bad(self, seq: int | None, problem: str) -> Result:
-        return Result(False, self.events, self.verified, seq, problem)
+        return Result(False, self.events, self.verified, seq, problem, self.matched)
 
     def finish(self) -> Result:
         """What the walk cannot see: rows outside 1..n, the head, checkpoints and nodes past the end."""
@@ -171,10 +201,16 @@ class _Walk:
         if self.checkpoints and max(self.checkpoints) > count:
             covered = max(self.checkpoints)
             return self._bad(following, f"missing: a checkpoint covers {covered} events, only {count} remain")
+        beyond = [size for size in self.witnessed if size > count]
+        if beyond:
+            entry = self.witnessed[min(beyond)][0]
+            return self._bad(
+                following, f"forked: the log holds {count} events, fewer than {entry.describe()}: restored?"
+            )
         stray = self.nodes.stray(count)
         if stray:
             return self._bad(*stray)
-        return Result(True, count, self.verified)
+        return Result(True, count, self.verified, witnessed=self.matched)
 
 
 def _node_name(level, index) -> str:

@@ -140,3 +140,10 @@ def anon():
 def api_as():
     """api_as(user) is an API client acting as user."""
     return api_client
+
+
+@pytest.fixture(autouse=True)
+def audit_witness(settings, tmp_path):
+    """Every test's signed checkpoints go to a witness directory of its own, as in production."""
+    settings.AUDIT_WITNESS_DIR = str(tmp_path / "witness")
+    return tmp_path / "witness"

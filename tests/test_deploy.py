@@ -87,6 +87,7 @@ START = "import config.wsgi"  # what gunicorn does first
             "starts with 'django-insecure",
         ),
         ({"AUDIT_SIGNING_KEY_FILE": "/nonexistent/audit-signing-key.pem"}, "the audit signing key"),
+        ({"AUDIT_WITNESS_DIR": ""}, "AUDIT_WITNESS_DIR is not set"),
     ],
 )
 def test_production_settings_refuse_to_start(production_env, change, message):

@@ -327,6 +327,7 @@ LISTS = [
     "/api/v1/tokens",
     "/api/v1/service-accounts",
     "/api/v1/audit/events",
+    "/api/v1/audit/checkpoints",
 ]
 CURSORS = {
     "base64 garbage": "garbage!",

@@ -13,7 +13,7 @@ from rest_framework import generics, permissions, serializers
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from audit import export, log, merkle
+from audit import export, log, merkle, witness
 from audit.models import AuditEvent, Checkpoint
 from audit.signing import verifier_key
 from audit.web.filters import AuditEventFilter
@@ -33,6 +33,10 @@ class IsAuditorOrAdmin(permissions.BasePermission):
 
 class SeqPagination(CursorPagination):
     ordering = "seq"
+
+
+class TreeSizePagination(CursorPagination):
+    ordering = "tree_size"
 
 
 def b64(value) -> str:
@@ -73,6 +77,22 @@ class CheckpointOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
     origin = serializers.CharField()
     verifier_key = serializers.CharField()
+
+
+class CheckpointHistoryOut(serializers.Serializer):
+    tree_size = serializers.IntegerField()
+    root_hash = serializers.SerializerMethodField(help_text="base64")
+    note = serializers.CharField(help_text="the signed note, exactly as the witness holds it")
+    created_at = serializers.DateTimeField()
+    witnessed = serializers.SerializerMethodField(
+        help_text="whether the witness holds this checkpoint; null when no witness is configured"
+    )
+
+    def get_root_hash(self, checkpoint) -> str:
+        return b64(checkpoint.root_hash)
+
+    def get_witnessed(self, checkpoint) -> bool | None:
+        return witness.holds(checkpoint.tree_size, bytes(checkpoint.root_hash))
 
 
 class AuditView(generics.GenericAPIView):
@@ -129,6 +149,18 @@ class CheckpointView(AuditView):
     def get(self, request):
         """The latest signed checkpoint, with the verifier key to check it."""
         return Response(_checkpoint_body(_checkpoint_at(None)))
+
+
+class CheckpointListView(AuditView):
+    serializer_class = CheckpointHistoryOut
+    queryset = Checkpoint.objects.none()
+    pagination_class = TreeSizePagination
+
+    @extend_schema(responses=CheckpointHistoryOut(many=True))
+    def get(self, request):
+        """The history of signed checkpoints, oldest first, each marked whether the witness holds it."""
+        page = self.paginate_queryset(Checkpoint.objects.all())
+        return self.get_paginated_response(CheckpointHistoryOut(page, many=True).data)
 
 
 class InclusionProofView(AuditView):
@@ -212,6 +244,9 @@ class ExportView(AuditView):
         kind = request.query_params.get("format", "bundle")
         if kind not in self.CONTENT:
             raise InvalidInput.field("format", "must be csv, jsonl or bundle")
+        if kind == "bundle" and (signing := log.signing_status()) != "ok":
+            # A bundle signs a checkpoint first; say so before the stream starts rather than break it midway.
+            raise Conflict(f"No bundle can be signed: audit signing {signing}", type="audit-signing-refused")
         filters = AuditEventFilter(request.query_params, queryset=AuditEvent.objects.none()).export_filters()
         content = {"csv": export.csv_rows, "jsonl": export.jsonl, "bundle": export.bundle}[kind](filters)
         content_type, extension = self.CONTENT[kind]

@@ -161,6 +161,9 @@ CELERY_BEAT_SCHEDULE = {
 AUDIT_LOG_ORIGIN = env_str("AUDIT_LOG_ORIGIN") or "model-registry.local/audit/v1"
 AUDIT_SIGNING_KEY_FILE = env_str("AUDIT_SIGNING_KEY_FILE") or str(VAR_DIR / "audit-signing-key.pem")
 AUDIT_SIGNING_KEY_AUTOCREATE = env_bool("AUDIT_SIGNING_KEY_AUTOCREATE", False)
+# The witness: a directory outside the database holding a copy of every signed checkpoint (audit/witness.py).
+# Required in production; keep it on other storage than the database and its backups.
+AUDIT_WITNESS_DIR = env_str("AUDIT_WITNESS_DIR") or None
 # Production refuses to start with DEBUG on, a weak or published secret key, or no signing key (safety.py).
 if not is_relaxed():
     refuse_unsafe_start(
@@ -168,6 +171,7 @@ if not is_relaxed():
         secret_key=SECRET_KEY,
         signing_key_file=AUDIT_SIGNING_KEY_FILE,
         signing_key_autocreate=AUDIT_SIGNING_KEY_AUTOCREATE,
+        witness_dir=AUDIT_WITNESS_DIR,
     )
 # Only the test suite may empty the audit tables (Django's flush between transactional tests).
 AUDIT_ALLOW_FLUSH = False

@@ -45,7 +45,12 @@ def secret_key_problem(key: str) -> str | None:
 
 
 def refuse_unsafe_start(
-    *, debug: bool, secret_key: str, signing_key_file: str, signing_key_autocreate: bool
+    *,
+    debug: bool,
+    secret_key: str,
+    signing_key_file: str,
+    signing_key_autocreate: bool,
+    witness_dir: str | None,
 ) -> None:
     """Raise ImproperlyConfigured naming every unsafe setting of a production process."""
     problems = []
@@ -64,6 +69,12 @@ def refuse_unsafe_start(
             "read, so no checkpoint could be signed; create it once with "
             "AUDIT_SIGNING_KEY_AUTOCREATE=true python manage.py audit_keygen (or "
             "openssl genpkey -algorithm ed25519 -out FILE) and give the verifier key to your auditors"
+        )
+    if not witness_dir:
+        problems.append(
+            "AUDIT_WITNESS_DIR is not set: signed checkpoints would stay in the database only, so a restore "
+            "from an older backup could fork the audit log unnoticed; name a directory on other storage "
+            "than the database"
         )
     if problems:
         raise ImproperlyConfigured(

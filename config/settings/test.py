@@ -14,6 +14,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AUDIT_SIGNING_KEY_FILE = str(VAR_DIR / "test-audit-signing-key.pem")  # noqa: F405
 AUDIT_SIGNING_KEY_AUTOCREATE = True
 AUDIT_ALLOW_FLUSH = True
+# Each test gets its own witness directory (tests/conftest.py): a fresh database must not meet an old witness.
+AUDIT_WITNESS_DIR = None
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = None

@@ -153,6 +153,7 @@ ROUTES = {
     ("policies/<int:pk>", "delete"): ("policy_delete", {"<int:pk>": "policy"}, None),
     ("audit/events", "get"): ("audit", {}, None),
     ("audit/checkpoint", "get"): ("audit", {}, None),
+    ("audit/checkpoints", "get"): ("audit", {}, None),
     ("audit/proof/inclusion", "get"): ("audit", {"?": "seq=1"}, None),
     ("audit/proof/consistency", "get"): ("audit", {"?": "from=first&to=last"}, None),
     ("audit/export", "get"): ("audit", {"?": "format=jsonl"}, None),

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from audit import log
+from audit import log, witness
 
 
 class Command(BaseCommand):
@@ -12,7 +12,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             checkpoint = log.checkpoint_make(origin=settings.AUDIT_LOG_ORIGIN)
-        except (log.InconsistentLog, log.WrongSigningKey) as exc:
+        except (log.InconsistentLog, log.WrongSigningKey, witness.WitnessUnavailable) as exc:
             raise CommandError(f"refusing to sign: {exc}") from None
         if checkpoint is None:
             self.stdout.write("The log did not grow since the last checkpoint.")

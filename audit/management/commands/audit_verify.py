@@ -1,4 +1,4 @@
-"""audit_verify: recompute leaves, chain and Merkle roots against every signed checkpoint.
+"""audit_verify: recompute leaves, chain and Merkle roots against every signed and witnessed checkpoint.
 
 Exits 1 naming the first bad seq and what is wrong (altered, missing, reordered, signature invalid).
 """
@@ -25,11 +25,15 @@ class Command(BaseCommand):
             "checkpoints": result.checkpoints,
             "first_bad_seq": result.first_bad_seq,
             "problem": result.problem,
+            "witnessed": result.witnessed,
         }
         if json:
             self.stdout.write(_json(report))
         elif result.ok:
-            self.stdout.write(f"ok: {result.events} events, {result.checkpoints} signed checkpoints verified")
+            self.stdout.write(
+                f"ok: {result.events} events, {result.checkpoints} signed checkpoints verified, "
+                f"{result.witnessed} witnessed checkpoints matched"
+            )
         if not result.ok:
             raise CommandError(f"first bad seq {result.first_bad_seq}: {result.problem}", returncode=1)
 
