@@ -28,8 +28,9 @@ run: venv
 
 ## serve: the production processes of the Procfile (gunicorn, a Celery worker, beat) with honcho, production
 ## settings, after migrate. Needs DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis), DJANGO_SECRET_KEY or
-## DJANGO_SECRET_KEY_FILE, and the audit signing key at AUDIT_SIGNING_KEY_FILE (docs/operations.md, "The production
-## run"); it stops with the list of what is missing. PORT (8000) is gunicorn's port on 127.0.0.1.
+## DJANGO_SECRET_KEY_FILE, the audit signing key at AUDIT_SIGNING_KEY_FILE and the witness directory
+## AUDIT_WITNESS_DIR (docs/operations.md, "The production run"); it stops with the list of what is missing.
+## PORT (8000) is gunicorn's port on 127.0.0.1.
 SERVE_ENV := DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.base} \
 	PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$(CURDIR)/var/prometheus}
 serve: venv
@@ -37,6 +38,7 @@ serve: venv
 	[ -n "$$DATABASE_URL" ] || missing="$$missing DATABASE_URL"; \
 	[ -n "$$CELERY_BROKER_URL" ] || missing="$$missing CELERY_BROKER_URL"; \
 	[ -n "$$DJANGO_SECRET_KEY$$DJANGO_SECRET_KEY_FILE" ] || missing="$$missing DJANGO_SECRET_KEY(_FILE)"; \
+	[ -n "$$AUDIT_WITNESS_DIR" ] || missing="$$missing AUDIT_WITNESS_DIR"; \
 	if [ -n "$$missing" ]; then \
 	  echo "make serve: set$$missing (see docs/operations.md, The production run)" >&2; exit 2; \
 	fi

@@ -54,7 +54,9 @@ def test_make_serve_names_what_is_missing(tmp_path):
     done = make_serve(env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, stderr = done.communicate(timeout=60)
     assert done.returncode != 0
-    assert "make serve: set DATABASE_URL CELERY_BROKER_URL DJANGO_SECRET_KEY(_FILE)" in stderr
+    assert (
+        "make serve: set DATABASE_URL CELERY_BROKER_URL DJANGO_SECRET_KEY(_FILE) AUDIT_WITNESS_DIR" in stderr
+    )
 
 
 def free_port() -> int:
@@ -123,6 +125,7 @@ def test_make_serve_runs_web_worker_and_beat(tmp_path, scratch_database, scratch
         "CELERY_BROKER_URL": scratch_redis,
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "AUDIT_SIGNING_KEY_FILE": str(key),
+        "AUDIT_WITNESS_DIR": str(tmp_path / "witness"),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "METRICS_TOKEN": token,
@@ -148,7 +151,10 @@ def test_make_serve_runs_web_worker_and_beat(tmp_path, scratch_database, scratch
         else:
             pytest.fail(f"no /healthz within {STARTUP_SECONDS} s:\n{output.read_text()[-4000:]}")
         status, body = get(base + "/readyz")
-        assert (status, json.loads(body)) == (200, {"status": "ok", "database": "ok", "broker": "ok"})
+        assert (status, json.loads(body)) == (
+            200,
+            {"status": "ok", "database": "ok", "broker": "ok", "audit_signing": "ok"},
+        )
         # The worker and beat are up too (their start-up lines).
         while time.monotonic() < deadline and not all(
             marker in output.read_text() for marker in ("ready.", "beat: Starting")
