@@ -173,3 +173,36 @@ def test_audit_gauges_are_computed_when_scraped(scraper, admin):
     assert gauge(text, "registry_audit_checkpoint_tree_size") == checkpoint.tree_size
     assert 0 <= gauge(text, "registry_audit_verification_age_seconds") < 60
     assert gauge(text, "registry_audit_verification_ok") == 0
+
+
+# The outbox gauges ----------------------------------------------------------------------------------------
+
+
+def test_outbox_gauges_count_what_waits_and_how_late(scraper):
+    from approvals.models import OutboxMessage
+
+    text = scrape(scraper)
+    assert gauge(text, "registry_outbox_pending") == 0
+    assert gauge(text, "registry_outbox_lag_seconds") == 0
+    now = timezone.now()
+
+    def message(n: int, status: str, due: dt.datetime) -> None:
+        OutboxMessage.objects.create(
+            webhook_id=f"msg_test_{n}",
+            event_type="promotion.applied",
+            url="http://127.0.0.1:9/hook",
+            payload=b"{}",
+            label=f"message {n}",
+            status=status,
+            next_attempt_at=due,
+        )
+
+    message(1, OutboxMessage.State.PENDING, now - dt.timedelta(seconds=120))  # overdue: the lag
+    message(2, OutboxMessage.State.PENDING, now - dt.timedelta(seconds=10))
+    message(3, OutboxMessage.State.PENDING, now + dt.timedelta(hours=1))  # a retry not due yet: no lag
+    message(4, OutboxMessage.State.FAILED, now - dt.timedelta(days=1))
+    message(5, OutboxMessage.State.DELIVERED, now - dt.timedelta(days=2))
+    text = scrape(scraper)
+    assert gauge(text, "registry_outbox_pending") == 3
+    assert gauge(text, "registry_outbox_failed") == 1
+    assert 120 <= gauge(text, "registry_outbox_lag_seconds") < 180
