@@ -2,6 +2,7 @@
 
 Test modules import from here (and from tests.factories), never from each other or from a conftest."""
 
+import http.server
 import itertools
 import json
 import threading
@@ -136,3 +137,47 @@ class World:
 
     def act(self, user, promotion_id, action, **body):
         return self.client(user).post(f"/api/v1/promotions/{promotion_id}/{action}", body, format="json")
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 (ephemeral port): records what arrives and answers with the given
+    status codes in turn (then the last one again), with a Location header or after `hold` is set if asked."""
+
+    def __init__(self, *statuses: int, location: str | None = None, hold: threading.Event | None = None):
+        self.requests: list[tuple[str, str, dict, bytes]] = []
+        self.arrived = threading.Event()
+        self.answered = threading.Event()
+        receiver, answers = self, list(statuses or (204,))
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def handle_one(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.requests.append((self.command, self.path, dict(self.headers.items()), body))
+                receiver.arrived.set()
+                if hold is not None:
+                    hold.wait(10)
+                self.send_response(answers.pop(0) if len(answers) > 1 else answers[0])
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                receiver.answered.set()
+
+            do_POST = do_GET = do_PUT = handle_one
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def deliveries(self) -> list[tuple[dict, bytes]]:
+        """The requests as (headers with lower-case names, body)."""
+        return [({k.lower(): v for k, v in headers.items()}, body) for _, _, headers, body in self.requests]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

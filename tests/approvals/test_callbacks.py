@@ -8,7 +8,6 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import http.server
 import ipaddress
 import json
 import logging
@@ -30,6 +29,7 @@ from audit.models import AuditEvent
 from core import netguard
 from core.exceptions import InvalidInput
 from core.source import Source
+from tests.helpers import Receiver
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PUBLIC_V4 = (
@@ -332,51 +332,12 @@ def test_allow_lists_admit_internal_receivers(world, settings, resolver):
 # At delivery -----------------------------------------------------------------------------------------
 
 
-class Receiver:
-    """An HTTP server on 127.0.0.1 (ephemeral port) that records what arrives and answers as told."""
-
-    def __init__(self, status=204, location=None, hold: threading.Event | None = None):
-        self.requests: list[tuple[str, str, dict, bytes]] = []
-        self.arrived = threading.Event()
-        self.answered = threading.Event()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def handle_one(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                receiver.requests.append((self.command, self.path, dict(self.headers.items()), body))
-                receiver.arrived.set()
-                if hold is not None:
-                    hold.wait(10)
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                receiver.answered.set()
-
-            do_POST = do_GET = do_PUT = handle_one
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_port
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receivers():
     made = []
 
-    def make(**options):
-        made.append(Receiver(**options))
+    def make(*statuses, **options):
+        made.append(Receiver(*statuses, **options))
         return made[-1]
 
     yield make
@@ -457,7 +418,7 @@ def test_the_decision_answers_before_a_slow_receiver(world, settings, receivers)
 def test_a_redirect_is_not_followed(world, settings, receivers, caplog):
     settings.CALLBACK_ALLOWED_HOSTS = ["127.0.0.1"]
     second = receivers()
-    first = receivers(status=302, location=second.url)
+    first = receivers(302, location=second.url)
     with caplog.at_level(logging.WARNING, logger="approvals.tasks"):
         promotion_id = decide(world, first.url)
         assert wait_for_background_callbacks(timeout=15)
@@ -673,8 +634,8 @@ def test_failures_are_retried_and_refusals_are_not(world, settings, receivers):
     ok = receivers()
     assert outcome(ok.url) == "delivered"
     assert len(ok.requests) == 1
-    assert outcome(receivers(status=302, location="http://127.0.0.1:9/").url) == "retried after about 60 s"
-    assert outcome(receivers(status=503).url) == "retried after about 60 s"
+    assert outcome(receivers(302, location="http://127.0.0.1:9/").url) == "retried after about 60 s"
+    assert outcome(receivers(503).url) == "retried after about 60 s"
     assert outcome("http://gone.example/hook") == "retried after about 60 s"  # did not resolve: may later
     settings.CALLBACK_ALLOWED_HOSTS = []
     quiet = receivers()

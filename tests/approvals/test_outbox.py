@@ -5,7 +5,6 @@ Receivers listen on 127.0.0.1 (allow-listed); the stub resolver and loopback gua
 """
 
 import datetime as dt
-import http.server
 import threading
 
 import pytest
@@ -26,33 +25,7 @@ from tests.approvals.test_callbacks import (  # noqa: F401 (autouse fixtures)
     loopback_only,
     resolver,
 )
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 answering with the given status codes in turn (then the last one)."""
-
-    def __init__(self, *statuses: int):
-        self.requests: list[tuple[dict, bytes]] = []
-        receiver, answers = self, list(statuses)
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(answers.pop(0) if len(answers) > 1 else answers[0])
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+from tests.helpers import Receiver
 
 
 @pytest.fixture
@@ -102,7 +75,7 @@ def test_the_message_is_written_in_the_decisions_transaction(world, receiver_fac
         0,
     )
     assert bytes(message.payload) == callback_body(PromotionRequest.objects.get(pk=promotion.pk))
-    assert receiver.requests == []  # nothing sent before the transaction commits (it never does here)
+    assert receiver.deliveries == []  # nothing sent before the transaction commits (it never does here)
 
     # A decision rolled back (its audit event could not be written) leaves no message.
     other = requested(world, receiver.url)
@@ -126,7 +99,7 @@ def test_delivery_marks_it_delivered_with_one_attempt(world, settings, receiver_
     [attempt] = message.delivery_attempts.all()
     assert (attempt.status_code, attempt.error) == (204, "")
     assert 0 <= attempt.latency_ms < 15000
-    [(headers, body)] = receiver.requests
+    [(headers, body)] = receiver.deliveries
     assert headers["webhook-id"] == message.webhook_id
     assert verified(settings, headers, body)["data"]["id"] == promotion_id
 
@@ -148,9 +121,9 @@ def test_a_receiver_failing_three_times_then_succeeding(world, settings, receive
     attempts = list(OutboxAttempt.objects.filter(message=message).values_list("status_code", "error"))
     assert attempts == [(500, "answered 500"), (503, "answered 503"), (500, "answered 500"), (204, "")]
     assert (message.status, message.attempts) == ("delivered", 4)
-    assert len(receiver.requests) == 4
-    assert {headers["webhook-id"] for headers, _ in receiver.requests} == {message.webhook_id}
-    for headers, body in receiver.requests:
+    assert len(receiver.deliveries) == 4
+    assert {headers["webhook-id"] for headers, _ in receiver.deliveries} == {message.webhook_id}
+    for headers, body in receiver.deliveries:
         assert verified(settings, headers, body)["type"] == "promotion.rejected"
 
 
@@ -181,7 +154,7 @@ def test_the_sweep_delivers_a_message_whose_task_was_lost(world, settings, recei
     monkeypatch.setattr(tasks.deliver_outbox, "apply_async", broker_down)
     promotion_id = decide(world, receiver.url)  # answered 200: the decision is committed
     message = OutboxMessage.objects.get()
-    assert (message.status, receiver.requests) == ("pending", [])
+    assert (message.status, receiver.deliveries) == ("pending", [])
     # Not yet due messages are left alone; due ones are enqueued, and the worker delivers them.
     later = OutboxMessage.objects.create(
         webhook_id="msg_later",
@@ -196,7 +169,7 @@ def test_the_sweep_delivers_a_message_whose_task_was_lost(world, settings, recei
     assert sweep_outbox() == 1
     assert enqueued == [(message.pk,)]
     assert tasks.deliver_outbox(*enqueued[0]) == "delivered"  # as the worker runs it
-    [(headers, body)] = receiver.requests
+    [(headers, body)] = receiver.deliveries
     assert verified(settings, headers, body)["data"]["id"] == promotion_id
     assert OutboxMessage.objects.get(pk=later.pk).status == "pending"
     assert sweep_outbox() == 0
@@ -234,7 +207,7 @@ def test_a_message_being_sent_by_one_worker_is_skipped_by_another(world, setting
     finally:
         release.set()
         thread.join(10)
-    assert receiver.requests == []
+    assert receiver.deliveries == []
     assert deliver_message(message.pk) == "delivered"
 
 
