@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -61,6 +62,18 @@ def event_body(columns: dict) -> bytes:
             "context": c["context"],
         }
     )
+
+
+# Called with every event just written, inside its transaction (apps above audit register them in their
+# AppConfig.ready): what must leave the registry because of an event (webhooks, e-mail) is written to an
+# outbox in the transaction of the change, and rolls back with it. A listener that fails fails the change.
+_listeners: list[Callable[[AuditEvent], None]] = []
+
+
+def on_record(listener: Callable[[AuditEvent], None]) -> None:
+    """Have listener(event) called for every event recorded from now on, in the event's transaction."""
+    if listener not in _listeners:
+        _listeners.append(listener)
 
 
 def lock_log() -> None:
@@ -144,6 +157,8 @@ def audit_record(
     event.save()
     head.seq, head.chain_hash = seq, chain
     head.save(update_fields=["seq", "chain_hash"])
+    for listener in _listeners:
+        listener(event)
     if action.startswith("promotion."):
         # Counted when the change commits (never for a rolled-back one): registry_promotions_total.
         transaction.on_commit(metrics.promotion_committed(action))

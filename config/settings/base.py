@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "audit",
     "registry",
     "approvals",
+    "webhooks",
+    "notifications",
     "demo",
     "csp",
 ]
