@@ -49,6 +49,7 @@ class Action(models.TextChoices):
     USER_UPDATED = "user.updated"
     PASSWORD_CHANGED = "account.password_changed"
     AUDIT_FORK_ACCEPTED = "audit.fork_accepted"
+    NOTIFICATION_SETTINGS_UPDATED = "notifications.settings_updated"
 
 
 class AppendOnlyError(Exception):

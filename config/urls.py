@@ -23,6 +23,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("registry/", include("registry.urls")),
     path("audit/", include("audit.web.urls")),
+    path("notifications/", include("notifications.urls")),
     # The access section: accounts' pages and registry's grants pages, in one namespace.
     path("access/", include((access_urls.urlpatterns + registry_access_urls.urlpatterns, "access"))),
     path("", include("approvals.urls")),
