@@ -27,6 +27,7 @@ from django.utils import timezone
 from approvals.models import OutboxAttempt, OutboxMessage, PromotionRequest
 from approvals.payloads import callback_body
 from core import netguard
+from core.outage import after_commit
 from core.source import Source
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def outbox_callback(promotion: PromotionRequest) -> OutboxMessage:
         label=f"callback for promotion {promotion.pk}",
         next_attempt_at=timezone.now(),
     )
-    transaction.on_commit(lambda: enqueue(message.pk))
+    after_commit(lambda: enqueue(message.pk), what="outbox enqueue")
     return message
 
 

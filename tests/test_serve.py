@@ -153,7 +153,7 @@ def test_make_serve_runs_web_worker_and_beat(tmp_path, scratch_database, scratch
         status, body = get(base + "/readyz")
         assert (status, json.loads(body)) == (
             200,
-            {"status": "ok", "database": "ok", "broker": "ok", "audit_signing": "ok"},
+            {"status": "ok", "database": "ok", "broker": "ok", "audit_signing": "ok", "outbox": "ok"},
         )
         # The worker and beat are up too (their start-up lines).
         while time.monotonic() < deadline and not all(
