@@ -30,7 +30,7 @@ _outboxes: list[Callable[[], QuerySet]] = [_callbacks]
 
 
 def add_outbox(pending: Callable[[], QuerySet]) -> None:
-    """Have the check cover another outbox: pending() gives its pending messages (a next_attempt_at column)."""
+    """Have the check cover another outbox: pending() gives its pending messages (with next_attempt_at)."""
     if pending not in _outboxes:
         _outboxes.append(pending)
 
