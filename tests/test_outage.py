@@ -68,6 +68,9 @@ class Proxy:
     def stop(self) -> None:
         listener, self.listener = self.listener, None
         if listener is not None:
+            # shutdown wakes the thread blocked in accept(): a close alone would let it take one more.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         with self.lock:
             for sock in self.sockets:
@@ -81,6 +84,9 @@ class Proxy:
             try:
                 client, _ = listener.accept()
             except OSError:  # closed by stop()
+                return
+            if self.listener is not listener:  # stopped meanwhile
+                client.close()
                 return
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
