@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('approvals', '0002_outbox'),
+        ("approvals", "0002_outbox"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='outboxmessage',
-            index=models.Index(fields=['webhook', 'id'], name='outbox_webhook'),
+            model_name="outboxmessage",
+            index=models.Index(fields=["webhook", "id"], name="outbox_webhook"),
         ),
     ]

@@ -11,7 +11,9 @@ _tags = iter(range(10**6))
 
 
 def subscribe(actor, url, events=("*",), asset=None, **extra) -> WebhookSubscription:
-    return webhook_create(actor=actor, source=Source.cli(), url=url, events=list(events), asset=asset, **extra)
+    return webhook_create(
+        actor=actor, source=Source.cli(), url=url, events=list(events), asset=asset, **extra
+    )
 
 
 def touch(asset, actor=None):

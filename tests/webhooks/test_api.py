@@ -152,7 +152,11 @@ def test_update_and_delete(admin, manager, fraud, receivers):
     # Re-activating a failing subscription makes it active again.
     WebhookSubscription.objects.filter(pk=pk).update(status="failing")
     again = client.patch(f"/api/v1/webhooks/{pk}", {"active": True}, format="json")
-    assert (again.json()["active"], again.json()["status"], again.json()["failing_since"]) == (True, "active", None)
+    assert (again.json()["active"], again.json()["status"], again.json()["failing_since"]) == (
+        True,
+        "active",
+        None,
+    )
 
     assert client.delete(f"/api/v1/webhooks/{pk}").status_code == 204
     assert not WebhookSubscription.objects.exists()
