@@ -43,7 +43,9 @@ class WebhookOut(serializers.Serializer):
     asset = serializers.CharField(source="asset_ref", allow_null=True)
     description = serializers.CharField()
     active = serializers.BooleanField()
-    status = serializers.ChoiceField(choices=["active", "failing"])
+    status = serializers.CharField(
+        help_text="active, or failing (a message failed for good) since failing_since."
+    )
     failing_since = serializers.DateTimeField(allow_null=True)
     created_by = serializers.CharField(source="created_by.username")
     created_at = serializers.DateTimeField()
@@ -71,7 +73,7 @@ class DeliveryOut(serializers.Serializer):
     id = serializers.IntegerField()
     webhook_id = serializers.CharField(help_text="The webhook-id header: the same on every attempt.")
     event_type = serializers.CharField()
-    status = serializers.ChoiceField(choices=["pending", "delivered", "failed"])
+    status = serializers.CharField(help_text="pending, delivered, or failed (for good).")
     next_attempt_at = serializers.DateTimeField(help_text="When it is tried next, while pending.")
     delivered_at = serializers.DateTimeField(allow_null=True)
     last_error = serializers.CharField()
