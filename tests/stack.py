@@ -37,15 +37,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
-    """condition()'s first true value within timeout seconds; AssertionError naming what did not happen."""
+def wait_for(condition, timeout: float, what, interval: float = 0.1):
+    """condition()'s first true value within timeout seconds; else AssertionError naming what did not happen
+    (what, or what() when it is callable)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
+            raise AssertionError(f"not within {timeout} s: {what() if callable(what) else what}")
         time.sleep(interval)
 
 
@@ -213,14 +214,13 @@ class Stack:
             raise RuntimeError(f"setup failed:\n{done.stderr[-4000:]}")
         return done.stdout
 
-    def migrate(self) -> None:
-        self.python("from django.core.management import call_command; call_command('migrate', verbosity=0)")
-
-    def world(self, assets: int) -> dict:
-        """build_world(assets) in the stack's database: the names and tokens a test needs."""
-        return json.loads(
-            self.python(f"import json, tests.stack as s; print(json.dumps(s.build_world({assets})))")
+    def setup(self, assets: int) -> None:
+        """Migrate the database and run build_world(assets) in it: self.world, the names and tokens."""
+        code = (
+            "import json\nfrom django.core.management import call_command\nimport tests.stack as s\n"
+            f"call_command('migrate', verbosity=0)\nprint(json.dumps(s.build_world({assets})))"
         )
+        self.world = json.loads(self.python(code))
 
     # Processes
 
@@ -234,9 +234,19 @@ class Stack:
     def log(self, name: str) -> str:
         return self.logs[name].read_text() if name in self.logs else ""
 
-    def start_web(self) -> None:
+    def _wait_started(self, name: str, condition) -> None:
+        process = self.processes[name]
+        wait_for(
+            lambda: condition() or process.poll() is not None,
+            90,
+            lambda: f"{name} started:\n{self.log(name)[-3000:]}",
+        )
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log(name)[-3000:]}")
+
+    def _launch_web(self):
         self._start("web", str(BIN / "gunicorn"), "--config", "config/gunicorn.py", "config.wsgi")
-        wait_for(self._healthy, 60, "gunicorn answering /healthz\n" + self.log("web")[-3000:])
+        return lambda: self._wait_started("web", self._healthy)
 
     def _healthy(self) -> bool:
         try:
@@ -244,34 +254,27 @@ class Stack:
         except OSError:
             return False
 
-    def start_worker(self) -> None:
+    def _launch_worker(self):
         """One Celery worker process (prefork, concurrency 1), as the Procfile starts it."""
         starts = self.log("worker").count(" ready.")
-        self._start(
-            "worker",
-            str(BIN / "celery"),
-            "--app",
-            "config",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            "1",
-        )
-        wait_for(lambda: self.log("worker").count(" ready.") > starts, 60, "the worker ready")
+        command = ("--app", "config", "worker", "--loglevel", "INFO", "--concurrency", "1")
+        self._start("worker", str(BIN / "celery"), *command)
+        return lambda: self._wait_started("worker", lambda: self.log("worker").count(" ready.") > starts)
 
-    def start_beat(self) -> None:
+    def _launch_beat(self):
         schedule = self.workdir / "celerybeat-schedule"
-        self._start(
-            "beat", str(BIN / "celery"), "--app", "config", "beat", "--loglevel", "INFO", "-s", str(schedule)
-        )
-        wait_for(lambda: "beat: Starting" in self.log("beat"), 60, "beat started")
+        command = ("--app", "config", "beat", "--loglevel", "INFO", "-s", str(schedule))
+        self._start("beat", str(BIN / "celery"), *command)
+        return lambda: self._wait_started("beat", lambda: "beat: Starting" in self.log("beat"))
 
-    def start(self) -> None:
-        self.migrate()
-        self.start_web()
-        self.start_worker()
-        self.start_beat()
+    def start_worker(self) -> None:
+        self._launch_worker()()
+
+    def start(self, assets: int) -> None:
+        """setup(assets), then gunicorn, the worker and beat, started together; returns once all are up."""
+        self.setup(assets)
+        for wait in [self._launch_web(), self._launch_worker(), self._launch_beat()]:
+            wait()
 
     def kill_worker(self) -> None:
         """SIGKILL the worker's process group: the main process and its pool child die at once, mid-task."""

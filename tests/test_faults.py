@@ -35,8 +35,7 @@ def stack(tmp_path_factory):
         redis.start()
         running = Stack(workdir, url, redis)
         try:
-            running.start()
-            running.world = running.world(ASSETS)
+            running.start(assets=ASSETS)
             running.assets = iter(running.world["assets"])
             yield running
         finally:
