@@ -69,6 +69,10 @@ print(committed[0])
 """
 
 
+# The events of a promotion journey (not "*": every subscription created would be an event to the others).
+PROMOTION_EVENTS = ["promotion.requested", "promotion.approved", "promotion.applied"]
+
+
 class Receiver:
     """A loopback HTTP receiver answering 204, recording (arrival time, webhook-id) of every POST."""
 
@@ -134,7 +138,7 @@ def webhooks_events(stack, receiver: Receiver, args) -> list[tuple[float, int]] 
     arrival index) per event; None when the webhooks API is absent."""
     world, asset = stack.world, stack.world["assets"][0]
     for index in range(args.fanout):
-        body = {"url": receiver.url, "events": ["*"], "asset": f"model/{asset}"}
+        body = {"url": receiver.url, "events": PROMOTION_EVENTS, "asset": f"model/{asset}"}
         status, answer = stack.api("POST", "webhooks", world["admin"], body)
         if status == 404 and index == 0:
             return None

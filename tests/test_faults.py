@@ -213,13 +213,16 @@ def test_a_subscription_gets_each_event_of_a_promotion_once(live, receivers):
     wait_for(lambda: received() >= wanted, 45, f"{wanted} delivered")
     path = f"webhooks/{subscription['id']}/deliveries"
 
-    def settled():
+    def deliveries():
         status, answer = live.api("GET", path, admin)
         assert status == 200, answer
-        rows = answer["results"] if isinstance(answer, dict) else answer
-        return rows and all(row.get("status") != "pending" for row in rows)
+        return [(row["event_type"], row["status"]) for row in answer["results"]]
 
-    wait_for(settled, 15, "the subscription's deliveries settled")
+    wait_for(
+        lambda: all(status == "delivered" for _, status in deliveries()),
+        15,
+        lambda: f"the subscription's deliveries all delivered: {deliveries()}",
+    )
     assert received() == wanted  # each once
     assert all(count == 1 for count in ids_received(receiver).values())
     for payload in verify(subscription["secret"], receiver):
