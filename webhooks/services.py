@@ -170,7 +170,9 @@ def webhook_update(
 @transaction.atomic(durable=True)
 def _update(*, actor, source, pk, fields: dict) -> WebhookSubscription:
     subscription = (
-        WebhookSubscription.objects.select_for_update().select_related("asset", "created_by").get(pk=pk)
+        WebhookSubscription.objects.select_for_update(of=("self",))
+        .select_related("asset", "created_by")
+        .get(pk=pk)
     )
     require_editor(actor, subscription)
     if "asset" in fields:
@@ -197,8 +199,13 @@ def _update(*, actor, source, pk, fields: dict) -> WebhookSubscription:
 @transaction.atomic(durable=True)
 def webhook_delete(*, actor, source: Source, subscription: WebhookSubscription) -> None:
     """Remove a subscription with its messages: what was not delivered yet is never sent."""
+    # Its messages are locked before the subscription, in the order a worker takes them (a message, then,
+    # when it ends, its subscription: delivery_outcome), so that the two never wait on each other.
+    list(OutboxMessage.objects.select_for_update().filter(webhook=str(subscription.pk)).values_list("pk"))
     subscription = (
-        WebhookSubscription.objects.select_for_update().select_related("asset").get(pk=subscription.pk)
+        WebhookSubscription.objects.select_for_update(of=("self",))
+        .select_related("asset")
+        .get(pk=subscription.pk)
     )
     require_deleter(actor, subscription)
     audit_record(
@@ -255,7 +262,7 @@ def delivery_outcome(message: OutboxMessage) -> None:
     """A subscription's message was delivered (a failing subscription recovers) or failed for good (an
     active one becomes failing); each change of state is one audit event by the system."""
     subscription = (
-        WebhookSubscription.objects.select_for_update()
+        WebhookSubscription.objects.select_for_update(of=("self",))
         .select_related("asset", "created_by")
         .filter(pk=_subscription_id(message))
         .first()

@@ -202,3 +202,13 @@ def test_the_list_runs_a_fixed_number_of_queries(admin, fraud, receivers, django
         response = client.get("/api/v1/webhooks")
     assert len(response.json()["results"]) == 3
     assert json.loads(response.content)["results"][0]["deliveries_url"].endswith("/deliveries")
+
+
+def test_ids_out_of_range_answer_404(admin, receivers):
+    client = api_client(admin)
+    huge = "9" * 30
+    pk = create(admin, receivers().url).json()["id"]
+    assert client.post(f"/api/v1/webhooks/{pk}/deliveries/{huge}/redeliver").status_code == 404
+    assert client.get(f"/api/v1/webhooks/{huge}").status_code == 404
+    assert client.get(f"/api/v1/webhooks/{huge}/deliveries").status_code == 404
+    assert client.post(f"/api/v1/webhooks/{huge}/deliveries/{huge}/redeliver").status_code == 404
