@@ -179,8 +179,8 @@ if not is_relaxed():
 AUDIT_ALLOW_FLUSH = False
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.make_checkpoint", "schedule": 60.0}
 # Outbound messages (approvals/tasks.py): re-enqueue those due whose task was lost (broker or worker down).
-# DJANGO_OUTBOX_SWEEP_SECONDS (how often) and DJANGO_OUTBOX_FIRST_RETRY_SECONDS (the wait after a first failed
-# attempt, doubling after each next one) are shortened only by the fault-injection tests (tests/test_faults.py).
+# DJANGO_OUTBOX_SWEEP_SECONDS (how often) and DJANGO_OUTBOX_FIRST_RETRY_SECONDS (the wait after a first
+# failed attempt, doubling after each next one): shortened only by the fault tests (tests/test_faults.py).
 OUTBOX_SWEEP_SECONDS = env_int("DJANGO_OUTBOX_SWEEP_SECONDS", 60)
 OUTBOX_FIRST_RETRY_SECONDS = env_int("DJANGO_OUTBOX_FIRST_RETRY_SECONDS", 60)
 CELERY_BEAT_SCHEDULE["sweep-outbox"] = {
