@@ -33,10 +33,9 @@ from core.source import Source
 
 logger = logging.getLogger(__name__)
 
-# Attempts per message, and the wait after the n-th failure: 1 min, doubling, at most 6 h, ±20 % (about 20 h
-# from the first attempt to the twelfth).
+# Attempts per message, and the wait after the n-th failure: settings.OUTBOX_FIRST_RETRY_SECONDS (1 min),
+# doubling, at most 6 h, ±20 % (about 20 h from the first attempt to the twelfth).
 MAX_ATTEMPTS = 12
-FIRST_RETRY_SECONDS = 60
 LONGEST_RETRY_SECONDS = 6 * 3600
 # A retry due within this many seconds is enqueued with a countdown; a later one is left to sweep_outbox, so
 # that the broker and the workers never hold tasks for hours (Redis would hand them out again after its
@@ -63,7 +62,7 @@ def sign(secret: str | bytes, message_id: str, timestamp: int, body: bytes) -> s
 
 def retry_delay(attempts: int) -> dt.timedelta:
     """How long to wait after the attempts-th failed attempt: exponential, capped, with jitter."""
-    seconds = min(LONGEST_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** (attempts - 1))
+    seconds = min(LONGEST_RETRY_SECONDS, settings.OUTBOX_FIRST_RETRY_SECONDS * 2 ** (attempts - 1))
     return dt.timedelta(seconds=seconds * random.uniform(0.8, 1.2))
 
 

@@ -181,7 +181,14 @@ if not is_relaxed():
 AUDIT_ALLOW_FLUSH = False
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.make_checkpoint", "schedule": 60.0}
 # Outbound messages (approvals/tasks.py): re-enqueue those due whose task was lost (broker or worker down).
-CELERY_BEAT_SCHEDULE["sweep-outbox"] = {"task": "approvals.tasks.sweep_outbox", "schedule": 60.0}
+# DJANGO_OUTBOX_SWEEP_SECONDS (how often) and DJANGO_OUTBOX_FIRST_RETRY_SECONDS (the wait after a first
+# failed attempt, doubling after each next one): shortened only by the fault tests (tests/test_faults.py).
+OUTBOX_SWEEP_SECONDS = env_int("DJANGO_OUTBOX_SWEEP_SECONDS", 60)
+OUTBOX_FIRST_RETRY_SECONDS = env_int("DJANGO_OUTBOX_FIRST_RETRY_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["sweep-outbox"] = {
+    "task": "approvals.tasks.sweep_outbox",
+    "schedule": float(OUTBOX_SWEEP_SECONDS),
+}
 
 # While the database (or the Redis cache) cannot be reached, requests answer 503 with this Retry-After.
 OUTAGE_RETRY_AFTER_SECONDS = env_int("DJANGO_OUTAGE_RETRY_AFTER_SECONDS", 5)
