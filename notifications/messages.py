@@ -4,7 +4,7 @@ full address of the page to act on (settings.REGISTRY_BASE_URL)."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from approvals.models import PromotionRequest
 
@@ -98,16 +98,25 @@ def expiring(promotion: PromotionRequest, why: str) -> tuple[str, str]:
     return subject, "\n".join(lines)
 
 
-def webhook_failing(*, url: str, asset: str, subscription: str, error: str, why: str) -> tuple[str, str]:
+def subscription_url(subscription_id: str) -> str:
+    """The subscription's page (the webhooks app's, named by URL only: notifications does not import it)."""
+    try:
+        return absolute(reverse("webhooks:detail", args=[int(subscription_id)]))
+    except (NoReverseMatch, ValueError):
+        return ""
+
+
+def webhook_failing(
+    *, url: str, asset: str, subscription: str, subscription_id: str, error: str, why: str
+) -> tuple[str, str]:
     subject = f"Webhook failing: {url}"[:200]
-    lines = [
-        f"Deliveries to the webhook subscription {subscription} keep failing.",
-        "",
-        f"URL:           {url}",
-    ]
+    lines = [f"Deliveries to {subscription} keep failing.", "", f"URL:           {url}"]
     if asset:
         lines.append(f"Asset:         {asset}")
     if error:
         lines.append(f"Last error:    {error}")
-    lines += ["", "Check the receiver, or change or remove the subscription.", *_footer(why)]
+    lines += ["", "Check the receiver, or change or remove the subscription."]
+    if subscription_url(subscription_id):
+        lines.append(f"See it: {subscription_url(subscription_id)}")
+    lines += _footer(why)
     return subject, "\n".join(lines)

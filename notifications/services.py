@@ -30,8 +30,6 @@ from .tasks import enqueue_after_commit
 
 logger = logging.getLogger(__name__)
 
-# The webhooks app records this when a subscription keeps failing (its changes name created_by and url).
-WEBHOOK_FAILING = "webhook.failing"
 DECISIONS = {
     Action.PROMOTION_REJECTED: "rejected",
     Action.PROMOTION_APPLIED: "applied",
@@ -186,7 +184,8 @@ def _on_webhook_failing(event: AuditEvent) -> None:
         return messages.webhook_failing(
             url=url,
             asset=str(asset or ""),
-            subscription=event.target_repr or event.target_id,
+            subscription=event.target_repr or f"webhook {event.target_id}",
+            subscription_id=event.target_id,
             error=str(changes.get("last_error") or changes.get("error") or ""),
             why=why,
         )
@@ -198,7 +197,8 @@ HANDLERS: dict[str, Callable[[AuditEvent], None]] = {
     Action.PROMOTION_REQUESTED: _review_requested,
     Action.PROMOTION_QUORUM_REACHED: _on_quorum,
     **{action: _on_decision for action in DECISIONS},
-    WEBHOOK_FAILING: _on_webhook_failing,
+    # Recorded by the webhooks app when a subscription's deliveries fail for good (changes: created_by, url).
+    Action.WEBHOOK_FAILING: _on_webhook_failing,
 }
 
 

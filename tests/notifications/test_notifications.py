@@ -15,7 +15,7 @@ import audit.services
 from accounts.models import User
 from approvals import requirements, services
 from approvals.models import Policy, PromotionRequest
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from audit.services import TargetRef, audit_record
 from core.source import Source
 from notifications import tasks
@@ -208,8 +208,8 @@ def _failing(asset_id, created_by):
     with transaction.atomic():
         return audit_record(
             actor=None,
-            action="webhook.failing",
-            target=TargetRef(kind="webhooks.subscription", id="7", repr="subscription 7"),
+            action=Action.WEBHOOK_FAILING,
+            target=TargetRef(kind="webhooks.webhooksubscription", id="7", repr="webhook 7"),
             source=Source.task(),
             asset_id=asset_id,
             changes={
@@ -225,7 +225,10 @@ def test_a_failing_webhook_is_told_to_its_creator_and_the_assets_managers(world,
     with committed():
         _failing(world.asset.pk, "cora")
     assert sent_to("Webhook failing") == ["cora@example.test", "mia@example.test"]
-    assert "https://hooks.example.test/in" in mail.outbox[0].body and "answered 500" in mail.outbox[0].body
+    body = mail.outbox[0].body
+    assert "Deliveries to webhook 7 keep failing." in body
+    assert "https://hooks.example.test/in" in body and "answered 500" in body
+    assert "See it: https://registry.example.test/webhooks/7/" in body
 
 
 def test_a_failing_webhook_is_not_told_to_a_creator_who_cannot_see_the_asset_nor_to_a_service_account(
@@ -342,3 +345,30 @@ def test_the_settings_page_needs_a_session_and_answers_405_to_other_methods(worl
     assert browser().get("/notifications/settings/").status_code == 302
     assert browser(world.r1).put("/notifications/settings/").status_code == 405
     assert browser(world.r1).delete("/notifications/settings/").status_code == 405
+
+
+def test_a_subscription_that_fails_for_good_emails_its_creator_once(world, settings, committed):
+    """End to end with the webhooks app: a final delivery failure marks the subscription failing, and its
+    creator (here also the asset's manager: one e-mail) hears of it once the attempt is recorded."""
+    from approvals.models import OutboxMessage
+    from approvals.tasks import MAX_ATTEMPTS, deliver_message
+    from registry.services import asset_update
+    from tests.helpers import Receiver
+    from webhooks.services import webhook_create
+
+    settings.CALLBACK_ALLOWED_HOSTS = ["127.0.0.1"]
+    receiver = Receiver(500)
+    try:
+        subscription = webhook_create(
+            actor=world.manager, source=SRC, url=receiver.url, events=["asset.updated"], asset=world.asset
+        )
+        asset_update(actor=None, source=SRC, asset=world.asset, tags=["t1"])
+        message = OutboxMessage.objects.get(webhook=str(subscription.pk), event_type="asset.updated")
+        OutboxMessage.objects.filter(pk=message.pk).update(attempts=MAX_ATTEMPTS - 1)
+        with committed():
+            assert deliver_message(message.pk) == "failed"
+    finally:
+        receiver.close()
+    assert sent_to("Webhook failing") == ["mia@example.test"]
+    assert f"https://registry.example.test/webhooks/{subscription.pk}/" in mail.outbox[0].body
+    assert "you created this subscription" in mail.outbox[0].body
