@@ -205,16 +205,13 @@ HANDLERS: dict[str, Callable[[AuditEvent], None]] = {
 def on_audit_event(event: AuditEvent) -> None:
     """audit.services.on_record listener: write the e-mails an event calls for, in its transaction.
 
-    Inside a savepoint, and never raising: a mistake in notifying must not undo the change it reports.
+    A failure here fails the change with it: the e-mails owed for a change are written with the change or
+    not at all, never silently dropped (sending happens after the commit, and a mail server's failure is
+    retried from the outbox without touching the change).
     """
     handler = HANDLERS.get(str(event.action))
-    if handler is None:
-        return
-    try:
-        with transaction.atomic():
-            handler(event)
-    except Exception:
-        logger.exception("notifications for audit event %s (%s) not written", event.seq, event.action)
+    if handler is not None:
+        handler(event)
 
 
 # The periodic warning before a request expires ----------------------------------------------------------
