@@ -8,7 +8,6 @@ that rolls back e-mails nobody, and a mail server that fails never fails the cha
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable
 
 from django.conf import settings
@@ -27,8 +26,6 @@ from registry.models import Asset
 from . import messages, selectors
 from .models import EmailNotification, Kind, NotificationSettings
 from .tasks import enqueue_after_commit
-
-logger = logging.getLogger(__name__)
 
 DECISIONS = {
     Action.PROMOTION_REJECTED: "rejected",
