@@ -66,7 +66,11 @@ class AppErrorPagesMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if self._active() and response.status_code == 404 and getattr(request, "resolver_match", None) is None:
+        if (
+            self._active()
+            and response.status_code == 404
+            and getattr(request, "resolver_match", None) is None
+        ):
             from core.views import page_not_found  # core.views imports core.api, which needs DRF's settings
 
             return page_not_found(request, Http404())

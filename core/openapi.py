@@ -95,7 +95,13 @@ class ProblemType:
         return method in self.methods and re.fullmatch(self.path, path) is not None
 
     def example(self) -> dict:
-        return {"type": self.type, "title": self.title, "status": self.status, "detail": self.detail, **self.extra}
+        return {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            **self.extra,
+        }
 
 
 INVALID = "The input is not valid"
@@ -193,7 +199,9 @@ PROBLEM_TYPES: list[ProblemType] = [
     ProblemType(401, "token-expired", "Unauthorized", "The token expired at 2026-11-26T00:00:00+00:00."),
     ProblemType(401, "token-revoked", "Unauthorized", "The token has been revoked."),
     # 403 ------------------------------------------------------------------------------------------------
-    ProblemType(403, "insufficient-scope", "Forbidden", "The token lacks the 'read' scope.", methods=("get",)),
+    ProblemType(
+        403, "insufficient-scope", "Forbidden", "The token lacks the 'read' scope.", methods=("get",)
+    ),
     ProblemType(
         403, "insufficient-scope", "Forbidden", "The token lacks the 'write' scope.", methods=WRITE_METHODS
     ),
@@ -246,6 +254,9 @@ PROBLEM_TYPES: list[ProblemType] = [
     ),
     # 404 ------------------------------------------------------------------------------------------------
     ProblemType(404, "not-found", "Not found", "Not found.", path=r".*\{.*"),
+    ProblemType(  # the asset a new policy names, missing or not visible
+        404, "not-found", "Not found", "Not found.", path=r"/api/v1/policies", methods=("post",)
+    ),
     ProblemType(
         404,
         "stage-empty",
@@ -263,7 +274,7 @@ PROBLEM_TYPES: list[ProblemType] = [
         methods=("get",),
     ),
     # 406 ------------------------------------------------------------------------------------------------
-    ProblemType(406, "not-acceptable", "Not Acceptable", 'Could not satisfy the request Accept header.'),
+    ProblemType(406, "not-acceptable", "Not Acceptable", "Could not satisfy the request Accept header."),
     # 409 ------------------------------------------------------------------------------------------------
     ProblemType(
         409,
@@ -414,7 +425,11 @@ PROBLEM_TYPES: list[ProblemType] = [
     ),
     # 413, 415 -------------------------------------------------------------------------------------------
     ProblemType(
-        413, "too-large", "Request Entity Too Large", "The body is larger than 2621440 bytes.", methods=BODY_METHODS
+        413,
+        "too-large",
+        "Request Entity Too Large",
+        "The body is larger than 2621440 bytes.",
+        methods=BODY_METHODS,
     ),
     ProblemType(
         415,
@@ -432,7 +447,13 @@ PROBLEM_TYPES: list[ProblemType] = [
         {
             "failed_gates": [
                 {
-                    "gate": {"type": "metric", "metric": "accuracy", "op": ">=", "value": 0.92, "source": "version"},
+                    "gate": {
+                        "type": "metric",
+                        "metric": "accuracy",
+                        "op": ">=",
+                        "value": 0.92,
+                        "source": "version",
+                    },
                     "passed": False,
                     "actual": 0.91,
                     "message": "accuracy is 0.91, needs >= 0.92",
@@ -477,9 +498,9 @@ def problems_for(path: str, method: str, *, has_body: bool, paginated: bool) -> 
     for problem in PROBLEM_TYPES:
         if not problem.applies(path, method):
             continue
-        if problem.status in (413, 415) or problem.type in ("invalid-json", "too-deep"):
-            if not has_body:
-                continue
+        needs_body = problem.status in (413, 415) or problem.type in ("invalid-json", "too-deep")
+        if needs_body and not has_body:
+            continue
         if problem.type == "invalid-cursor" and not paginated:
             continue
         found.setdefault(problem.status, []).append(problem)

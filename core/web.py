@@ -61,6 +61,31 @@ def form_problem(form) -> str:
     return " ".join(f"{field}: {' '.join(problems)}" for field, problems in form.errors.items())
 
 
+def in_words(message: str) -> str:
+    """A service's message ("no account named 'x'") as a sentence for a page: capital first, full stop."""
+    message = message.strip()
+    if not message:
+        return message
+    message = message[0].upper() + message[1:]
+    return message if message[-1] in ".!?" else message + "."
+
+
+def refusal_on_form(form, exc: DomainError, fields_by_type: dict[str, str] | None = None) -> None:
+    """Put a refused change's reasons on the form it came from: next to the fields they name (or, for a
+    refusal naming no field of the form, above it), in words. The form stays bound: what was typed stays.
+
+    fields_by_type names the field a refusal of some type is about when the service names none (e.g. a
+    duplicate name is about the name field)."""
+    placed = False
+    for error in exc.errors:
+        if error.field in form.fields:
+            form.add_error(error.field, in_words(error.message))
+            placed = True
+    if not placed:
+        field = (fields_by_type or {}).get(exc.type)
+        form.add_error(field if field in form.fields else None, in_words(exc.detail))
+
+
 def web_link(url) -> str:
     """url if it is an http(s) address, else "": stored data is not trusted to be a harmless link (a
     `javascript:` address must not become one)."""
