@@ -90,7 +90,9 @@ class AppErrorPagesMiddleware:
             exc_info=(type(exception), exception, exception.__traceback__),
             extra={"status_code": 500, "request": request},
         )
-        return server_error(request)
+        response = server_error(request)
+        response._has_been_logged = True  # once, with the traceback: not again by the handler without it
+        return response
 
     @staticmethod
     def _active() -> bool:
