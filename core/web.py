@@ -7,6 +7,7 @@ The API has its own adapter for the same errors (core/api.py, problem details); 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import TypeVar
@@ -78,8 +79,11 @@ def refusal_on_form(form, exc: DomainError, fields_by_type: dict[str, str] | Non
     duplicate name is about the name field)."""
     placed = False
     for error in exc.errors:
-        if error.field in form.fields:
-            form.add_error(error.field, in_words(error.message))
+        # A member of a field ("gates[1].op") shows at its field, saying which member.
+        name = re.split(r"[.\[]", error.field, maxsplit=1)[0]
+        if name in form.fields:
+            where = "" if name == error.field else f" (at {error.field})"
+            form.add_error(name, in_words(error.message) + where)
             placed = True
     if not placed:
         field = (fields_by_type or {}).get(exc.type)
