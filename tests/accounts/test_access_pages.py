@@ -513,3 +513,28 @@ def test_tokens_page_query_count_is_pinned(client, person, django_assert_max_num
     with django_assert_max_num_queries(3):
         response = client.get(MINE)
     assert response.content.decode().count("Revoke…</a>") == 5
+
+
+# The header ------------------------------------------------------------------------------------------------
+
+
+def header_who(response) -> str:
+    found = re.search(
+        r'<div class="who">\s*<span class="name"[^>]*>(.*?)</span>\s*<a', text_of(response), re.S
+    )
+    return re.sub(r"<[^>]+>", "", found.group(1)).split() if found else []
+
+
+@pytest.mark.parametrize(
+    ("username", "first", "last", "role", "shown"),
+    [
+        ("admin", "", "", "admin", ["admin"]),  # not "admin admin"
+        ("auditor", "", "", "auditor", ["auditor"]),
+        ("root", "", "", "admin", ["root", "admin"]),  # the role as a small label
+        ("ada", "Ada", "Lovelace", "", ["Ada", "Lovelace"]),  # the full name, once
+        ("pat", "", "", "", ["pat"]),
+    ],
+)
+def test_the_header_shows_one_clear_name(client, username, first, last, role, shown):
+    client.force_login(UserFactory(username=username, first_name=first, last_name=last, global_role=role))
+    assert header_who(client.get(MINE)) == shown
