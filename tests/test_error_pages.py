@@ -1,6 +1,7 @@
 """The app's own error pages, also with DEBUG on (`make run`, config/settings/dev.py): a missing page answers
 templates/404.html, a refusal 403.html, a crash 500.html (its traceback still logged), and the API its problem
-details. DJANGO_DEBUG_ERROR_PAGES=true brings Django's debug pages back (core.middleware.AppErrorPagesMiddleware).
+details. DJANGO_DEBUG_ERROR_PAGES=true brings Django's debug pages back
+(core.middleware.AppErrorPagesMiddleware).
 """
 
 import logging
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 APP_404 = "There is nothing here, or nothing you may see."
 APP_403 = "your roles do not allow this page or action"
 APP_500 = "The server failed and changed nothing."
-DJANGO_DEBUG_404 = "You’re seeing this error because you have <code>DEBUG = True</code>"
+DJANGO_DEBUG_404 = "seeing this error because you have <code>DEBUG = True</code>"
 
 
 def crash(request):

@@ -4,6 +4,7 @@ that no input makes the server fail; here real refusals are checked against the 
 
 import json
 import re
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -15,7 +16,7 @@ from tests.helpers import api_client
 
 pytestmark = pytest.mark.django_db
 METHODS = ("get", "post", "put", "patch", "delete")
-DOCUMENTED_TYPES = set(re.findall(r"^\| \d{3} \| `([a-z-]+)`", open("docs/api.md").read(), re.M))
+DOCUMENTED_TYPES = set(re.findall(r"^\| \d{3} \| `([a-z-]+)`", Path("docs/api.md").read_text(), re.M))
 
 
 @pytest.fixture(scope="module")
