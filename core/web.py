@@ -2,7 +2,8 @@
 answers or messages, safe links, numbers for display, form errors in a sentence, and offset pagination.
 
 The API has its own adapter for the same errors (core/api.py, problem details); pages answer with the 404 and
-403 templates, or with a message on the page the change was made from.
+403 templates, or with a message on the page the change was made from, or (refusal_on_form) next to the
+field of the form it is about, keeping what was typed.
 """
 
 from __future__ import annotations
