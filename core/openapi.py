@@ -9,8 +9,9 @@ Which operation answers what is decided here from the path and the method, not i
 - every operation: 400 (a query parameter, a header), 401 (credentials), 403 (scope, roles, CSRF), 406;
 - a path with parameters: 404 (missing or not visible: the same answer);
 - a body: 400 for JSON and limits, 409 for the state-dependent refusals of the route, 413, 415;
-- the routes whose services answer 422 (promotion requests, rejections).
-No API route answers 412, 429 or 503 (the sign-in page answers 429, /readyz 503; neither is in the schema).
+- the routes whose services answer 422 (promotion requests, rejections);
+- every operation: 503 while the database cannot be reached (core/outage.py).
+No API route answers 412 or 429 (the sign-in page answers 429; it is not in the schema).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ STATUS_DESCRIPTIONS = {
     413: "The body is too large.",
     415: "The body is not application/json.",
     422: "The request is well formed but a rule refuses it: nothing was changed.",
+    503: "The database (or the cache) cannot be reached for now: send the request again after Retry-After.",
 }
 
 
@@ -423,6 +425,13 @@ PROBLEM_TYPES: list[ProblemType] = [
         path=r"/api/v1/audit/export",
         methods=("get",),
     ),
+    # 503 ------------------------------------------------------------------------------------------------
+    ProblemType(
+        503,
+        "service-unavailable",
+        "Service unavailable",
+        "The database is unavailable. Try again in 5 seconds.",
+    ),
     # 413, 415 -------------------------------------------------------------------------------------------
     ProblemType(
         413,
@@ -531,16 +540,21 @@ def problem_responses(result: dict, generator, request, public) -> dict:
                 for problem in problems:
                     key = problem.type if problem.type not in examples else f"{problem.type}-{len(examples)}"
                     examples[key] = {"summary": problem.type, "value": problem.example()}
-                responses.setdefault(
-                    str(status),
-                    {
-                        "description": STATUS_DESCRIPTIONS[status],
-                        "content": {
-                            PROBLEM_MEDIA_TYPE: {
-                                "schema": {"$ref": "#/components/schemas/Problem"},
-                                "examples": examples,
-                            }
-                        },
+                answer = {
+                    "description": STATUS_DESCRIPTIONS[status],
+                    "content": {
+                        PROBLEM_MEDIA_TYPE: {
+                            "schema": {"$ref": "#/components/schemas/Problem"},
+                            "examples": examples,
+                        }
                     },
-                )
+                }
+                if status == 503:
+                    answer["headers"] = {
+                        "Retry-After": {
+                            "description": "Seconds to wait before sending the same request again.",
+                            "schema": {"type": "integer"},
+                        }
+                    }
+                responses.setdefault(str(status), answer)
     return result

@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "core.middleware.RequestIdMiddleware",
+    # A database or cache that cannot be reached: 503, Retry-After, logged once per outage (core/outage.py).
+    "core.outage.OutageMiddleware",
     "core.middleware.NulCharacterMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -183,7 +185,19 @@ if not is_relaxed():
 AUDIT_ALLOW_FLUSH = False
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.make_checkpoint", "schedule": 60.0}
 # Outbound messages (approvals/tasks.py): re-enqueue those due whose task was lost (broker or worker down).
-CELERY_BEAT_SCHEDULE["sweep-outbox"] = {"task": "approvals.tasks.sweep_outbox", "schedule": 60.0}
+# DJANGO_OUTBOX_SWEEP_SECONDS (how often) and DJANGO_OUTBOX_FIRST_RETRY_SECONDS (the wait after a first
+# failed attempt, doubling after each next one): shortened only by the fault tests (tests/test_faults.py).
+OUTBOX_SWEEP_SECONDS = env_int("DJANGO_OUTBOX_SWEEP_SECONDS", 60)
+OUTBOX_FIRST_RETRY_SECONDS = env_int("DJANGO_OUTBOX_FIRST_RETRY_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["sweep-outbox"] = {
+    "task": "approvals.tasks.sweep_outbox",
+    "schedule": float(OUTBOX_SWEEP_SECONDS),
+}
+
+# While the database (or the Redis cache) cannot be reached, requests answer 503 with this Retry-After.
+OUTAGE_RETRY_AFTER_SECONDS = env_int("DJANGO_OUTAGE_RETRY_AFTER_SECONDS", 5)
+# /readyz fails ("outbox": "lagging") when a pending outbox message has been due longer than this; 0: never.
+OUTBOX_LAG_READY_SECONDS = env_int("DJANGO_OUTBOX_LAG_READY_SECONDS", 900)
 
 # How long CI should wait between polls of an undecided promotion (the Retry-After header).
 PROMOTION_POLL_SECONDS = env_int("DJANGO_PROMOTION_POLL_SECONDS", 10)
