@@ -256,8 +256,13 @@ PROBLEM_TYPES: list[ProblemType] = [
     ),
     # 404 ------------------------------------------------------------------------------------------------
     ProblemType(404, "not-found", "Not found", "Not found.", path=r".*\{.*"),
-    ProblemType(  # the asset a new policy names, missing or not visible
-        404, "not-found", "Not found", "Not found.", path=r"/api/v1/policies", methods=("post",)
+    ProblemType(  # the asset a body names (a policy's, a promotion's, a webhook's), missing or not visible
+        404,
+        "not-found",
+        "Not found",
+        "Not found.",
+        path=r"/api/v1/(policies|promotions|webhooks)",
+        methods=("post",),
     ),
     ProblemType(
         404,
