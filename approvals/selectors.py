@@ -5,13 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, IntegerField, JSONField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    JSONField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.permissions import can_ever_review, reads_everything
 from approvals import policy as rules
 from approvals import requirements
+from approvals.filters import PromotionFilter
 from approvals.models import Decision, Policy, PromotionRequest, Review, Status
 from audit.models import AuditEvent
 from core.exceptions import NotFound
@@ -63,6 +75,15 @@ def policy_get_for_user(*, user, pk: int) -> Policy:
     if policy is None:
         raise NotFound("Not found.")
     return policy
+
+
+def policy_page_list_for_user(*, user) -> QuerySet[Policy]:
+    """Policies user may read, for the policies page: global ones first, then by asset and stage."""
+    return (
+        policy_list_for_user(user=user)
+        .select_related("created_by")
+        .order_by(F("asset_id").asc(nulls_first=True), "kind", "stage__order", "pk")
+    )
 
 
 # Reviewer pages -----------------------------------------------------------------------------------
@@ -159,6 +180,16 @@ def promotion_requests_of_user(*, user) -> QuerySet[PromotionRequest]:
     )
     mine = promotion_list_for_user(user=user).filter(concerning)
     return _for_rows(mine).order_by("-created_at", "-pk")
+
+
+def promotion_search_for_user(*, user, filters: dict) -> QuerySet[PromotionRequest]:
+    """Every request user may see, filtered as the API's list is (approvals.filters.PromotionFilter), newest
+    first, ready for promotion_rows. One query for the rows (and one to count them for a page)."""
+    data = dict(filters)
+    if isinstance(data.get("status"), str):
+        data["status"] = [data["status"]]  # the API's filter takes several
+    promotions = PromotionFilter(data, queryset=promotion_list_for_user(user=user)).qs
+    return _for_rows(promotions).order_by("-created_at", "-pk")
 
 
 @dataclass(frozen=True)

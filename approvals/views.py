@@ -1,5 +1,6 @@
-"""Reviewer pages: the inbox and the promotion page. A thin adapter over the same selectors and services as
-the API (approvals/api/views.py): visibility from the selectors, every rule and refusal from the services."""
+"""Reviewer pages: the inbox, the promotions list and the promotion page. A thin adapter over the same
+selectors and services as the API (approvals/api/views.py): visibility from the selectors, every rule and
+refusal from the services."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from django.views.decorators.http import require_GET, require_POST
 
 from approvals import policy as rules
 from approvals import selectors, services
-from approvals.forms import ApproveForm, CancelForm, RejectForm
+from approvals.forms import ApproveForm, CancelForm, PromotionFilterForm, RejectForm
 from approvals.models import OPEN_STATUSES, Decision, PromotionRequest, Status
 from approvals.requirements import counted_approvals, gate_results, requirements_for, review_refusal
 from core.exceptions import DomainError
-from core.web import format_number, page_errors, web_link, web_source
+from core.web import format_number, page_errors, paginate, web_link, web_source
 from registry import compare
+from registry.models import Stage
 from registry.permissions import Role, effective_roles
 from registry.selectors import lineage_for_user
 
 INBOX_LIMIT = 50
+PER_PAGE = 50  # the promotions list
 MY_REQUESTS_LIMIT = 20
 LINEAGE_DEPTH = 10
 
@@ -46,6 +49,26 @@ def inbox(request):
         "promotion_kind": PromotionRequest._meta.label_lower,
     }
     return render(request, "approvals/inbox.html", context)
+
+
+@login_required
+@require_GET
+def promotion_list(request):
+    """Every promotion the reader may see, newest first, filtered as the API's list is, a page at a time."""
+    stages = list(Stage.objects.order_by("order"))
+    form = PromotionFilterForm(request.GET, stages=stages)
+    filters = form.filters() if form.is_valid() else {}
+    pager = paginate(
+        request, selectors.promotion_search_for_user(user=request.user, filters=filters), PER_PAGE
+    )
+    context = {
+        "nav": "promotions",
+        "form": form,
+        "filtered": bool(filters),
+        "pager": pager,
+        "rows": selectors.promotion_rows(promotions=pager["rows"]),
+    }
+    return render(request, "approvals/promotion_list.html", context)
 
 
 @login_required

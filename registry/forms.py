@@ -53,14 +53,30 @@ def _no_later_than(latest: int):
 
 
 class GrantForm(forms.Form):
-    principal_type = forms.ChoiceField(choices=[("user", "User"), ("team", "Team")], label="Principal type")
+    """Who gets (or loses) which role; labels and messages in plain words, shown next to each field."""
+
+    principal_type = forms.ChoiceField(
+        choices=[("user", "A person or service account"), ("team", "A team")],
+        label="Grant to",
+        error_messages={
+            "required": "Choose a person or a team.",
+            "invalid_choice": "Choose a person or a team.",
+        },
+    )
     principal = forms.CharField(
         max_length=150,
-        label="Principal name",
-        help_text="A username, service account or team name.",
+        label="Username or team name",
+        help_text="The name they sign in with, a service account's name, or a team's name.",
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        error_messages={"required": "Enter a username or a team name."},
     )
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(
+        choices=Role.choices,
+        error_messages={
+            "required": "Choose a role.",
+            "invalid_choice": "Choose one of the roles in the list.",
+        },
+    )
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("auto_id", "grant_%s")

@@ -235,7 +235,7 @@ def test_rejecting_needs_a_comment_and_a_blank_one_changes_nothing(world):
     promotion = request_promotion(world)
     client = browser(world.r1)
     events = AuditEvent.objects.count()
-    for data in ({}, {"comment": "   "}):
+    for data in ({"confirm": "on"}, {"comment": "   ", "confirm": "on"}):
         response = client.post(f"/promotions/{promotion.pk}/reject", data)
         assert response.status_code == 422
         assert response.context["reject_form"].errors == {"comment": ["Say why you reject the request."]}
@@ -246,7 +246,19 @@ def test_rejecting_needs_a_comment_and_a_blank_one_changes_nothing(world):
     promotion.refresh_from_db()
     assert promotion.status == Status.PENDING
 
-    rejected = client.post(f"/promotions/{promotion.pk}/reject", {"comment": "auc drop on EU"}, follow=True)
+    # A comment alone is not enough: rejecting is final, so it needs the explicit confirmation too.
+    unconfirmed = client.post(f"/promotions/{promotion.pk}/reject", {"comment": "auc drop on EU"})
+    assert unconfirmed.status_code == 422
+    assert unconfirmed.context["reject_form"].errors == {
+        "confirm": ["Tick the box to confirm that you reject the request."]
+    }
+    assert "auc drop on EU" in unconfirmed.content.decode()  # what was typed is kept
+    assert not Review.objects.exists()
+    promotion.refresh_from_db()
+    assert promotion.status == Status.PENDING
+
+    data = {"comment": "auc drop on EU", "confirm": "on"}
+    rejected = client.post(f"/promotions/{promotion.pk}/reject", data, follow=True)
     assert "is now rejected" in text(rejected)
     promotion.refresh_from_db()
     assert (promotion.status, promotion.status_reason) == (Status.REJECTED, "auc drop on EU")
@@ -257,7 +269,8 @@ def test_deciding_twice_and_deciding_a_closed_request_show_the_services_refusal(
     promotion = request_promotion(world)
     client = browser(world.r1)
     client.post(f"/promotions/{promotion.pk}/approve", {}, follow=True)
-    again = client.post(f"/promotions/{promotion.pk}/reject", {"comment": "changed my mind"}, follow=True)
+    data = {"comment": "changed my mind", "confirm": "on"}
+    again = client.post(f"/promotions/{promotion.pk}/reject", data, follow=True)
     assert [str(m) for m in again.context["messages"]] == ["You have already reviewed this request."]
     assert Review.objects.count() == 1
 
