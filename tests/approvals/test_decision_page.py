@@ -390,3 +390,40 @@ def test_inbox_queries_do_not_grow_with_rows_or_gates(world, django_assert_max_n
     waiting = response.context["waiting"]
     assert len(waiting) == rows
     assert {(row.gates_passed, row.gates_failed) for row in waiting} == {(gates - 1, 1)}
+
+
+# The demo tells the story -------------------------------------------------------------------------------
+
+
+def test_the_demo_request_is_compared_with_production_and_has_gates_to_read(settings, tmp_path, db):
+    from django.core.management import call_command
+
+    from accounts.models import User
+
+    settings.VAR_DIR = tmp_path
+    call_command("load_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    promotion = PromotionRequest.objects.get(
+        asset__name="fraud-detector", version__number=3, status=Status.PENDING
+    )
+    reviewer = User.objects.get(username="reviewer1")
+    response = browser(reviewer).get(page(promotion.pk))
+    assert element(response, "baseline") == "Against v2, in production today."
+    verdicts = {row["name"]: (row["arrow"], row["word"]) for row in response.context["comparison"]["metrics"]}
+    assert verdicts == {
+        "auc": ("▲", "better"),
+        "latency_ms": ("▼", "better"),
+        "precision": ("▼", "worse"),
+        "recall": ("▲", "better"),
+    }
+    assert [(gate.label, gate.passed, gate.actual) for gate in response.context["gates"]] == [
+        ("is or has been in staging", True, "staging"),
+        ("auc ≥ 0.92", True, "0.93"),
+    ]
+    assert "2 approvals from team reviewers; the author may not approve" in element(
+        response, "policy-summary"
+    )
+    assert (
+        element(response, "eligible-reviewers") == "Who may approve reviewer1 (you) not yet reviewer2 not yet"
+    )
+    [row] = browser(reviewer).get("/").context["waiting"]
+    assert row.promotion == promotion and (row.gates_passed, row.gates_failed) == (2, 0)
