@@ -356,7 +356,11 @@ def test_the_page_compares_the_candidate_with_what_it_replaces(world):
     assert 'href="/registry/model/fraud/compare/?a=1&b=2"' in body
     [gate] = response.context["gates"]
     assert (gate.passed, gate.actual) == (False, "0.91")
-    assert "✗ Fail" in body and "auc ≥ 0.92" in body and "(latest evaluation, else the version's metrics)" in body
+    assert (
+        "✗ Fail" in body
+        and "auc ≥ 0.92" in body
+        and "(latest evaluation, else the version's metrics)" in body
+    )
 
 
 def test_a_prompt_shows_its_template_and_configuration_diffs(world):
