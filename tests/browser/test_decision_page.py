@@ -28,7 +28,7 @@ def pending(db, settings, tmp_path):
 
 def _inbox_gates(page, pk: int) -> str:
     row = page.locator("#waiting tr", has=page.get_by_role("link", name=f"#{pk}", exact=True))
-    return row.locator("td.gates").inner_text()
+    return row.locator("td[data-label=Gates]").inner_text()
 
 
 @pytest.mark.parametrize("width", [1440, 390])
