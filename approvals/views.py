@@ -7,13 +7,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.urls import Resolver404, resolve
 from django.views.decorators.http import require_GET, require_POST
 
-from approvals import policy as rules
 from approvals import selectors, services
 from approvals.forms import ApproveForm, CancelForm, PromotionFilterForm, RejectForm
 from approvals.models import OPEN_STATUSES, Decision, PromotionRequest, Status
-from approvals.requirements import counted_approvals, gate_results, requirements_for, review_refusal
+from approvals.requirements import gate_label, review_refusal, standing_many
 from core.exceptions import DomainError
 from core.web import format_number, page_errors, paginate, web_link, web_source
 from registry import compare
@@ -162,28 +162,43 @@ def _render_page(request, promotion: PromotionRequest, status: int = 200, **form
 
 
 def _page_context(user, promotion: PromotionRequest) -> dict:
+    """What changes (the comparison), is it safe (the gates, checked now), who decides (the policy in
+    words, the eligible reviewers, the reviews so far) and where the viewer stands."""
     candidate = promotion.version
-    base = selectors.base_version_for(promotion=promotion)
-    requirements, _ = requirements_for(promotion)
+    baseline = selectors.comparison_baseline(promotion=promotion)
+    base = baseline.version
+    standing = standing_many([promotion])[promotion.pk]
+    requirements = standing.requirements
     reviews = list(promotion.reviews.all())  # prefetched with their reviewers by the selector
     is_open = promotion.status in OPEN_STATUSES
+    deciders = selectors.promotion_deciders(
+        promotion=promotion, needs=requirements, reviews=reviews, policies=standing.policies
+    )
+    counted = len(deciders.counted_ids) if is_open else None
+    state = _review_state(user, promotion, requirements, reviews)
+    may_apply = promotion.status == Status.APPROVED and _requester_or_manager(user, promotion)
     return {
         "promotion": promotion,
         "candidate": candidate,
         "base": base,
+        "baseline": baseline,
         "requirements": requirements,
-        "gates": [
-            {"result": result, "label": rules.describe(result.gate), "actual": _actual(result)}
-            for result in gate_results(promotion, requirements)
-        ],
+        "gates": standing.gates,
+        "failing_gates": standing.failing,
+        "gate_warning": _gate_warning(standing, counted or 0) if state["may_review"] else None,
+        "apply_warning": _apply_warning(standing) if may_apply else None,
+        "policy": _policy_summary(promotion, standing, deciders.team_names),
+        "deciders": deciders,
         "reviews": reviews,
         # Counted live while the request is open (who still may review); a final request keeps its record.
-        "counted": len(counted_approvals(promotion, requirements)) if is_open else None,
+        "counted": counted,
         "recorded_approvals": sum(review.decision == Decision.APPROVE for review in reviews),
-        "refusal": _review_refusal(user, promotion, requirements, reviews),
+        **state,
         "may_withdraw": is_open and _requester_or_manager(user, promotion),
-        "may_apply": promotion.status == Status.APPROVED and _requester_or_manager(user, promotion),
-        "comparison": compare.version_comparison(promotion.asset.kind, candidate, base),
+        "may_apply": may_apply,
+        "comparison": compare.version_comparison(
+            promotion.asset.kind, candidate, base, directions=compare.gate_directions(requirements["gates"])
+        ),
         "current_label": f"v{base.number}" if base else "Current",
         "candidate_label": f"v{candidate.number}",
         "lineage": lineage_for_user(user=user, version=candidate, direction="upstream", depth=LINEAGE_DEPTH),
@@ -194,34 +209,118 @@ def _page_context(user, promotion: PromotionRequest) -> dict:
     }
 
 
-def _review_refusal(user, promotion: PromotionRequest, requirements: dict, reviews: list) -> str | None:
-    """Why the approve and reject buttons are not offered, in the order the services check it."""
-    if promotion.status != Status.PENDING:
-        return f"This request is {promotion.get_status_display().lower()}; it can no longer be reviewed."
-    refusal = review_refusal(user, promotion, requirements)
-    if refusal is not None:
-        return refusal.detail
+def _policy_summary(promotion: PromotionRequest, standing, team_names: list[str]) -> dict:
+    """The governing policy in words, and each policy that applies today with its page if there is one."""
+    requirements = standing.requirements
+    count = requirements["required_approvals"]
+    if not requirements["reviewer_teams"]:
+        who = f"people holding the review role on {promotion.asset}"
+    elif not team_names:
+        who = "nobody: the policies name reviewer teams with no team in common"
+    else:
+        who = ("team " if len(team_names) == 1 else "teams ") + " or ".join(team_names)
+    gates = ", ".join(gate_label(gate) for gate in requirements["gates"]) or "none"
+    parts = [
+        f"{count} approval{'s' if count != 1 else ''} from {who}",
+        "the author may approve" if requirements["allow_author_approval"] else "the author may not approve",
+        f"gates: {gates}",
+    ]
+    if standing.policies:
+        parts.append(f"expires after {_duration(standing.policies[0].expiry_hours)}")
+    parts.append(
+        "applied on approval"
+        if requirements["apply_on_approval"]
+        else "applied by the requester or a manager once approved"
+    )
+    return {
+        "words": "; ".join(parts),
+        "policies": [
+            {
+                "pk": policy.pk,
+                "label": f"{promotion.asset if policy.asset_id else policy.scope} → {promotion.stage.name}",
+                "url": _policy_url(policy.pk),
+            }
+            for policy in standing.policies
+        ],
+        "who": who,
+        "reviewers": f"members of {who}" if team_names else who,
+    }
+
+
+def _duration(hours: int) -> str:
+    if hours % 24 == 0:
+        days = hours // 24
+        return f"{days} day{'s' if days != 1 else ''}"
+    return f"{hours} hour{'s' if hours != 1 else ''}"
+
+
+def _policy_url(pk: int) -> str:
+    """The policy's page when the site has one (/policies/<id>/), else "" and the page shows it inline."""
+    path = f"/policies/{pk}/"
+    try:
+        resolve(path)
+    except Resolver404:
+        return ""
+    return path
+
+
+def _gate_warning(standing, counted: int) -> str | None:
+    """Beside the Approve button when a gate fails: what approving now leads to, under the services' rules
+    (an approval is recorded whatever the gates; applying checks them again, and a failing gate then ends
+    the request as failed: services.promotions._apply)."""
+    if not standing.failing:
+        return None
+    failing = "; ".join(f"Gate {gate.sentence}" for gate in standing.failing)
+    requirements = standing.requirements
+    needed = requirements["required_approvals"]
+    if counted + 1 < needed:
+        consequence = (
+            "Approving now records your approval, but the request cannot be applied until the gate passes."
+        )
+    elif requirements["apply_on_approval"]:
+        consequence = (
+            f"Your approval would complete the {needed} needed, and the policy applies on approval: the "
+            "request would fail at once, since it cannot be applied while a gate fails. Reject it, or wait "
+            "until the gate passes (a new evaluation, for example)."
+        )
+    else:
+        consequence = (
+            f"Your approval would complete the {needed} needed, but applying the request fails (and ends "
+            "it) until the gate passes."
+        )
+    return f"{failing}. {consequence}"
+
+
+def _apply_warning(standing) -> str | None:
+    if not standing.failing:
+        return None
+    failing = "; ".join(f"Gate {gate.sentence}" for gate in standing.failing)
+    return f"{failing}. Applying now would end the request as failed; wait until the gate passes."
+
+
+def _review_state(user, promotion: PromotionRequest, requirements: dict, reviews: list) -> dict:
+    """Where the viewer stands, in the order the services check it: their own review (said plainly, not
+    as a refusal), a request no longer pending, a refusal (why the buttons are not offered), or free to
+    review."""
     mine = next((review for review in reviews if review.reviewer_id == user.pk), None)
-    if mine is not None:
-        verb = "approved" if mine.decision == Decision.APPROVE else "rejected"
-        return f"You have already reviewed this request: you {verb} it."
-    return None
+    closed = None
+    if promotion.status != Status.PENDING:
+        closed = f"This request is {promotion.get_status_display().lower()}; it can no longer be reviewed."
+    refusal = None
+    if mine is None and closed is None:
+        found = review_refusal(user, promotion, requirements)
+        refusal = found.detail if found is not None else None
+    return {
+        "my_review": mine,
+        "closed": closed,
+        "refusal": refusal,
+        "may_review": mine is None and closed is None and refusal is None,
+    }
 
 
 def _requester_or_manager(user, promotion: PromotionRequest) -> bool:
     """Whether to offer withdraw/apply; the service decides (and refuses anyone else)."""
     return user.pk == promotion.requested_by_id or Role.MANAGE in effective_roles(user, promotion.asset)
-
-
-def _actual(result: rules.GateResult) -> str | None:
-    value = result.actual
-    if value is None:
-        return None
-    if result.gate["type"] == "model_card":
-        return f"{value} characters"
-    if isinstance(value, list):
-        return ", ".join(str(item) for item in value)
-    return format_number(value)
 
 
 def _ci_facts(data: dict) -> dict:
