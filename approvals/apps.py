@@ -10,3 +10,10 @@ class ApprovalsConfig(AppConfig):
         from core.metrics import register_scrape_collector
 
         register_scrape_collector(OutboxCollector())
+
+        # The asset page's promotions and the link to request one (registry never imports approvals).
+        from approvals.views import asset_promotions_section, request_promotion_action
+        from registry.sections import register_asset_section, register_version_action
+
+        register_asset_section(asset_promotions_section)
+        register_version_action(request_promotion_action)

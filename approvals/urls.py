@@ -7,6 +7,7 @@ from approvals import views
 app_name = "approvals"
 urlpatterns = [
     path("", views.inbox, name="inbox"),
+    path("promotions/new/<str:kind>/<str:name>/", views.promotion_new, name="promotion-new"),
     path("promotions/<int:pk>/", views.promotion_detail, name="promotion"),
     path("promotions/<int:pk>/approve", views.promotion_approve, name="approve"),
     path("promotions/<int:pk>/reject", views.promotion_reject, name="reject"),

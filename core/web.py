@@ -61,6 +61,20 @@ def form_problem(form) -> str:
     return " ".join(f"{field}: {' '.join(problems)}" for field, problems in form.errors.items())
 
 
+def refuse_in_form(form, exc: DomainError, *, fields: dict[str, str] | None = None) -> None:
+    """A service's refusal shown inside the form that was sent, so the page keeps what was typed: each field
+    error on its field (`fields` maps a service's field name to the form's), anything else above the form."""
+    fields = fields or {}
+    placed = False
+    for error in exc.errors:
+        name = fields.get(error.field, error.field)
+        if name in form.fields:
+            form.add_error(name, error.message)
+            placed = True
+    if not placed:
+        form.add_error(fields.get(exc.type) if fields.get(exc.type) in form.fields else None, exc.detail)
+
+
 def web_link(url) -> str:
     """url if it is an http(s) address, else "": stored data is not trusted to be a harmless link (a
     `javascript:` address must not become one)."""

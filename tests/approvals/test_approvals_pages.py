@@ -277,9 +277,13 @@ def test_someone_without_the_review_role_is_told_so(world):
 
 def test_the_requester_or_a_manager_cancels_through_the_page(world):
     promotion = request_promotion(world)
-    reviewer = browser(world.r1).post(f"/promotions/{promotion.pk}/cancel", {"reason": "no"}, follow=True)
+    reviewer = browser(world.r1).post(
+        f"/promotions/{promotion.pk}/cancel", {"reason": "no", "confirm": "on"}, follow=True
+    )
     assert "Only the requester or a manager" in text(reviewer)
-    cancelled = browser(world.manager).post(f"/promotions/{promotion.pk}/cancel", {"reason": "wrong build"})
+    cancelled = browser(world.manager).post(
+        f"/promotions/{promotion.pk}/cancel", {"reason": "wrong build", "confirm": "on"}
+    )
     assert cancelled.status_code == 302
     promotion.refresh_from_db()
     assert (promotion.status, promotion.status_reason) == (Status.CANCELLED, "wrong build")
