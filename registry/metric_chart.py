@@ -27,7 +27,9 @@ def _is_number(value) -> bool:
 
 def metric_names(series: list[tuple[int, dict]]) -> list[str]:
     """The numeric metrics present in any of the versions, by name."""
-    return sorted({name for _, metrics in series for name, value in (metrics or {}).items() if _is_number(value)})
+    return sorted(
+        {name for _, metrics in series for name, value in (metrics or {}).items() if _is_number(value)}
+    )
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,11 @@ def _scale(values: list[float]) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def render(
-    series: list[tuple[int, dict]], metric: str, *, title: str, href: Callable[[int], str]
-) -> Chart:
+def render(series: list[tuple[int, dict]], metric: str, *, title: str, href: Callable[[int], str]) -> Chart:
     """The chart of `metric` over `series` (oldest first). Versions without the metric are left out."""
-    present = [(number, metrics[metric]) for number, metrics in series if _is_number((metrics or {}).get(metric))]
+    present = [
+        (number, metrics[metric]) for number, metrics in series if _is_number((metrics or {}).get(metric))
+    ]
     skipped = len(series) - len(present)
     if not present:
         return Chart(metric=metric, points=[], svg=mark_safe(""), skipped=skipped)
@@ -71,7 +73,9 @@ def render(
     for index, (number, value) in enumerate(present):
         x = LEFT + (index * step if len(present) > 1 else plot_w / 2)
         y = TOP + plot_h * (1 - (float(value) - low) / (high - low))
-        points.append(Point(number=number, value=value, shown=format_number(value), x=round(x, 1), y=round(y, 1)))
+        points.append(
+            Point(number=number, value=value, shown=format_number(value), x=round(x, 1), y=round(y, 1))
+        )
     first, last = present[0][0], present[-1][0]
     description = (
         f"{metric} of versions {first} to {last}: "
@@ -105,10 +109,7 @@ def render(
         "",
         '<a class="point" href="{}" aria-label="v{}: {} {}"><circle cx="{}" cy="{}" r="5">'
         "<title>v{}: {} {}</title></circle></a>",
-        (
-            (href(p.number), p.number, metric, p.shown, p.x, p.y, p.number, metric, p.shown)
-            for p in points
-        ),
+        ((href(p.number), p.number, metric, p.shown, p.x, p.y, p.number, metric, p.shown) for p in points),
     )
     svg = format_html(
         '<svg class="metric-svg" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" role="img" '

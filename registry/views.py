@@ -237,7 +237,10 @@ def asset_archive(request, kind: AssetKind, name: str):
     if request.method == "POST" and form.is_valid():
         try:
             services.asset_archive(
-                actor=request.user, source=web_source(request), asset=asset, reason=form.cleaned_data["reason"]
+                actor=request.user,
+                source=web_source(request),
+                asset=asset,
+                reason=form.cleaned_data["reason"],
             )
         except (Forbidden, NotFound):
             raise
