@@ -187,7 +187,7 @@ def _requested(promotion: PromotionRequest) -> str:
 
 
 def asset_promotions_section(*, request, asset: Asset, roles: set) -> AssetSection:
-    """The asset page's block of promotions: the open requests and the last few decided (registry.sections)."""
+    """The asset page's block of promotions (registry.sections): the open requests, the last few decided."""
     open_rows, decided = selectors.asset_promotions(asset=asset, recent=RECENT_DECIDED)
     return AssetSection(
         template="approvals/_asset_promotions.html",

@@ -120,7 +120,8 @@ class ArchiveForm(forms.Form):
 
 
 class StageSetForm(forms.Form):
-    """Put a version in a stage directly: only unprotected stages are offered (protected ones need a promotion)."""
+    """Put a version in a stage directly: only unprotected stages are offered (protected ones need a
+    promotion)."""
 
     stage = forms.ChoiceField(label="Stage")
     reason = forms.CharField(label="Reason (optional)", required=False, max_length=TEXT_LIMIT)

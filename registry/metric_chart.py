@@ -8,8 +8,8 @@ piece of text goes through `format_html`, so metric names are escaped wherever t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe

@@ -20,8 +20,8 @@ from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from audit.models import Action
 from accounts.permissions import reads_everything
+from audit.models import Action
 from core.exceptions import DomainError, Forbidden, NotFound
 from core.templatetags.registry_tags import markdown
 from core.web import format_number, page_errors, paginate, refuse_in_form, web_link, web_source
