@@ -21,7 +21,7 @@ from approvals.requirements import (
     requirements_for,
     review_refusal,
 )
-from core.exceptions import DomainError, Forbidden, NotFound
+from core.exceptions import DomainError, Forbidden, NotFound, Unprocessable
 from core.web import format_number, page_errors, refuse_in_form, web_link, web_source
 from registry import compare
 from registry import selectors as registry_selectors
@@ -136,6 +136,12 @@ def promotion_new(request, kind: str, name: str):
         except (Forbidden, NotFound):
             raise
         except DomainError as exc:
+            if exc.type == "rollback-required":  # the API's wording names its body field; the page its box
+                exc = Unprocessable(
+                    f"v{data['version']} is older than v{exc.extra['current_version']}, which is in "
+                    f"{data['stage']}: tick “This is a rollback” to put it back.",
+                    type=exc.type,
+                )
             refuse_in_form(form, exc, fields=REQUEST_REFUSAL_FIELDS)
         else:
             messages.success(request, _requested(promotion))
@@ -167,8 +173,10 @@ def _next_stage(stages: list[dict], asked: str) -> str:
 def _requirements_in_words(asset: Asset, stage) -> str:
     """What a promotion of asset into stage needs, from the policies that apply now (one query a stage)."""
     requirements = combined_requirements(policies_for(asset, stage))
+    if requirements is None and not stage.protected:
+        return "No promotion needed: a contributor puts a version here from the version's page."
     if requirements is None:
-        return "No policy governs this stage for this asset: a request would be refused."
+        return "No policy governs this stage for this asset yet: a manager must define one first."
     count = requirements["required_approvals"]
     words = [f"{count} approval{'s' if count != 1 else ''} from reviewers"]
     if requirements["gates"]:

@@ -409,7 +409,7 @@ def test_a_rollback_needs_its_box_ticked_and_keeps_what_was_typed(client, owner,
     )
     assert refused.status_code == 400
     html = html_of(refused)
-    assert 'id="promote_rollback_error"' in html and "send rollback: true" in html
+    assert 'id="promote_rollback_error"' in html and "tick “This is a rollback”" in html
     assert "v2 is broken</textarea>" in html and '<option value="1" selected>v1</option>' in html
     assert not PromotionRequest.objects.exists()
     rolled = as_user(client, owner).post(
