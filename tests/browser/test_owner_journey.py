@@ -3,7 +3,8 @@
 model/churn has v1, v2 and v3; v2 serves production, which needs one approval. Its owner opens the asset page
 (stage badges, the metric chart), puts v3 in staging from the version page, requests a promotion of v3 to
 production from the version row, then asks to roll back production to v1: the form refuses until the rollback
-box is ticked, and keeps what was typed. The asset page then lists the open rollback and the superseded request.
+box is ticked, and keeps what was typed. The asset page then lists the open rollback and the superseded
+request.
 """
 
 import pytest
