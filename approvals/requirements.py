@@ -17,14 +17,33 @@ from registry.models import Asset, AssetVersion, Evaluation, Stage, StageHistory
 from registry.permissions import Role, granted_roles
 
 
+def _applying_to(asset: Asset) -> Q:
+    return Q(asset=asset) | Q(asset__isnull=True, kind=asset.kind) | Q(asset__isnull=True, kind="")
+
+
+def _most_specific_first(policy: Policy) -> tuple[bool, bool]:
+    return (policy.asset_id is None, policy.kind == "")
+
+
 def policies_for(asset: Asset, stage: Stage) -> list[Policy]:
     """Every policy that applies to asset → stage, the most specific first: the asset's, its kind's, all."""
-    candidates = Policy.objects.filter(stage=stage).filter(
-        Q(asset=asset) | Q(asset__isnull=True, kind=asset.kind) | Q(asset__isnull=True, kind="")
+    candidates = Policy.objects.filter(stage=stage).filter(_applying_to(asset))
+    return sorted(candidates.prefetch_related("reviewer_teams"), key=_most_specific_first)
+
+
+def requirements_by_stage(asset: Asset) -> dict[Stage, dict]:
+    """The combined requirements of the policies that apply to asset, for each stage that has one, in stage
+    order (two queries: the policies with their stages, their reviewer teams; one when there is none)."""
+    by_stage: dict[Stage, list[Policy]] = defaultdict(list)
+    policies = (
+        Policy.objects.filter(_applying_to(asset)).select_related("stage").prefetch_related("reviewer_teams")
     )
-    return sorted(
-        candidates.prefetch_related("reviewer_teams"), key=lambda p: (p.asset_id is None, p.kind == "")
-    )
+    for policy in policies:
+        by_stage[policy.stage].append(policy)
+    return {
+        stage: combined_requirements(sorted(by_stage[stage], key=_most_specific_first))
+        for stage in sorted(by_stage, key=lambda stage: stage.order)
+    }
 
 
 def combined_requirements(policies: list[Policy]) -> dict | None:

@@ -14,10 +14,9 @@ from approvals import selectors, services
 from approvals.forms import ApproveForm, CancelForm, PromotionRequestForm, RejectForm
 from approvals.models import OPEN_STATUSES, Decision, PromotionRequest, Status
 from approvals.requirements import (
-    combined_requirements,
     counted_approvals,
     gate_results,
-    policies_for,
+    requirements_by_stage,
     requirements_for,
     review_refusal,
 )
@@ -146,11 +145,15 @@ def promotion_new(request, kind: str, name: str):
         else:
             messages.success(request, _requested(promotion))
             return redirect("approvals:promotion", pk=promotion.pk)
+    requirements = requirements_by_stage(asset)
     context = {
         "nav": "registry",
         "asset": asset,
         "form": form,
-        "stages": [{**item, "requires": _requirements_in_words(asset, item["stage"])} for item in stages],
+        "stages": [
+            {**item, "requires": _requirements_in_words(requirements.get(item["stage"]), item["stage"])}
+            for item in stages
+        ],
     }
     return render(request, "approvals/promotion_new.html", context, status=400 if form.is_bound else 200)
 
@@ -170,9 +173,8 @@ def _next_stage(stages: list[dict], asked: str) -> str:
     return ""
 
 
-def _requirements_in_words(asset: Asset, stage) -> str:
-    """What a promotion of asset into stage needs, from the policies that apply now (one query a stage)."""
-    requirements = combined_requirements(policies_for(asset, stage))
+def _requirements_in_words(requirements: dict | None, stage) -> str:
+    """What a promotion into stage needs, from the combined requirements of the policies that apply now."""
     if requirements is None and not stage.protected:
         return "No promotion needed: a contributor puts a version here from the version's page."
     if requirements is None:
@@ -197,11 +199,16 @@ def _requested(promotion: PromotionRequest) -> str:
 def asset_promotions_section(*, request, asset: Asset, roles: set) -> AssetSection:
     """The asset page's block of promotions (registry.sections): the open requests, the last few decided."""
     open_rows, decided = selectors.asset_promotions(asset=asset, recent=RECENT_DECIDED)
+    policies = [
+        {"stage": stage, "requires": _requirements_in_words(requirements, stage)}
+        for stage, requirements in requirements_by_stage(asset).items()
+    ]
     return AssetSection(
         template="approvals/_asset_promotions.html",
         context={
             "open": open_rows,
             "decided": decided,
+            "policies": policies,
             "recent": RECENT_DECIDED,
             "request_url": _request_url(asset) if _may_request(asset, roles) else "",
         },

@@ -114,6 +114,21 @@ def test_a_request_past_its_expiry_is_listed_as_expired(client, viewer, versions
     assert "Expired" in html.split('id="decided-promotions"')[1]
 
 
+def test_what_a_promotion_needs_is_told_in_words(client, viewer, fraud, stages):
+    staging, production = stages
+    PolicyFactory(
+        stage=production,
+        required_approvals=2,
+        gates=[{"type": "stage", "stage": "staging", "when": "current"}],
+    )
+    PolicyFactory(asset=fraud, stage=production, apply_on_approval=False)
+    PolicyFactory(kind="prompt", stage=staging)  # another kind's: does not apply
+    html = html_of(as_user(client, viewer).get(PAGE))
+    policies = html.split('id="asset-policies"')[1].split("</dl>")[0]
+    assert "<dt>production</dt>" in policies and "<dt>staging</dt>" not in policies
+    assert "2 approvals from reviewers, gates: is in staging, applied by the requester" in policies
+
+
 @pytest.mark.parametrize(
     ("persona", "grants", "timeline"),
     [("viewer", False, False), ("manager", True, False), ("admin", True, True), ("auditor", True, True)],
@@ -209,8 +224,9 @@ def test_the_page_query_count_does_not_grow(
     client.force_login(manager)
     # 1 session, 2 user, 3 asset, 4 stage pointers, 5 stages, 6 version count, 7 page of versions,
     # 8 history count, 9 page of history, 10 the manager's roles, 11 team names (edit form), 12 chart
-    # series, 13 open promotions, 14 decided promotions.
-    with django_assert_max_num_queries(14):
+    # series, 13 open promotions, 14 decided promotions, 15 the policies that apply (stage joined),
+    # 16 their reviewer teams.
+    with django_assert_max_num_queries(16):
         response = client.get(PAGE)
     assert response.status_code == 200
     assert html_of(response).count('<circle cx="') == count

@@ -309,8 +309,9 @@ def test_asset_page_query_count_does_not_grow(client, s, django_assert_max_num_q
     # with versions and setters, 5 stages, 6 version count, 7 page of versions (creators joined),
     # 8 history count, 9 page of history (stage, versions, actor joined), 10 the viewer's roles,
     # 11 the metric chart's versions (number and metrics of the latest 50), 12 open promotions,
-    # 13 the latest decided promotions (both with version, stage, requester joined).
-    with django_assert_max_num_queries(13):
+    # 13 the latest decided promotions (both with version, stage, requester joined), 14 the policies that
+    # apply (none here; with some, one more for their reviewer teams).
+    with django_assert_max_num_queries(14):
         response = client.get("/registry/model/fraud/")
     assert response.status_code == 200
     assert body(response).count("Promotion #") == min(count, 20)
