@@ -29,7 +29,7 @@ from registry import compare, lineage_svg, metric_chart, selectors, services
 from registry.filters import AssetFilter
 from registry.forms import ArchiveForm, AssetEditForm, AssetSearchForm, CompareForm, StageSetForm
 from registry.models import AssetKind, AssetVersion, Relation, Stage
-from registry.permissions import Role, effective_roles
+from registry.permissions import Role, effective_roles, require
 from registry.sections import asset_sections, version_actions
 
 ASSETS_PER_PAGE = 50
@@ -169,8 +169,7 @@ def _asset_page(request, asset, *, edit_form=None, status: int = 200):
         {**_version_row(version), "stages": in_stages.get(version.pk, [])} for version in versions["rows"]
     ]
     roles = effective_roles(request.user, asset)
-    may_manage = _may_change(asset, roles, Role.MANAGE)
-    if may_manage and edit_form is None:
+    if edit_form is None and _may_change(asset, roles, Role.MANAGE):
         edit_form = AssetEditForm.for_asset(asset, teams=selectors.team_names())
     sections = asset_sections(request=request, asset=asset, roles=roles)
     context = {
@@ -184,9 +183,7 @@ def _asset_page(request, asset, *, edit_form=None, status: int = 200):
         "metrics": _metric_chart(request, asset),
         "sections": sections,
         "version_actions": version_actions(asset=asset, roles=roles),
-        "edit_form": edit_form if may_manage else None,
-        "may_manage": may_manage,
-        "may_contribute": _may_change(asset, roles, Role.CONTRIBUTE),
+        "edit_form": edit_form,  # None unless the user may edit, or sent it and was refused
         # The grants page answers its managers, admins and auditors; the audit timeline auditors and admins.
         "may_see_grants": Role.MANAGE in roles or reads_everything(request.user),
         "may_see_timeline": reads_everything(request.user),
@@ -209,6 +206,7 @@ def asset_detail(request, kind: AssetKind, name: str):
 def asset_edit(request, kind: AssetKind, name: str):
     """Change the asset's description, team, risk tier or tags (asset_update, as the API's PATCH)."""
     asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
+    require(request.user, asset, Role.MANAGE)  # 403 before the input is looked at
     form = AssetEditForm(request.POST, teams=selectors.team_names())
     if form.is_valid():
         data = dict(form.cleaned_data)
@@ -309,6 +307,7 @@ def version_stage_set(request, kind: AssetKind, name: str, number: int):
     """Put this version in an unprotected stage (stage_set, as the API's PUT .../stages/<stage>)."""
     asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
     version = selectors.version_get(asset=asset, number=number)
+    require(request.user, asset, Role.CONTRIBUTE)  # 403 before the input is looked at
     form = StageSetForm(request.POST, stages=selectors.unprotected_stage_names())
     if form.is_valid():
         try:
@@ -334,9 +333,9 @@ def version_stage_set(request, kind: AssetKind, name: str, number: int):
 def _version_page(request, asset, version: AssetVersion, *, stage_form=None, status: int = 200):
     """The version page, with the stage form as sent when it was refused (its errors inline)."""
     roles = effective_roles(request.user, asset)
-    stage_names = selectors.unprotected_stage_names() if _may_change(asset, roles, Role.CONTRIBUTE) else []
-    if stage_names and stage_form is None:
-        stage_form = StageSetForm(stages=stage_names)
+    if stage_form is None and _may_change(asset, roles, Role.CONTRIBUTE):
+        stage_names = selectors.unprotected_stage_names()
+        stage_form = StageSetForm(stages=stage_names) if stage_names else None
     evaluations = paginate(
         request,
         selectors.evaluation_list_for_user(user=request.user, version=version),
@@ -379,7 +378,7 @@ def _version_page(request, asset, version: AssetVersion, *, stage_form=None, sta
         "events": [{"event": event, "summary": _event_summary(event)} for event in events],
         "more_events": more_events,
         "previous_number": version.number - 1 if version.number > 1 else None,
-        "stage_form": stage_form if stage_names else None,
+        "stage_form": stage_form,  # None unless the user may use it, or sent it and was refused
         "version_actions": version_actions(asset=asset, roles=roles),
     }
     return render(request, "registry/version_detail.html", context, status=status)

@@ -285,6 +285,24 @@ def test_editing_is_hidden_and_refused_for_others(request, client, fraud, person
     assert fraud.description != "mine" and fraud.archived_at is None
 
 
+def test_refusal_comes_before_input_is_looked_at(client, viewer, versions):
+    assert as_user(client, viewer).post(f"{PAGE}edit", {"risk_tier": "extreme"}).status_code == 403
+    bad_stage = as_user(client, viewer).post("/registry/model/fraud/versions/1/stage", {"stage": "nowhere"})
+    assert bad_stage.status_code == 403
+
+
+def test_a_change_to_an_archived_asset_is_refused_in_the_form(client, manager, fraud, versions):
+    Asset.objects.filter(pk=fraud.pk).update(archived_at="2026-01-01T00:00:00Z")
+    before = events("asset.updated")
+    response = as_user(client, manager).post(f"{PAGE}edit", {"description": "late", "risk_tier": "low"})
+    assert response.status_code == 400
+    assert "is archived; it accepts no changes" in html_of(response)
+    assert "late</textarea>" in html_of(response)
+    staged = as_user(client, manager).post("/registry/model/fraud/versions/1/stage", {"stage": "staging"})
+    assert staged.status_code == 400 and "is archived" in html_of(staged)
+    assert events("asset.updated") == before and not StagePointer.objects.exists()
+
+
 def test_actions_on_an_invisible_asset_answer_404(client, outsider, fraud):
     client.force_login(outsider)
     assert client.post(f"{PAGE}edit", {"risk_tier": "low"}).status_code == 404
