@@ -2,7 +2,8 @@
 
 Pure layout over (version number, metrics) pairs already fetched (`selectors.version_metric_series`); no
 database access and no JavaScript. The SVG is an image with a title and a description; each point is a link
-to its version with the value in its accessible name, and the page lists the same values in a table. Every
+to its version with the value in its accessible name (so the SVG is a named group, not an image: an image's
+children are hidden from assistive technology), and the page lists the same values in a table. Every
 piece of text goes through `format_html`, so metric names are escaped wherever they come from.
 """
 
@@ -112,8 +113,8 @@ def render(series: list[tuple[int, dict]], metric: str, *, title: str, href: Cal
         ((href(p.number), p.number, metric, p.shown, p.x, p.y, p.number, metric, p.shown) for p in points),
     )
     svg = format_html(
-        '<svg class="metric-svg" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" role="img" '
-        'aria-labelledby="chart-title chart-desc" data-metric="{}">'
+        '<svg class="metric-svg" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" role="group" '
+        'aria-labelledby="chart-title" aria-describedby="chart-desc" data-metric="{}">'
         '<title id="chart-title">{}</title><desc id="chart-desc">{}</desc>'
         '<line class="axis" x1="{}" y1="{}" x2="{}" y2="{}"></line>'
         '<line class="axis" x1="{}" y1="{}" x2="{}" y2="{}"></line>'

@@ -151,13 +151,17 @@ def test_the_chart_draws_one_point_per_version_with_the_metric(client, viewer, v
     html = html_of(as_user(client, viewer).get(PAGE))
     svg = html.split('<svg class="metric-svg"')[1].split("</svg>")[0]
     assert 'data-metric="auc"' in svg  # the first metric present, by name
-    assert 'role="img"' in svg and '<title id="chart-title">' in svg and "<desc id=" in svg
+    assert 'role="group" aria-labelledby="chart-title" aria-describedby="chart-desc"' in svg
+    assert '<title id="chart-title">auc over the latest 3 versions of model/fraud</title>' in svg
+    assert '<desc id="chart-desc">auc of versions 1 to 3: v1 0.9, v2 0.93, v3 0.95.</desc>' in svg
     labels = re.findall(r'aria-label="(v\d+: auc [^"]+)"', svg)
     assert labels == ["v1: auc 0.9", "v2: auc 0.93", "v3: auc 0.95"]
     assert 'href="/registry/model/fraud/versions/3/"' in svg
     # The values are also in a table.
     table = html.split('id="chart-values"')[1].split("</table>")[0]
-    assert re.findall(r"<th scope=\"row\">v(\d+)</th><td class=\"num\">([^<]+)</td>", table) == [
+    assert re.findall(
+        r'<th scope="row"><a href="[^"]+">v(\d+)</a></th><td class="num">([^<]+)</td>', table
+    ) == [
         ("1", "0.9"),
         ("2", "0.93"),
         ("3", "0.95"),
@@ -560,3 +564,11 @@ def test_an_archived_asset_offers_no_actions(client, owner, fraud):
     assert "/promotions/new/" not in page and 'id="edit-form"' not in page
     assert 'id="stage-form"' not in html_of(as_user(client, owner).get("/registry/model/fraud/versions/3/"))
     assert as_user(client, owner).get("/promotions/new/model/fraud/").status_code == 403
+
+
+def test_the_chart_draws_one_point_and_flat_lines_without_dividing_by_zero():
+    one = metric_chart.render([(4, {"auc": 0.9})], "auc", title="t", href=lambda n: f"/v/{n}")
+    assert [(p.number, p.shown) for p in one.points] == [(4, "0.9")]
+    flat = metric_chart.render([(1, {"auc": 1}), (2, {"auc": 1})], "auc", title="t", href=lambda n: f"/v/{n}")
+    assert flat.points[0].y == flat.points[1].y
+    assert metric_chart.metric_names([(1, {"ok": 1, "flag": True, "text": "x"})]) == ["ok"]
