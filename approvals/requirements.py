@@ -31,17 +31,19 @@ def policies_for(asset: Asset, stage: Stage) -> list[Policy]:
     return sorted(candidates.prefetch_related("reviewer_teams"), key=_most_specific_first)
 
 
-def requirements_by_stage(asset: Asset) -> dict[Stage, dict]:
-    """The combined requirements of the policies that apply to asset, for each stage that has one, in stage
-    order (two queries: the policies with their stages, their reviewer teams; one when there is none)."""
+def policies_by_stage(asset: Asset) -> dict[Stage, list[Policy]]:
+    """The policies that apply to asset, most specific first, for each stage that has one, in stage order
+    (two queries: the policies with their stages and assets, their reviewer teams; one when there is none)."""
     by_stage: dict[Stage, list[Policy]] = defaultdict(list)
     policies = (
-        Policy.objects.filter(_applying_to(asset)).select_related("stage").prefetch_related("reviewer_teams")
+        Policy.objects.filter(_applying_to(asset))
+        .select_related("stage", "asset")
+        .prefetch_related("reviewer_teams")
     )
     for policy in policies:
         by_stage[policy.stage].append(policy)
     return {
-        stage: combined_requirements(sorted(by_stage[stage], key=_most_specific_first))
+        stage: sorted(by_stage[stage], key=_most_specific_first)
         for stage in sorted(by_stage, key=lambda stage: stage.order)
     }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals import policy as rules
@@ -14,14 +14,15 @@ from approvals import selectors, services
 from approvals.forms import ApproveForm, CancelForm, PromotionRequestForm, RejectForm
 from approvals.models import OPEN_STATUSES, Decision, PromotionRequest, Status
 from approvals.requirements import (
+    combined_requirements,
     counted_approvals,
     gate_results,
-    requirements_by_stage,
+    policies_by_stage,
     requirements_for,
     review_refusal,
 )
 from core.exceptions import DomainError, Forbidden, NotFound, Unprocessable
-from core.web import format_number, page_errors, refuse_in_form, web_link, web_source
+from core.web import format_number, page_errors, refusal_on_form, web_link, web_source
 from registry import compare
 from registry import selectors as registry_selectors
 from registry.models import Asset, AssetKind
@@ -141,18 +142,17 @@ def promotion_new(request, kind: str, name: str):
                     f"{data['stage']}: tick “This is a rollback” to put it back.",
                     type=exc.type,
                 )
-            refuse_in_form(form, exc, fields=REQUEST_REFUSAL_FIELDS)
+            refusal_on_form(form, exc, REQUEST_REFUSAL_FIELDS)
         else:
             messages.success(request, _requested(promotion))
             return redirect("approvals:promotion", pk=promotion.pk)
-    requirements = requirements_by_stage(asset)
+    policies = policies_by_stage(asset)
     context = {
         "nav": "registry",
         "asset": asset,
         "form": form,
         "stages": [
-            {**item, "requires": _requirements_in_words(requirements.get(item["stage"]), item["stage"])}
-            for item in stages
+            {**item, **_stage_policies(item["stage"], policies.get(item["stage"], []))} for item in stages
         ],
     }
     return render(request, "approvals/promotion_new.html", context, status=400 if form.is_bound else 200)
@@ -171,6 +171,18 @@ def _next_stage(stages: list[dict], asked: str) -> str:
         if pointer is None or str(pointer.version.number) != asked:
             return item["stage"].name
     return ""
+
+
+def _stage_policies(stage, policies: list) -> dict:
+    """What a promotion into stage needs in words, and links to the policies behind it (when the app has
+    policy pages: the link is left out otherwise)."""
+    links = []
+    for policy in policies:
+        try:
+            links.append((f"policy for {policy.scope}", reverse("approvals:policy", args=[policy.pk])))
+        except NoReverseMatch:
+            break
+    return {"requires": _requirements_in_words(combined_requirements(policies), stage), "policy_links": links}
 
 
 def _requirements_in_words(requirements: dict | None, stage) -> str:
@@ -200,8 +212,8 @@ def asset_promotions_section(*, request, asset: Asset, roles: set) -> AssetSecti
     """The asset page's block of promotions (registry.sections): the open requests, the last few decided."""
     open_rows, decided = selectors.asset_promotions(asset=asset, recent=RECENT_DECIDED)
     policies = [
-        {"stage": stage, "requires": _requirements_in_words(requirements, stage)}
-        for stage, requirements in requirements_by_stage(asset).items()
+        {"stage": stage, **_stage_policies(stage, applying)}
+        for stage, applying in policies_by_stage(asset).items()
     ]
     return AssetSection(
         template="approvals/_asset_promotions.html",

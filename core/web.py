@@ -7,6 +7,7 @@ The API has its own adapter for the same errors (core/api.py, problem details); 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import TypeVar
@@ -61,18 +62,32 @@ def form_problem(form) -> str:
     return " ".join(f"{field}: {' '.join(problems)}" for field, problems in form.errors.items())
 
 
-def refuse_in_form(form, exc: DomainError, *, fields: dict[str, str] | None = None) -> None:
-    """A service's refusal shown inside the form that was sent, so the page keeps what was typed: each field
-    error on its field (`fields` maps a service's field name to the form's), anything else above the form."""
-    fields = fields or {}
+def in_words(message: str) -> str:
+    """A service's message ("no account named 'x'") as a sentence for a page: capital first, full stop."""
+    message = message.strip()
+    if not message:
+        return message
+    message = message[0].upper() + message[1:]
+    return message if message[-1] in ".!?" else message + "."
+
+
+def refusal_on_form(form, exc: DomainError, fields_by_type: dict[str, str] | None = None) -> None:
+    """Put a refused change's reasons on the form it came from: next to the fields they name (or, for a
+    refusal naming no field of the form, above it), in words. The form stays bound: what was typed stays.
+
+    fields_by_type names the field a refusal of some type is about when the service names none (e.g. a
+    duplicate name is about the name field)."""
     placed = False
     for error in exc.errors:
-        name = fields.get(error.field, error.field)
+        # A member of a field ("gates[1].op") shows at its field, saying which member.
+        name = re.split(r"[.\[]", error.field, maxsplit=1)[0]
         if name in form.fields:
-            form.add_error(name, error.message)
+            where = "" if name == error.field else f" (at {error.field})"
+            form.add_error(name, in_words(error.message) + where)
             placed = True
     if not placed:
-        form.add_error(fields.get(exc.type) if fields.get(exc.type) in form.fields else None, exc.detail)
+        field = (fields_by_type or {}).get(exc.type)
+        form.add_error(field if field in form.fields else None, in_words(exc.detail))
 
 
 def web_link(url) -> str:

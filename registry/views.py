@@ -24,7 +24,7 @@ from accounts.permissions import reads_everything
 from audit.models import Action
 from core.exceptions import DomainError, Forbidden, NotFound
 from core.templatetags.registry_tags import markdown
-from core.web import format_number, page_errors, paginate, refuse_in_form, web_link, web_source
+from core.web import format_number, page_errors, paginate, refusal_on_form, web_link, web_source
 from registry import compare, lineage_svg, metric_chart, selectors, services
 from registry.filters import AssetFilter
 from registry.forms import ArchiveForm, AssetEditForm, AssetSearchForm, CompareForm, StageSetForm
@@ -216,7 +216,7 @@ def asset_edit(request, kind: AssetKind, name: str):
         except (Forbidden, NotFound):
             raise
         except DomainError as exc:
-            refuse_in_form(form, exc)
+            refusal_on_form(form, exc)
         else:
             messages.success(request, f"{asset} is saved.")
             return redirect("registry:asset-detail", asset.kind, asset.name)
@@ -243,7 +243,7 @@ def asset_archive(request, kind: AssetKind, name: str):
         except (Forbidden, NotFound):
             raise
         except DomainError as exc:
-            refuse_in_form(form, exc)
+            refusal_on_form(form, exc)
         else:
             messages.success(request, f"{asset} is archived: it stays readable and takes no new versions.")
             return redirect("registry:asset-detail", asset.kind, asset.name)
@@ -323,7 +323,7 @@ def version_stage_set(request, kind: AssetKind, name: str, number: int):
         except (Forbidden, NotFound):
             raise
         except DomainError as exc:
-            refuse_in_form(form, exc, fields={"already-in-stage": "stage"})
+            refusal_on_form(form, exc, {"already-in-stage": "stage"})
         else:
             messages.success(request, f"{version} is now in {stage.name}.")
             return redirect("registry:version-detail", asset.kind, asset.name, version.number)

@@ -129,6 +129,16 @@ def test_what_a_promotion_needs_is_told_in_words(client, viewer, fraud, stages):
     assert "2 approvals from reviewers, gates: is in staging, applied by the requester" in policies
 
 
+@pytest.mark.urls("tests.registry.urls_with_policy_page")
+def test_the_policies_behind_the_words_are_linked_when_there_are_policy_pages(client, viewer, fraud, stages):
+    _, production = stages
+    everyone = PolicyFactory(stage=production)
+    own = PolicyFactory(asset=fraud, stage=production)
+    policies = html_of(as_user(client, viewer).get(PAGE)).split('id="asset-policies"')[1].split("</dl>")[0]
+    assert f'<a href="/policies/{own.pk}/">policy for model/fraud</a>' in policies
+    assert f'<a href="/policies/{everyone.pk}/">policy for every asset</a>' in policies
+
+
 @pytest.mark.parametrize(
     ("persona", "grants", "timeline"),
     [("viewer", False, False), ("manager", True, False), ("admin", True, True), ("auditor", True, True)],
@@ -268,7 +278,7 @@ def test_bad_edit_is_shown_inline_keeps_the_input_and_changes_nothing(client, ma
     response = as_user(client, manager).post(f"{PAGE}edit", data)
     assert response.status_code == 400
     html = html_of(response)
-    assert 'id="edit_tags_error"' in html and "each tag is 1-50 characters" in html
+    assert 'id="edit_tags_error"' in html and "Each tag is 1-50 characters." in html
     assert "typed text</textarea>" in html and f'value="ok, {long_tag}"' in html
     assert '<details class="owner-action" id="edit-asset" open>' in html
     fraud.refresh_from_db()
