@@ -582,3 +582,21 @@ def test_the_chart_draws_one_point_and_flat_lines_without_dividing_by_zero():
     flat = metric_chart.render([(1, {"auc": 1}), (2, {"auc": 1})], "auc", title="t", href=lambda n: f"/v/{n}")
     assert flat.points[0].y == flat.points[1].y
     assert metric_chart.metric_names([(1, {"ok": 1, "flag": True, "text": "x"})]) == ["ok"]
+
+
+@pytest.mark.parametrize("count", [3, 60])
+def test_the_request_page_query_count_does_not_grow(
+    client, owner, fraud, django_assert_max_num_queries, count
+):
+    for _ in range(count):
+        VersionFactory(asset=fraud)
+    client.force_login(owner)
+    # 1 session, 2 user, 3 asset, 4 the owner's roles, 5 stage pointers, 6 stages, 7 the latest 50 version
+    # numbers, 8 the policies that apply (stage, asset joined), 9 their reviewer teams.
+    with django_assert_max_num_queries(9):
+        response = client.get("/promotions/new/model/fraud/", {"version": "1"})
+    assert response.status_code == 200
+    total = count + 3
+    # The latest 50 versions, plus v1 (asked for) when it is older than those; and the two stages.
+    assert html_of(response).count("<option value=") == min(total, 50) + (total > 50) + 2
+    assert '<option value="1" selected>v1</option>' in html_of(response)
