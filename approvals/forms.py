@@ -35,11 +35,17 @@ class RejectForm(forms.Form):
 
 
 class CancelForm(forms.Form):
+    """Withdraw a request: the box must be ticked, so that a stray click withdraws nothing."""
+
     reason = forms.CharField(
         label="Reason (optional)",
         required=False,
         max_length=TEXT_LIMIT,
         widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    confirm = forms.BooleanField(
+        label="Yes, withdraw this request (it cannot be reopened)",
+        error_messages={"required": "Tick the box to confirm that you withdraw the request."},
     )
 
 
@@ -160,3 +166,27 @@ class PolicyForm(forms.Form):
         fields = {key: self.cleaned_data[key] for key in POLICY_FIELDS}
         fields["reviewer_teams"] = [self.teams[name] for name in fields["reviewer_teams"]]
         return fields
+
+
+class PromotionRequestForm(forms.Form):
+    """Ask for a version to go to a stage, as the API's POST /promotions (the service checks the rules)."""
+
+    version = forms.TypedChoiceField(label="Version", coerce=int)
+    stage = forms.ChoiceField(label="To stage")
+    justification = forms.CharField(
+        label="Justification (required)",
+        max_length=TEXT_LIMIT,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "Say why this version should go to the stage."},
+    )
+    rollback = forms.BooleanField(
+        label="This is a rollback",
+        required=False,
+        help_text="Tick it to put back a version older than the one in the stage now.",
+    )
+
+    def __init__(self, *args, versions: list[int], stages: list[str], **kwargs):
+        kwargs.setdefault("auto_id", "promote_%s")
+        super().__init__(*args, **kwargs)
+        self.fields["version"].choices = [(number, f"v{number}") for number in versions]
+        self.fields["stage"].choices = [(name, name) for name in stages]

@@ -40,11 +40,13 @@ def _applies(policy: Policy, asset: Asset, stage_id: int) -> bool:
     )
 
 
+def _applying_to(asset: Asset) -> Q:
+    return Q(asset=asset) | Q(asset__isnull=True, kind=asset.kind) | Q(asset__isnull=True, kind="")
+
+
 def policies_for(asset: Asset, stage: Stage) -> list[Policy]:
     """Every policy that applies to asset → stage, the most specific first: the asset's, its kind's, all."""
-    candidates = Policy.objects.filter(stage=stage).filter(
-        Q(asset=asset) | Q(asset__isnull=True, kind=asset.kind) | Q(asset__isnull=True, kind="")
-    )
+    candidates = Policy.objects.filter(stage=stage).filter(_applying_to(asset))
     return sorted(candidates.prefetch_related("reviewer_teams"), key=_most_specific_first)
 
 
@@ -63,6 +65,23 @@ def policies_for_many(promotions: list[PromotionRequest]) -> dict[int, list[Poli
             key=_most_specific_first,
         )
         for promotion in promotions
+    }
+
+
+def policies_by_stage(asset: Asset) -> dict[Stage, list[Policy]]:
+    """The policies that apply to asset, most specific first, for each stage that has one, in stage order
+    (two queries: the policies with their stages and assets, their reviewer teams; one when there is none)."""
+    by_stage: dict[Stage, list[Policy]] = defaultdict(list)
+    policies = (
+        Policy.objects.filter(_applying_to(asset))
+        .select_related("stage", "asset")
+        .prefetch_related("reviewer_teams")
+    )
+    for policy in policies:
+        by_stage[policy.stage].append(policy)
+    return {
+        stage: sorted(by_stage[stage], key=_most_specific_first)
+        for stage in sorted(by_stage, key=lambda stage: stage.order)
     }
 
 

@@ -25,7 +25,7 @@ from accounts.permissions import can_ever_review, reads_everything
 from approvals import policy as rules
 from approvals import requirements
 from approvals.filters import PromotionFilter
-from approvals.models import Decision, Policy, PromotionRequest, Review, Status
+from approvals.models import OPEN_STATUSES, Decision, Policy, PromotionRequest, Review, Status
 from audit.models import AuditEvent
 from core.exceptions import NotFound
 from registry import event_text
@@ -371,3 +371,28 @@ def comparison_baseline(*, promotion: PromotionRequest) -> Baseline:
         False,
         f"nothing in {target.name}; against v{number} in {pointer.stage.name}",
     )
+
+
+ASSET_OPEN_LIMIT = 50
+
+
+def asset_promotions(*, asset: Asset, recent: int) -> tuple[list[PromotionRequest], list[PromotionRequest]]:
+    """The asset's open requests and its latest `recent` decided ones, newest first (two queries; the caller
+    has checked that the asset is visible). An open request whose time has run out reads as expired and is
+    listed with the decided ones (nothing is written here)."""
+    rows = (
+        PromotionRequest.objects.filter(asset=asset)
+        .select_related("version", "stage", "requested_by", "base_version")
+        .order_by("-pk")
+    )
+    open_rows = list(rows.filter(status__in=OPEN_STATUSES)[:ASSET_OPEN_LIMIT])
+    decided = list(rows.exclude(status__in=OPEN_STATUSES)[:recent])
+    now = timezone.now()
+    for promotion in open_rows:
+        if rules.is_due(promotion.status, promotion.expires_at, now):
+            promotion.status = Status.EXPIRED
+            promotion.status_reason = rules.expiry_reason(promotion.expires_at)
+    still_open = [promotion for promotion in open_rows if promotion.status in OPEN_STATUSES]
+    expired = [promotion for promotion in open_rows if promotion.status not in OPEN_STATUSES]
+    decided = sorted([*expired, *decided], key=lambda promotion: -promotion.pk)[:recent]
+    return still_open, decided

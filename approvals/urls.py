@@ -9,6 +9,7 @@ app_name = "approvals"
 urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("promotions/", views.promotion_list, name="promotions"),
+    path("promotions/new/<str:kind>/<str:name>/", views.promotion_new, name="promotion-new"),
     path("promotions/<int:pk>/", views.promotion_detail, name="promotion"),
     path("promotions/<int:pk>/approve", views.promotion_approve, name="approve"),
     path("promotions/<int:pk>/reject", views.promotion_reject, name="reject"),

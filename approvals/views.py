@@ -7,24 +7,35 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
-from django.urls import Resolver404, resolve
-from django.views.decorators.http import require_GET, require_POST
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from approvals import policy as rules
 from approvals import selectors, services
-from approvals.forms import ApproveForm, CancelForm, PromotionFilterForm, RejectForm
+from approvals.forms import ApproveForm, CancelForm, PromotionFilterForm, PromotionRequestForm, RejectForm
 from approvals.models import OPEN_STATUSES, Decision, PromotionRequest, Status
-from approvals.requirements import gate_label, review_refusal, standing_many
-from core.exceptions import DomainError
-from core.web import format_number, page_errors, paginate, web_link, web_source
+from approvals.requirements import (
+    combined_requirements,
+    gate_label,
+    policies_by_stage,
+    review_refusal,
+    standing_many,
+)
+from core.exceptions import DomainError, Forbidden, NotFound, Unprocessable
+from core.web import page_errors, paginate, refusal_on_form, web_link, web_source
 from registry import compare
-from registry.models import Stage
+from registry import selectors as registry_selectors
+from registry.models import Asset, AssetKind, Stage
 from registry.permissions import Role, effective_roles
+from registry.sections import AssetSection, VersionAction
 from registry.selectors import lineage_for_user
 
 INBOX_LIMIT = 50
 PER_PAGE = 50  # the promotions list
 MY_REQUESTS_LIMIT = 20
 LINEAGE_DEPTH = 10
+RECENT_DECIDED = 5  # the asset page lists the open requests and this many decided ones
+VERSION_CHOICES = 50  # the request page offers the latest this many versions (and the one asked for)
 
 
 def _promotion(request, pk: int) -> PromotionRequest:
@@ -96,6 +107,159 @@ def _decide(request, pk: int, decision: str):
     return _act(request, promotion, service, **{field: form.cleaned_data[field]})
 
 
+# Requesting a promotion from the pages ---------------------------------------------------------------
+
+
+def _may_request(asset: Asset, roles: set) -> bool:
+    return Role.REQUEST_PROMOTION in roles and not asset.is_archived
+
+
+# A refusal of promotion_request that concerns one field of the form is shown on that field.
+REQUEST_REFUSAL_FIELDS = {"rollback-required": "rollback", "already-in-stage": "stage", "no-policy": "stage"}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@page_errors
+def promotion_new(request, kind: str, name: str):
+    """Ask for a version of an asset to go to a stage (promotion_request, as the API's POST /promotions): a
+    rollback is a request for an older version with the rollback box ticked. Success opens the request."""
+    asset = _visible_asset(request, kind, name)
+    if not _may_request(asset, effective_roles(request.user, asset)):
+        raise Forbidden(f"You need the 'request_promotion' role on an active {asset} to request a promotion.")
+    stages = registry_selectors.stage_pointer_list(asset=asset)
+    numbers = list(
+        registry_selectors.version_list(asset=asset)
+        .order_by("-number")
+        .values_list("number", flat=True)[:VERSION_CHOICES]
+    )
+    asked = request.GET.get("version", "")
+    if asked.isdigit() and int(asked) not in numbers and 0 < int(asked) <= asset.latest_version_number:
+        numbers.append(int(asked))
+    form = PromotionRequestForm(
+        request.POST or None,
+        versions=numbers,
+        stages=[item["stage"].name for item in stages],
+        initial={"version": asked, "stage": _next_stage(stages, asked)},
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            promotion = services.promotion_request(
+                actor=request.user,
+                source=web_source(request),
+                asset=asset,
+                version=registry_selectors.version_get(asset=asset, number=data["version"]),
+                stage=registry_selectors.stage_get_or_invalid(name=data["stage"]),
+                justification=data["justification"],
+                rollback=data["rollback"],
+            )
+        except (Forbidden, NotFound):
+            raise
+        except DomainError as exc:
+            if exc.type == "rollback-required":  # the API's wording names its body field; the page its box
+                exc = Unprocessable(
+                    f"v{data['version']} is older than v{exc.extra['current_version']}, which is in "
+                    f"{data['stage']}: tick “This is a rollback” to put it back.",
+                    type=exc.type,
+                )
+            refusal_on_form(form, exc, REQUEST_REFUSAL_FIELDS)
+        else:
+            messages.success(request, _requested(promotion))
+            return redirect("approvals:promotion", pk=promotion.pk)
+    policies = policies_by_stage(asset)
+    context = {
+        "nav": "registry",
+        "asset": asset,
+        "form": form,
+        "stages": [
+            {**item, **_stage_policies(item["stage"], policies.get(item["stage"], []))} for item in stages
+        ],
+    }
+    return render(request, "approvals/promotion_new.html", context, status=400 if form.is_bound else 200)
+
+
+def _visible_asset(request, kind: str, name: str) -> Asset:
+    if kind not in AssetKind.values:
+        raise NotFound("Not found.")
+    return registry_selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
+
+
+def _next_stage(stages: list[dict], asked: str) -> str:
+    """The stage to offer first: the first one the version asked for is not in yet."""
+    for item in stages:
+        pointer = item["pointer"]
+        if pointer is None or str(pointer.version.number) != asked:
+            return item["stage"].name
+    return ""
+
+
+def _stage_policies(stage, policies: list) -> dict:
+    """What a promotion into stage needs in words, and links to the policies behind it (when the app has
+    policy pages: the link is left out otherwise)."""
+    links = []
+    for policy in policies:
+        try:
+            links.append((f"policy for {policy.scope}", reverse("approvals:policy", args=[policy.pk])))
+        except NoReverseMatch:
+            break
+    return {"requires": _requirements_in_words(combined_requirements(policies), stage), "policy_links": links}
+
+
+def _requirements_in_words(requirements: dict | None, stage) -> str:
+    """What a promotion into stage needs, from the combined requirements of the policies that apply now."""
+    if requirements is None and not stage.protected:
+        return "No promotion needed: a contributor puts a version here from the version's page."
+    if requirements is None:
+        return "No policy governs this stage for this asset yet: a manager must define one first."
+    count = requirements["required_approvals"]
+    words = [f"{count} approval{'s' if count != 1 else ''} from reviewers"]
+    if requirements["gates"]:
+        words.append("gates: " + "; ".join(rules.describe(gate) for gate in requirements["gates"]))
+    if not requirements["apply_on_approval"]:
+        words.append("applied by the requester or a manager after approval")
+    return ", ".join(words) + "."
+
+
+def _requested(promotion: PromotionRequest) -> str:
+    kind = "Rollback" if promotion.rollback else "Promotion"
+    return (
+        f"{kind} #{promotion.pk} requested: {promotion.version} to {promotion.stage.name}. "
+        "It waits for its reviewers."
+    )
+
+
+def asset_promotions_section(*, request, asset: Asset, roles: set) -> AssetSection:
+    """The asset page's block of promotions (registry.sections): the open requests, the last few decided."""
+    open_rows, decided = selectors.asset_promotions(asset=asset, recent=RECENT_DECIDED)
+    policies = [
+        {"stage": stage, **_stage_policies(stage, applying)}
+        for stage, applying in policies_by_stage(asset).items()
+    ]
+    return AssetSection(
+        template="approvals/_asset_promotions.html",
+        context={
+            "open": open_rows,
+            "decided": decided,
+            "policies": policies,
+            "recent": RECENT_DECIDED,
+            "request_url": _request_url(asset) if _may_request(asset, roles) else "",
+        },
+        link=("Promotions", "#promotions-heading"),
+    )
+
+
+def request_promotion_action(*, asset: Asset, roles: set) -> VersionAction | None:
+    """The link to request a promotion of a version, for those who may (registry.sections)."""
+    if not _may_request(asset, roles):
+        return None
+    return VersionAction(label="Request a promotion", url=_request_url(asset))
+
+
+def _request_url(asset: Asset) -> str:
+    return reverse("approvals:promotion-new", args=[asset.kind, asset.name])
+
+
 @login_required
 @require_POST
 @page_errors
@@ -139,6 +303,8 @@ def _act(request, promotion: PromotionRequest, service, **data):
 
 
 def _outcome(promotion: PromotionRequest) -> str:
+    if promotion.status == Status.CANCELLED:
+        return f"Promotion #{promotion.pk} is withdrawn."
     if promotion.status == Status.APPLIED:
         return f"Promotion #{promotion.pk} is applied: {promotion.version} is now in {promotion.stage.name}."
     if promotion.status == Status.PENDING:

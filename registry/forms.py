@@ -82,3 +82,67 @@ class GrantForm(forms.Form):
         kwargs.setdefault("auto_id", "grant_%s")
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+
+
+# The owner's actions on the asset and version pages: the shape of what is sent; the services decide the rest.
+
+TEXT_LIMIT = 5000
+
+
+class AssetEditForm(forms.Form):
+    """The asset's editable fields, as the API's PATCH takes them (registry.services.ASSET_EDITABLE)."""
+
+    description = forms.CharField(
+        label="Description (Markdown)",
+        required=False,
+        max_length=TEXT_LIMIT,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+    team = forms.ChoiceField(label="Owning team", required=False)
+    risk_tier = forms.ChoiceField(label="Risk tier", choices=RiskTier.choices)
+    tags = forms.CharField(
+        label="Tags",
+        required=False,
+        max_length=1000,
+        help_text="Separated by commas, e.g. payments, pii.",
+    )
+
+    def __init__(self, *args, teams: list[str], **kwargs):
+        kwargs.setdefault("auto_id", "edit_%s")
+        super().__init__(*args, **kwargs)
+        self.fields["team"].choices = [("", "No team"), *((team, team) for team in teams)]
+
+    @classmethod
+    def for_asset(cls, asset, *, teams: list[str]) -> AssetEditForm:
+        initial = {
+            "description": asset.description,
+            "team": asset.team.name if asset.team else "",
+            "risk_tier": asset.risk_tier,
+            "tags": ", ".join(asset.tags or []),
+        }
+        return cls(initial=initial, teams=teams)
+
+    def clean_tags(self) -> list[str]:
+        return [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
+
+
+class ArchiveForm(forms.Form):
+    reason = forms.CharField(
+        label="Why is it archived? (optional, recorded in the audit log)",
+        required=False,
+        max_length=TEXT_LIMIT,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class StageSetForm(forms.Form):
+    """Put a version in a stage directly: only unprotected stages are offered (protected ones need a
+    promotion)."""
+
+    stage = forms.ChoiceField(label="Stage")
+    reason = forms.CharField(label="Reason (optional)", required=False, max_length=TEXT_LIMIT)
+
+    def __init__(self, *args, stages: list[str], **kwargs):
+        kwargs.setdefault("auto_id", "stage_%s")
+        super().__init__(*args, **kwargs)
+        self.fields["stage"].choices = [(name, name) for name in stages]

@@ -291,9 +291,13 @@ def test_someone_without_the_review_role_is_told_so(world):
 
 def test_the_requester_or_a_manager_cancels_through_the_page(world):
     promotion = request_promotion(world)
-    reviewer = browser(world.r1).post(f"/promotions/{promotion.pk}/cancel", {"reason": "no"}, follow=True)
+    reviewer = browser(world.r1).post(
+        f"/promotions/{promotion.pk}/cancel", {"reason": "no", "confirm": "on"}, follow=True
+    )
     assert "Only the requester or a manager" in text(reviewer)
-    cancelled = browser(world.manager).post(f"/promotions/{promotion.pk}/cancel", {"reason": "wrong build"})
+    cancelled = browser(world.manager).post(
+        f"/promotions/{promotion.pk}/cancel", {"reason": "wrong build", "confirm": "on"}
+    )
     assert cancelled.status_code == 302
     promotion.refresh_from_db()
     assert (promotion.status, promotion.status_reason) == (Status.CANCELLED, "wrong build")
@@ -460,7 +464,8 @@ def test_inbox_query_count_does_not_grow_with_rows(world, django_assert_max_num_
     client = browser(world.r1)
     # session, user; waiting for me; my requests; the policies of their stages and the policies' teams;
     # stage pointers and stage history of their versions (requirements.standing_many, the promotion page's
-    # rule); recent activity: the ids of the (few) assets r1 sees, then their latest events; the header's badge.
+    # rule); recent activity: the ids of the (few) assets r1 sees, then their latest events; the header's
+    # inbox badge.
     with django_assert_max_num_queries(11):
         response = client.get("/")
     # r1 reviews both: the production requests (one approval so far) and rita's staging requests.
@@ -510,7 +515,8 @@ def test_page_query_count_of_an_open_request(world, django_assert_max_num_querie
     # session, user; the request; its reviews; what to compare with (a stage pointer); the policies and
     # their teams; the gate facts (3); the approvals that count now (one query, requirements.
     # eligible_reviewers); the eligible people, named; the viewer's review grants and teams; the manage
-    # check for the cancel button; lineage; history; the header's inbox badge. None of them grows with the approvals.
+    # check for the cancel button; lineage; history; the header's inbox badge. None of them grows with the
+    # approvals.
     with django_assert_max_num_queries(19):
         response = client.get(page(promotion.pk))
     assert response.context["counted"] == approvals
