@@ -205,7 +205,9 @@ def test_unfiltered_export_links_name_only_the_format(client, auditor):
     response = client.get("/audit/", {"exclude": ""})  # sign-ins included: nothing left out
     assert href(response, "export-bundle") == "/api/v1/audit/export?format=bundle"
     # by default the list, and so its exports, leave out sign-ins
-    assert href(client.get("/audit/"), "export-bundle") == "/api/v1/audit/export?format=bundle&exclude=sign-in"
+    assert (
+        href(client.get("/audit/"), "export-bundle") == "/api/v1/audit/export?format=bundle&exclude=sign-in"
+    )
 
 
 def test_keyset_paging_walks_older_and_back(client, auditor, admin, fraud):
