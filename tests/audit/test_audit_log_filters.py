@@ -37,7 +37,7 @@ def sign_in_events(user, count: int = 1) -> None:
 
 def actions_shown(response) -> list[str]:
     table = response.content.decode().split('id="audit-events"', 1)[1]
-    return re.findall(r"<td><code>([a-z_.]+)</code></td>", table)
+    return re.findall(r"<td[^>]*><code>([a-z_.]+)</code></td>", table)
 
 
 def download(client, url: str):

@@ -45,7 +45,7 @@ def update(actor, asset, count: int, *, prefix: str = "v") -> None:
 def event_seqs(response) -> list[int]:
     """The seqs of the rows of the event table, in page order."""
     table = response.content.decode().split('id="audit-events"', 1)[1]
-    return [int(seq) for seq in re.findall(r'<th scope="row" class="num">(\d+)</th>', table)]
+    return [int(seq) for seq in re.findall(r'<th scope="row" class="num"[^>]*>(\d+)</th>', table)]
 
 
 def href(response, element_id: str) -> str:
