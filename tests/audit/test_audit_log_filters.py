@@ -131,6 +131,21 @@ def test_asset_name_matches_any_part_in_any_case(signed_in, admin):
     assert event_seqs(signed_in.get("/audit/", {"asset": "model/card-fraud"})) == [2]
 
 
+def test_a_part_of_a_name_that_most_assets_hold_is_refused(signed_in, admin, monkeypatch):
+    monkeypatch.setattr("audit.web.filters.MAX_NAMED_ASSETS", 2)
+    for name in ("fraud-a", "fraud-b", "fraud-c"):
+        update(admin, AssetFactory(name=name, description="d"), 1)
+    update(admin, AssetFactory(kind="prompt", name="fraud-d", description="d"), 1)
+    response = signed_in.get("/audit/", {"asset_name": "fraud"})
+    body = html.unescape(response.content.decode())
+    assert "is in the names of more than 2 assets: type more of it or choose a kind." in body
+    assert event_seqs(response) == []
+    assert event_seqs(signed_in.get("/audit/", {"asset_name": "fraud", "asset_kind": "prompt"})) == [4]
+    assert event_seqs(signed_in.get("/audit/", {"asset_name": "fraud-b"})) == [2]
+    assert event_seqs(signed_in.get("/audit/", {"asset_kind": "model"})) == [3, 2, 1]  # a kind alone: no cap
+    assert api_client(admin).get("/api/v1/audit/events?asset_name=fraud").status_code == 400
+
+
 def test_the_api_and_export_match_names_in_part_too(auditor, admin):
     update(admin, AssetFactory(name="fraud-detector", description="d"), 2)
     update(admin, AssetFactory(name="churn", description="d"), 1)
@@ -264,8 +279,8 @@ def test_filtered_page_query_count_is_pinned(signed_in, admin, auditor, django_a
         sign_in_events(auditor, 2)
         query = {"asset_name": "FRAUD", "asset_kind": "model", "exclude": ["sign-in", "token"]}
         signed_in.get("/audit/", query)
-        # session, user, one page of events (the assets matching the name in a subquery of the same statement)
-        with django_assert_num_queries(3) as captured:
+        # session, user, the ids of the assets whose name holds the text, one page of events
+        with django_assert_num_queries(4) as captured:
             response = signed_in.get("/audit/", query)
         assert len(event_seqs(response)) == min(3 + (events if name.endswith("many") else 0), 50)
         counts.append(len(captured))
