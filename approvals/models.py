@@ -162,7 +162,8 @@ class OutboxMessage(models.Model):
     url = models.CharField(max_length=2048)
     payload = models.BinaryField()
     label = models.CharField(max_length=200, help_text='What it is, for logs: "callback for promotion 7".')
-    # A subscription's id, once subscriptions exist; empty: signed with the promotion callback secret.
+    # The id of the subscription (webhooks app) it is for, signed with its secret; empty: a promotion
+    # callback, signed with WEBHOOK_SECRET.
     webhook = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -172,7 +173,10 @@ class OutboxMessage(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbox_due")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="outbox_due"),
+            models.Index(fields=["webhook", "id"], name="outbox_webhook"),  # a subscription's deliveries
+        ]
 
     def __str__(self) -> str:
         return f"{self.label} ({self.status})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, IntegerField, JSONField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -98,6 +99,17 @@ def _for_rows(promotions: QuerySet[PromotionRequest]) -> QuerySet[PromotionReque
     )
 
 
+def _awaiting_review(user) -> QuerySet[PromotionRequest]:
+    """The inbox's rule (promotion_inbox_for_user) without what a list shows: for counting."""
+    reviewed = Review.objects.filter(promotion=OuterRef("pk"), reviewer=user)
+    pending = restrict(
+        PromotionRequest.objects.filter(status=Status.PENDING, expires_at__gt=timezone.now()),
+        user,
+        field="asset",
+    )
+    return pending.filter(_review_grants(user)).exclude(requested_by=user).exclude(Exists(reviewed))
+
+
 def promotion_inbox_for_user(*, user) -> QuerySet[PromotionRequest]:
     """Pending requests that wait for user's review: an explicit review grant on the asset (directly or
     through a team), not requested by user, not yet reviewed by user, not past their expiry; oldest first.
@@ -117,9 +129,35 @@ def promotion_inbox_for_user(*, user) -> QuerySet[PromotionRequest]:
     )
 
 
+def promotion_inbox_count_for_user(*, user) -> int:
+    """How many requests wait for user's review (the inbox's rule): one query, none for those who never
+    review (anonymous visitors, service accounts, auditors)."""
+    if not user.is_authenticated or not can_ever_review(user):
+        return 0
+    return _awaiting_review(user).count()
+
+
 def promotion_requests_of_user(*, user) -> QuerySet[PromotionRequest]:
-    """The requests user made, on assets user may still see, newest first (one query)."""
-    mine = promotion_list_for_user(user=user).filter(requested_by=user)
+    """Requests that concern user as a requester, on assets user may still see, newest first (one query):
+    those user made, those made by the service accounts of user's teams, and those on assets user manages
+    (the manage role granted explicitly, directly or through a team; the admin role does not count)."""
+    if not user.is_authenticated:
+        return PromotionRequest.objects.none()
+    memberships = get_user_model().groups.through.objects
+    my_teams = memberships.filter(user_id=user.pk).values("group_id")
+    team_accounts = memberships.filter(group_id__in=my_teams, user__is_service_account=True).values("user_id")
+    codename = CODENAMES[Role.MANAGE]
+    managed_directly = AssetUserObjectPermission.objects.filter(user=user, permission__codename=codename)
+    managed_by_team = AssetGroupObjectPermission.objects.filter(
+        group_id__in=my_teams, permission__codename=codename
+    )
+    concerning = (
+        Q(requested_by=user)
+        | Q(requested_by_id__in=team_accounts)
+        | Q(asset_id__in=managed_directly.values("content_object_id"))
+        | Q(asset_id__in=managed_by_team.values("content_object_id"))
+    )
+    mine = promotion_list_for_user(user=user).filter(concerning)
     return _for_rows(mine).order_by("-created_at", "-pk")
 
 

@@ -18,6 +18,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from celery import shared_task
 from django.conf import settings
@@ -27,14 +28,14 @@ from django.utils import timezone
 from approvals.models import OutboxAttempt, OutboxMessage, PromotionRequest
 from approvals.payloads import callback_body
 from core import netguard
+from core.outage import after_commit
 from core.source import Source
 
 logger = logging.getLogger(__name__)
 
-# Attempts per message, and the wait after the n-th failure: 1 min, doubling, at most 6 h, ±20 % (about 20 h
-# from the first attempt to the twelfth).
+# Attempts per message, and the wait after the n-th failure: settings.OUTBOX_FIRST_RETRY_SECONDS (1 min),
+# doubling, at most 6 h, ±20 % (about 20 h from the first attempt to the twelfth).
 MAX_ATTEMPTS = 12
-FIRST_RETRY_SECONDS = 60
 LONGEST_RETRY_SECONDS = 6 * 3600
 # A retry due within this many seconds is enqueued with a countdown; a later one is left to sweep_outbox, so
 # that the broker and the workers never hold tasks for hours (Redis would hand them out again after its
@@ -49,16 +50,52 @@ def expire_due_promotions() -> int:
     return promotion_expire_due(source=Source.task())
 
 
-def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """Standard Webhooks signature: base64 HMAC-SHA256 over "id.timestamp.body", prefixed "v1,"."""
+def sign(secret: str | bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks signature: base64 HMAC-SHA256 over "id.timestamp.body", prefixed "v1,".
+
+    secret is the HMAC key: bytes as they are (a subscription's key, decoded from its "whsec_" form), or a
+    string used as its UTF-8 bytes (the promotion callback secret, WEBHOOK_SECRET, as docs/ci.md says)."""
+    key = secret.encode() if isinstance(secret, str) else secret
     signed = f"{message_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest()).decode()
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
 def retry_delay(attempts: int) -> dt.timedelta:
     """How long to wait after the attempts-th failed attempt: exponential, capped, with jitter."""
-    seconds = min(LONGEST_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** (attempts - 1))
+    seconds = min(LONGEST_RETRY_SECONDS, settings.OUTBOX_FIRST_RETRY_SECONDS * 2 ** (attempts - 1))
     return dt.timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+# Subscriptions ------------------------------------------------------------------------------------------
+# Messages with `webhook` set belong to a subscription of the webhooks app, a layer above this one, which this
+# module may not import. That app registers two hooks at start-up (WebhooksConfig.ready): the key that signs a
+# subscription's messages, looked up at each attempt (the secret stays in one row, the subscription's, and a
+# deleted subscription's messages are refused instead of sent), and a listener told how each of its messages
+# ended (delivered, or failed for good), to mark the subscription failing or recovered.
+_signing_keys: Callable[[OutboxMessage], bytes | None] | None = None
+_outcome_listeners: list[Callable[[OutboxMessage], None]] = []
+
+
+def set_signing_keys(lookup: Callable[[OutboxMessage], bytes | None]) -> None:
+    """Have lookup(message) give the HMAC key of a subscription's message (None: it may not be sent)."""
+    global _signing_keys
+    _signing_keys = lookup
+
+
+def on_outcome(listener: Callable[[OutboxMessage], None]) -> None:
+    """Have listener(message) called when a subscription's message is delivered or fails for good, in the
+    transaction that records it (the message row is locked)."""
+    if listener not in _outcome_listeners:
+        _outcome_listeners.append(listener)
+
+
+def _signing_key(message: OutboxMessage) -> str | bytes:
+    if not message.webhook:
+        return settings.WEBHOOK_SECRET
+    key = _signing_keys(message) if _signing_keys is not None else None
+    if key is None:
+        raise netguard.Refused(f"subscription {message.webhook} no longer exists")
+    return key
 
 
 # Writing -----------------------------------------------------------------------------------------------
@@ -75,7 +112,7 @@ def outbox_callback(promotion: PromotionRequest) -> OutboxMessage:
         label=f"callback for promotion {promotion.pk}",
         next_attempt_at=timezone.now(),
     )
-    transaction.on_commit(lambda: enqueue(message.pk))
+    after_commit(lambda: enqueue(message.pk), what="outbox enqueue")
     return message
 
 
@@ -103,6 +140,7 @@ def _send(message: OutboxMessage) -> int:
     may not send there, netguard.SendFailed when the receiver could not be reached in time.
     """
     started = time.monotonic()
+    key = _signing_key(message)
     target, addresses = netguard.check(
         message.url,
         allowed_hosts=settings.CALLBACK_ALLOWED_HOSTS,
@@ -115,7 +153,7 @@ def _send(message: OutboxMessage) -> int:
         "Content-Type": "application/json",
         "webhook-id": message.webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(settings.WEBHOOK_SECRET, message.webhook_id, timestamp, body),
+        "webhook-signature": sign(key, message.webhook_id, timestamp, body),
         "User-Agent": "model-registry-callback/1",
         "X-Request-ID": uuid.uuid4().hex,
     }
@@ -177,6 +215,9 @@ def deliver_message(message_id: int, *, now: dt.datetime | None = None) -> str |
         else:
             message.next_attempt_at = now + retry_delay(message.attempts)
         message.save(update_fields=["attempts", "last_error", "status", "delivered_at", "next_attempt_at"])
+        if message.webhook and message.status != OutboxMessage.State.PENDING:
+            for listener in _outcome_listeners:
+                listener(message)
     wait = (message.next_attempt_at - now).total_seconds()
     if message.status == OutboxMessage.State.PENDING and wait <= COUNTDOWN_LIMIT_SECONDS:
         enqueue(message.pk, countdown=max(wait, 0))

@@ -19,9 +19,12 @@ def signing_readiness() -> str | None:
     from django.db import DatabaseError
 
     from audit import log, witness
+    from core import health
 
     if witness.directory() is None:
         return None
+    if health.failing("database"):  # just found down by the database check: no second connection wait
+        return "unavailable"
     try:
         return log.signing_status()
     except DatabaseError:

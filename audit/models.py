@@ -49,6 +49,13 @@ class Action(models.TextChoices):
     USER_UPDATED = "user.updated"
     PASSWORD_CHANGED = "account.password_changed"
     AUDIT_FORK_ACCEPTED = "audit.fork_accepted"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_REDELIVERED = "webhook.redelivered"
+    WEBHOOK_FAILING = "webhook.failing"
+    WEBHOOK_RECOVERED = "webhook.recovered"
+    NOTIFICATION_SETTINGS_UPDATED = "notifications.settings_updated"
 
 
 class AppendOnlyError(Exception):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models.functions import Now
 
 from audit.canonical import canonical_bytes, chain_hash, format_time, jsonable, leaf_hash
 from audit.models import Action, ActorKind, AuditEvent, AuditHead
 from core import metrics
+from core.outage import after_commit
 from core.source import Source
 
 BODY_VERSION = 1
@@ -161,5 +162,5 @@ def audit_record(
         listener(event)
     if action.startswith("promotion."):
         # Counted when the change commits (never for a rolled-back one): registry_promotions_total.
-        transaction.on_commit(metrics.promotion_committed(action))
+        after_commit(metrics.promotion_committed(action), what="promotion metrics")
     return event

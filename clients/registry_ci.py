@@ -151,7 +151,10 @@ def promote(registry: Registry, args) -> int:
     key = args.idempotency_key or _default_key(body)
     _, headers, promotion = registry.call("POST", "/api/v1/promotions", body, {"Idempotency-Key": key})
     replayed = " (replayed)" if headers.get("Idempotent-Replayed") == "true" else ""
-    _log(f"promotion #{promotion['id']} {promotion['status']}{replayed}: {registry.url}{promotion['url']}")
+    _log(f"promotion #{promotion['id']} {promotion['status']}{replayed}")
+    # Where people review it, for the CI log (a link to follow); the API address is the one polled.
+    _log(f"review page: {registry.url}/promotions/{promotion['id']}/")
+    _log(f"API: {registry.url}{promotion['url']}")
     if args.wait is None:
         print(json.dumps(promotion))
         return _exit_for(promotion["status"], waiting=False)

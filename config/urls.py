@@ -20,9 +20,12 @@ urlpatterns = [
     path("api/v1/", include(("accounts.api.urls", "accounts-api"))),
     path("api/v1/", include(("approvals.api.urls", "approvals-api"))),
     path("api/v1/", include(("audit.api.urls", "audit-api"))),
+    path("api/v1/", include(("webhooks.api.urls", "webhooks-api"))),
     path("accounts/", include("accounts.urls")),
     path("registry/", include("registry.urls")),
     path("audit/", include("audit.web.urls")),
+    path("webhooks/", include("webhooks.urls")),
+    path("notifications/", include("notifications.urls")),
     # The access section: accounts' pages and registry's grants pages, in one namespace.
     path("access/", include((access_urls.urlpatterns + registry_access_urls.urlpatterns, "access"))),
     path("", include("approvals.urls")),

@@ -55,6 +55,8 @@ def problem_exception_handler(exc, context):
     # so this module must be importable before it, e.g. by a serializer module that uses StrictInput.
     from rest_framework.views import exception_handler
 
+    from core import outage
+
     if isinstance(exc, DomainError):
         members = dict(exc.extra)
         if exc.errors:
@@ -64,6 +66,11 @@ def problem_exception_handler(exc, context):
         return problem(400, "invalid-cursor", "The input is not valid", "The pagination cursor is not valid.")
     if isinstance(exc, Http404 | exceptions.NotFound):
         return Response(dict(NOT_FOUND_BODY), status=404, content_type=PROBLEM_CONTENT_TYPE)
+    dependency = outage.unavailable_dependency(exc)
+    if dependency is not None:  # the database (or cache) cannot be reached: 503, Retry-After
+        outage.met(dependency, exc)
+        response = Response(outage.problem_body(dependency), status=503, content_type=PROBLEM_CONTENT_TYPE)
+        return outage.finish(response)
     if isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     if isinstance(exc, RequestDataTooBig):  # Django refused to read the body (DATA_UPLOAD_MAX_MEMORY_SIZE)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager, suppress
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -25,34 +26,74 @@ _failing: set[str] = set()
 _failing_lock = threading.Lock()
 
 
-def note(check: str, ok: bool, error: BaseException | None = None) -> None:
-    """Log a check's failure when it starts failing and its recovery when it ends: once per outage, not once
-    per probe (a load balancer probes every few seconds)."""
+def transition(key: str, ok: bool) -> bool | None:
+    """Record whether key (a check, or anything that fails by outages) works now: True when it just recovered,
+    False when it just started failing, None when nothing changed. The caller logs the change: once per
+    outage."""
     with _failing_lock:
-        was_failing = check in _failing
+        was_failing = key in _failing
         if ok:
-            _failing.discard(check)
+            _failing.discard(key)
         else:
-            _failing.add(check)
-    if not ok and not was_failing:
-        logger.error("readiness: %s unavailable: %s: %s", check, type(error).__name__, error)
-    elif ok and was_failing:
+            _failing.add(key)
+    if ok == was_failing:
+        return ok
+    return None
+
+
+def failing(key: str) -> bool:
+    """Whether key failed last time (in this process) and has not worked since."""
+    return key in _failing
+
+
+def describe(error: BaseException | str | None) -> str:
+    """An error for a log line: the exception's type and text, or the text given."""
+    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+
+
+def note(check: str, ok: bool, error: BaseException | str | None = None) -> None:
+    """Log a check's failure when it starts failing and its recovery when it ends: once per outage, not once
+    per probe (a load balancer probes every few seconds) nor per request that met it (core/outage.py)."""
+    change = transition(check, ok)
+    if change is False:
+        logger.error("readiness: %s unavailable: %s", check, describe(error))
+    elif change is True:
         logger.info("readiness: %s available again", check)
 
 
+def discard_connections() -> None:
+    """Close this thread's database connections (outside a transaction) after an error that says the server
+    cannot be reached: the next statement connects afresh instead of failing on a dead persistent connection
+    (CONN_MAX_AGE), whether or not the request's end closes it."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and not conn.in_atomic_block:
+            # Closing a dead connection may complain; it is dropped all the same.
+            with suppress(DatabaseError):
+                conn.close()
+
+
+@contextmanager
+def bounded_cursor():
+    """A cursor in a transaction whose statements end within CHECK_TIMEOUT (PostgreSQL: statement_timeout,
+    local to the transaction; the connection itself is bounded by connect_timeout in the database
+    settings)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # set_config, not SET: a SET statement takes no bound parameter (server-side binding).
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)", [str(int(CHECK_TIMEOUT * 1000))]
+            )
+        yield cursor
+
+
 def check_database() -> str:
-    """The database answers a statement within CHECK_TIMEOUT (PostgreSQL: statement_timeout; the connection
-    itself is bounded by connect_timeout in the database settings)."""
+    """The database answers a statement within CHECK_TIMEOUT (bounded_cursor)."""
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # set_config, not SET: a SET statement takes no bound parameter (server-side binding).
-                cursor.execute(
-                    "SELECT set_config('statement_timeout', %s, true)", [str(int(CHECK_TIMEOUT * 1000))]
-                )
+        with bounded_cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception as exc:
         note("database", False, exc)
+        discard_connections()
         return UNAVAILABLE
     note("database", True)
     return OK

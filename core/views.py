@@ -1,11 +1,12 @@
 """Health checks, the landing page, and problem-details answers for unknown API paths and crashes."""
 
 import logging
+import sys
 
 from django.http import JsonResponse
 from django.views import defaults
 
-from core import health
+from core import health, outage
 from core.api import NOT_FOUND_BODY, PROBLEM_CONTENT_TYPE
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,12 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
+    # Called while the error is being handled: a dependency that is down answers 503, also when a middleware
+    # met it (e.g. saving the session), where process_exception does not apply.
+    error = sys.exc_info()[1]
+    unavailable = outage.unavailable_response(request, error) if error is not None else None
+    if unavailable is not None:
+        return unavailable
     if request.path.startswith("/api/"):
         body = {
             "type": "server-error",

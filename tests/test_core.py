@@ -27,7 +27,12 @@ def test_invalid_cursor_is_400(api):
 
 def test_health_endpoints(client):
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ok", "database": "ok", "audit_signing": "ok"}
+    assert client.get("/readyz").json() == {
+        "status": "ok",
+        "database": "ok",
+        "audit_signing": "ok",
+        "outbox": "ok",
+    }
 
 
 def test_api_docs_are_served_without_a_cdn(client):

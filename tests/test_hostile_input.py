@@ -448,6 +448,7 @@ PLACEHOLDERS = {
     "<int:number>": "1",
     "<str:stage>": "staging",
     "<int:pk>": "1",
+    "<int:delivery>": "1",
     "<str:principal_type>": "user",
     "<str:principal>": "root",
     "<str:role>": "view",

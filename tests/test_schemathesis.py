@@ -20,13 +20,16 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.meta import CoveragePhaseData
 
 from accounts.services import token_create
+from approvals.models import OutboxMessage
 from approvals.services import promotion_request
 from config.wsgi import application
 from core.source import Channel, Credential, CredentialKind, Source
 from registry.models import Asset, AssetKind, Stage
+from registry.services import asset_update
 from tests.factories import AssetFactory, PolicyFactory, UserFactory, VersionFactory
+from webhooks.models import WebhookSubscription, new_secret
 
-EXAMPLES = 12  # fuzzed cases per operation (81 operations)
+EXAMPLES = 12  # fuzzed cases per operation (88 operations)
 EXISTING: dict[str, int] = {}  # ids of the rows `arranged` made, by the route prefix that names them
 
 # Loaded when the module is collected: the schema view reads no database.
@@ -37,9 +40,10 @@ def existing_path_values(path: str) -> dict:
     """Path parameter values that name rows `arranged` made, for the operation at path."""
     values = {"name": "a", "number": 1, "stage": "staging", "principal_type": "user", "principal": "bob"}
     values.update(role="view", team="fuzzers", user="bob", username="bob")
-    for prefix in ("promotions", "policies", "tokens"):
+    for prefix in ("promotions", "policies", "tokens", "webhooks"):
         if path.startswith(f"/api/v1/{prefix}/"):
             values["id"] = EXISTING.get(prefix, 1)
+    values["delivery"] = EXISTING.get("deliveries", 1)
     return values
 
 
@@ -58,7 +62,8 @@ def flatmap_path_parameters(context, path_parameters):
 @pytest.fixture
 def arranged(db):
     """An admin with a token of every scope; bob with a token to revoke; asset "a" of each kind with two
-    versions, viewed and reviewed by bob; a policy and a pending promotion for the model.
+    versions, viewed and reviewed by bob; a policy and a pending promotion for the model; a webhook on it
+    with one delivery.
 
     The WSGI handler shares the test's connection. As in Django's test client, close_old_connections is
     disconnected: it would close that connection inside the test's transaction."""
@@ -87,7 +92,18 @@ def arranged(db):
         stage=production,
         justification="ship",
     )
-    EXISTING.update(promotions=promotion.pk, policies=policy.pk, tokens=spare.pk)
+    webhook = WebhookSubscription.objects.create(
+        url="https://hooks.example.org/", events=["*"], asset=model, secret=new_secret(), created_by=admin
+    )
+    asset_update(actor=admin, source=Source.cli(), asset=model, tags=["fuzzed"])  # one delivery to redeliver
+    delivery = OutboxMessage.objects.get(webhook=str(webhook.pk))
+    EXISTING.update(
+        promotions=promotion.pk,
+        policies=policy.pk,
+        tokens=spare.pk,
+        webhooks=webhook.pk,
+        deliveries=delivery.pk,
+    )
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     yield {"Authorization": f"Bearer {token}"}

@@ -9,9 +9,7 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -20,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from audit import signing
+from tests.stack import free_port, scratch_database, scratch_redis  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
-POSTGRES_URL = os.environ.get("SERVE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 STARTUP_SECONDS = 150
 
 
@@ -59,52 +57,6 @@ def test_make_serve_names_what_is_missing(tmp_path):
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def scratch_database():
-    """A new PostgreSQL database for the run, dropped afterwards; skip when no server answers."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {exc}")
-    name = "registry_serve" + os.environ.get("REGISTRY_TEST_DB_SUFFIX", "")
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.execute(f'CREATE DATABASE "{name}"')
-    yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
-
-
-@pytest.fixture
-def scratch_redis(tmp_path):
-    """A redis-server of its own on a free loopback port (no other suite's tasks in its queues)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield f"redis://127.0.0.1:{port}/0"
-    server.terminate()
-    server.wait(timeout=10)
-
-
 def get(url: str, **headers) -> tuple[int, str]:
     request = urllib.request.Request(url, headers=headers)
     try:
@@ -114,7 +66,7 @@ def get(url: str, **headers) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def test_make_serve_runs_web_worker_and_beat(tmp_path, scratch_database, scratch_redis):
+def test_make_serve_runs_web_worker_and_beat(tmp_path, scratch_database, scratch_redis):  # noqa: F811
     key = tmp_path / "audit-signing-key.pem"
     signing.generate_key_file(key)
     port, token = free_port(), secrets.token_urlsafe(32)
@@ -153,7 +105,7 @@ def test_make_serve_runs_web_worker_and_beat(tmp_path, scratch_database, scratch
         status, body = get(base + "/readyz")
         assert (status, json.loads(body)) == (
             200,
-            {"status": "ok", "database": "ok", "broker": "ok", "audit_signing": "ok"},
+            {"status": "ok", "database": "ok", "broker": "ok", "audit_signing": "ok", "outbox": "ok"},
         )
         # The worker and beat are up too (their start-up lines).
         while time.monotonic() < deadline and not all(

@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class WebhooksConfig(AppConfig):
     name = "webhooks"
     verbose_name = "Webhooks"
+
+    def ready(self) -> None:
+        # Registered here: audit and approvals sit below this app and cannot import it.
+        from approvals import tasks
+        from audit.services import on_record
+        from webhooks import fanout, services
+
+        on_record(fanout.fan_out)  # an event's messages are written in its transaction
+        tasks.set_signing_keys(services.signing_key)  # each subscription signs with its own secret
+        tasks.on_outcome(services.delivery_outcome)  # failing / recovered

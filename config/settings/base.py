@@ -55,6 +55,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "core.middleware.RequestIdMiddleware",
+    # A database or cache that cannot be reached: 503, Retry-After, logged once per outage (core/outage.py).
+    "core.outage.OutageMiddleware",
     "core.middleware.NulCharacterMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -77,6 +79,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The count on the header's Inbox link (one query per page for people who may review).
+                "approvals.context_processors.inbox_badge",
             ],
         },
     },
@@ -179,7 +183,43 @@ if not is_relaxed():
 AUDIT_ALLOW_FLUSH = False
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.make_checkpoint", "schedule": 60.0}
 # Outbound messages (approvals/tasks.py): re-enqueue those due whose task was lost (broker or worker down).
-CELERY_BEAT_SCHEDULE["sweep-outbox"] = {"task": "approvals.tasks.sweep_outbox", "schedule": 60.0}
+# DJANGO_OUTBOX_SWEEP_SECONDS (how often) and DJANGO_OUTBOX_FIRST_RETRY_SECONDS (the wait after a first
+# failed attempt, doubling after each next one): shortened only by the fault tests (tests/test_faults.py).
+OUTBOX_SWEEP_SECONDS = env_int("DJANGO_OUTBOX_SWEEP_SECONDS", 60)
+OUTBOX_FIRST_RETRY_SECONDS = env_int("DJANGO_OUTBOX_FIRST_RETRY_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["sweep-outbox"] = {
+    "task": "approvals.tasks.sweep_outbox",
+    "schedule": float(OUTBOX_SWEEP_SECONDS),
+}
+
+# While the database (or the Redis cache) cannot be reached, requests answer 503 with this Retry-After.
+OUTAGE_RETRY_AFTER_SECONDS = env_int("DJANGO_OUTAGE_RETRY_AFTER_SECONDS", 5)
+# /readyz fails ("outbox": "lagging") when a pending outbox message has been due longer than this; 0: never.
+OUTBOX_LAG_READY_SECONDS = env_int("DJANGO_OUTBOX_LAG_READY_SECONDS", 900)
+
+# E-mail to people (notifications/): what needs their review, what was decided, what is about to expire,
+# webhooks that keep failing. Sent over SMTP from the e-mail outbox by the Celery worker; dev.py prints them
+# on the console instead (when EMAIL_HOST is not set), the tests keep them in memory.
+EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env_str("EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # implicit TLS (port 465)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)  # STARTTLS (port 587)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("Set at most one of EMAIL_USE_TLS and EMAIL_USE_SSL.")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "model-registry@localhost"
+# The registry's public address, for links in e-mails (the review page of a promotion): scheme and host.
+REGISTRY_BASE_URL = (env_str("REGISTRY_BASE_URL") or "http://localhost:8000").rstrip("/")
+# Warn about an open promotion request this many hours before it expires (once per request and person).
+NOTIFY_EXPIRY_HOURS = env_int("NOTIFY_EXPIRY_HOURS", 24)
+CELERY_BEAT_SCHEDULE["sweep-emails"] = {"task": "notifications.tasks.sweep_emails", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["warn-expiring-promotions"] = {
+    "task": "notifications.tasks.warn_expiring_promotions",
+    "schedule": 3600.0,
+}
 
 # How long CI should wait between polls of an undecided promotion (the Retry-After header).
 PROMOTION_POLL_SECONDS = env_int("DJANGO_PROMOTION_POLL_SECONDS", 10)

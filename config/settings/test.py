@@ -32,3 +32,5 @@ DEBUG = False
 # The test client speaks plain HTTP; tests that need HTTPS behaviour turn these on with override_settings.
 SECURE_SSL_REDIRECT = False
 SECURE_HSTS_SECONDS = 0
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+REGISTRY_BASE_URL = "https://registry.example.test"

@@ -228,8 +228,8 @@ def test_access_index_query_count_is_pinned(client, admin, django_assert_max_num
     assert access_index_queries(client, admin, 2) == access_index_queries(client, admin, 20)
     # session, user, service accounts, their teams (prefetch), their tokens with created_by and revoked_by
     # (prefetch), personal tokens of people, the team choices of the new account form (the token form's
-    # account choices reuse the service accounts already loaded)
-    with django_assert_max_num_queries(7):
+    # account choices reuse the service accounts already loaded), the header's inbox badge
+    with django_assert_max_num_queries(8):
         client.get("/access/")
 
 
@@ -441,7 +441,7 @@ def test_tokens_page_query_count_is_pinned(client, person, django_assert_max_num
         token_create(actor=person, source=Source.cli(), account=person, name=f"t{index}", scopes=["read"])
     client.force_login(person)
     client.get(MINE)
-    # session, user, the person's tokens with account, created_by and revoked_by (one join)
-    with django_assert_max_num_queries(3):
+    # session, user, the person's tokens with account, created_by and revoked_by (one join), the inbox badge
+    with django_assert_max_num_queries(4):
         response = client.get(MINE)
     assert response.content.decode().count("Revoke</button>") == 5

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import GlobalRole, Scope
 from accounts.services import token_create
+from approvals.models import OutboxMessage
 from approvals.services import promotion_request
 from audit.log import checkpoint_make
 from core.source import Source
@@ -18,6 +19,7 @@ from registry.models import AssetKind, Stage, StagePointer
 from registry.permissions import CODENAMES, Role
 from tests.factories import AssetFactory, PolicyFactory, ServiceAccountFactory, UserFactory, VersionFactory
 from tests.routes import route_methods, url_for, version_body
+from webhooks.models import WebhookSubscription, new_secret
 
 PERSONAS = [
     "admin",
@@ -68,7 +70,16 @@ EXPECT = {
     # Team members, global roles and account flags: admins change them, auditors read them.
     "admin_change": [200, 403, 403, 403, 403, 403, 403, 403, 401],
     "admin_delete": [204, 403, 403, 403, 403, 403, 403, 403, 401],
+    # Webhooks: managers of the asset and admins subscribe (the CI token lacks the manage scope); the
+    # manager's webhook is seen by its creator, the asset's managers and admins only (others: 404).
+    "webhook_create": [201, 201, 403, 403, 403, 404, 403, 403, 401],
+    "webhook_read": [200, 200, 404, 404, 404, 404, 404, 404, 401],
+    "webhook_change": [200, 200, 404, 404, 404, 404, 404, 403, 401],
+    "webhook_delete": [204, 204, 404, 404, 404, 404, 404, 403, 401],
+    "webhook_redeliver": [202, 202, 404, 404, 404, 404, 404, 403, 401],
 }
+HOOK_URL = "https://hooks.example.org/registry"  # allow-listed below: never resolved, never sent to
+WEBHOOK = {"<int:pk>": "webhook"}
 NAME = {"<str:name>": "a", "<int:number>": "1", "<str:stage>": "staging"}
 ROUTES = {
     ("{kind}", "get"): ("signed_in", NAME, None),
@@ -174,7 +185,27 @@ ROUTES = {
         {"<str:username>": "outsider"},
         lambda kind: {"can_create_assets": True},
     ),
+    ("webhooks", "get"): ("signed_in", {}, None),
+    ("webhooks", "post"): (
+        "webhook_create",
+        {},
+        lambda kind: {"url": HOOK_URL, "events": ["*"], "asset": f"{kind}/a"},
+    ),
+    ("webhooks/<int:pk>", "get"): ("webhook_read", WEBHOOK, None),
+    ("webhooks/<int:pk>", "patch"): ("webhook_change", WEBHOOK, lambda kind: {"description": "x"}),
+    ("webhooks/<int:pk>", "delete"): ("webhook_delete", WEBHOOK, None),
+    ("webhooks/<int:pk>/deliveries", "get"): ("webhook_read", WEBHOOK, None),
+    ("webhooks/<int:pk>/deliveries/<int:delivery>/redeliver", "post"): (
+        "webhook_redeliver",
+        {**WEBHOOK, "<int:delivery>": "delivery"},
+        None,
+    ),
 }
+
+
+@pytest.fixture(autouse=True)
+def webhook_host_allowed(settings):
+    settings.CALLBACK_ALLOWED_HOSTS = ["hooks.example.org"]
 
 
 def test_every_route_has_a_row():
@@ -220,6 +251,9 @@ def arrange(kind) -> tuple[dict[str, APIClient], dict[str, str]]:
     )
     spare, _ = token_create(actor=None, source=Source.cli(), account=ci, name="spare", scopes=[Scope.READ])
     production = Stage.objects.get(name="production")
+    webhook = WebhookSubscription.objects.create(
+        url=HOOK_URL, events=["*"], asset=asset, secret=new_secret(), created_by=users["manager"]
+    )
     policy = PolicyFactory(asset=asset, stage=production, required_approvals=1)
     promotion = promotion_request(
         actor=ci,
@@ -239,6 +273,8 @@ def arrange(kind) -> tuple[dict[str, APIClient], dict[str, str]]:
     token_create(actor=None, source=Source.cli(), account=ci, name="more", scopes=[Scope.READ])
     last = checkpoint_make(origin=settings.AUDIT_LOG_ORIGIN)
     ids = {"spare": str(spare.pk), "promotion": str(promotion.pk), "policy": str(policy.pk)}
+    ids["webhook"] = str(webhook.pk)
+    ids["delivery"] = str(OutboxMessage.objects.filter(webhook=str(webhook.pk)).first().pk)
     return clients, {**ids, "first": str(first.tree_size), "last": str(last.tree_size)}
 
 

@@ -177,12 +177,12 @@ def page_queries(client, admin, url: str, count: int) -> int:
 @pytest.mark.parametrize(
     ("url", "limit"),
     [
-        # session, user, the teams with their member counts
-        ("/access/teams/", 3),
-        # session, user, the team, its members
-        ("/access/teams/reviewers/", 4),
-        # session, user, the accounts, their teams (prefetch)
-        ("/access/people/", 4),
+        # session, user, the teams with their member counts, the header's inbox badge
+        ("/access/teams/", 4),
+        # session, user, the team, its members, the inbox badge
+        ("/access/teams/reviewers/", 5),
+        # session, user, the accounts, their teams (prefetch), the inbox badge
+        ("/access/people/", 5),
     ],
 )
 def test_list_pages_query_count_is_pinned(client, admin, team, url, limit, django_assert_max_num_queries):
@@ -193,6 +193,6 @@ def test_list_pages_query_count_is_pinned(client, admin, team, url, limit, djang
 
 def test_person_page_query_count_is_pinned(client, admin, team, django_assert_max_num_queries):
     client.force_login(admin)
-    # session, user, the account, its add_asset permission, its teams
-    with django_assert_max_num_queries(5):
+    # session, user, the account, its add_asset permission, its teams, the header's inbox badge
+    with django_assert_max_num_queries(6):
         assert client.get("/access/people/rita/").status_code == 200

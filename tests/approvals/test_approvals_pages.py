@@ -441,8 +441,8 @@ def test_inbox_query_count_does_not_grow_with_rows(world, django_assert_max_num_
         request_promotion(world, actor=rita, asset=asset, version=version, stage=world.staging)
     client = browser(world.r1)
     # session, user; waiting for me; my requests; stage pointers and stage history of their versions;
-    # recent activity: the ids of the (few) assets r1 sees, then their latest events.
-    with django_assert_max_num_queries(8):
+    # recent activity: the ids of the (few) assets r1 sees, then their latest events; the header's badge.
+    with django_assert_max_num_queries(9):
         response = client.get("/")
     # r1 reviews both: the production requests (one approval so far) and rita's staging requests.
     waiting = response.context["waiting"]
@@ -472,8 +472,8 @@ def test_page_query_count_of_a_final_request_does_not_grow_with_reviews_or_metri
     assert promotion.status == Status.APPLIED
     client = browser(world.r1)
     # session, user; the request; its reviews; the policies and their teams; the gate facts (3);
-    # lineage (2); history.
-    with django_assert_max_num_queries(12):
+    # lineage (2); history; the header's inbox badge.
+    with django_assert_max_num_queries(13):
         response = client.get(page(promotion.pk))
     assert len(response.context["reviews"]) == reviews
 
@@ -491,8 +491,9 @@ def test_page_query_count_of_an_open_request(world, django_assert_max_num_querie
     # session, user; the request; its reviews; the policies and their teams; the gate facts (3); the
     # viewer's review grants and teams; lineage; history; the manage check for the cancel button; the
     # approvals that count now: 1, plus, in requirements.counted_approvals, each approver's grants and teams
-    # (review_refusal runs per approver: bounded by the policy's required approvals, at most 20).
-    with django_assert_max_num_queries(15 + 2 * approvals):
+    # (review_refusal runs per approver: bounded by the policy's required approvals, at most 20); the
+    # header's inbox badge.
+    with django_assert_max_num_queries(16 + 2 * approvals):
         response = client.get(page(promotion.pk))
     assert response.context["counted"] == approvals
 

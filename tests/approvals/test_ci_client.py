@@ -101,6 +101,9 @@ def test_promote_and_wait_until_applied(live_server, world, fast_polls):
     code, out, err = finish(process)
     assert code == 0, err
     assert json.loads(out)["status"] == "applied"
+    # The log names the page where people review the request, and the API address polled, each labelled.
+    assert f"registry-ci: review page: {live_server.url}/promotions/{promotion.pk}/\n" in err
+    assert f"registry-ci: API: {live_server.url}/api/v1/promotions/{promotion.pk}\n" in err
 
 
 def test_promote_rejected_exits_1(live_server, world, fast_polls):

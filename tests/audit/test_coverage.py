@@ -15,6 +15,7 @@ from django.utils import timezone
 
 import accounts.services
 import approvals.services
+import notifications.services
 import registry.services
 from accounts.models import Scope, User
 from approvals.models import Policy, PromotionRequest
@@ -25,7 +26,7 @@ from registry.services import VersionRef
 from tests.factories import UserFactory
 from tests.helpers import World
 
-MODULES = [registry.services, accounts.services, approvals.services]
+MODULES = [registry.services, accounts.services, approvals.services, notifications.services]
 SRC = Source.cli()
 
 
@@ -200,6 +201,12 @@ SCENARIOS = {
         ["promotion.expired"],
     ),
     "promotion_expire_due": (lambda w: P.promotion_expire_due(source=SRC), ["promotion.expired"]),
+    "notification_settings_update": (
+        lambda w: notifications.services.notification_settings_update(
+            actor=w.r1, source=SRC, choices={"decided": False}
+        ),
+        ["notifications.settings_updated"],
+    ),
 }
 NEEDS = {
     "promotion_approve": "pending",

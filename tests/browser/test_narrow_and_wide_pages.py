@@ -94,6 +94,8 @@ def phone_pages(demo) -> list[tuple[str, str]]:
         ("access-teams", "/access/teams/"),
         ("access-team", f"/access/teams/{team.name}/"),
         ("access-grants", "/access/assets/model/fraud-detector/"),
+        ("webhooks", "/webhooks/"),
+        ("notification-settings", "/notifications/settings/"),
     ]
 
 

@@ -249,8 +249,9 @@ def test_asset_list_query_count_does_not_grow(client, s, django_assert_max_num_q
     _assets_with_versions(count, s.viewer)
     client.force_login(s.viewer)
     # 1 session, 2 user, 3 stages, 4 teams (filter choices), 5 count, 6 page of assets (team joined),
-    # 7 their stage pointers with versions (one prefetch). Visibility is a subquery inside 4-6.
-    with django_assert_max_num_queries(7):
+    # 7 their stage pointers with versions (one prefetch), 8 the header's inbox badge. Visibility is a
+    # subquery inside 4-6.
+    with django_assert_max_num_queries(8):
         response = client.get("/registry/", {"stage": "staging", "team": "risk-team"})
     assert response.status_code == 200
     assert len(re.findall(r'href="/registry/model/asset-\d+/"', body(response))) == count
@@ -307,8 +308,9 @@ def test_asset_page_query_count_does_not_grow(client, s, django_assert_max_num_q
     client.force_login(s.viewer)
     # 1 session, 2 user, 3 asset (team, creator joined; visibility as a subquery), 4 stage pointers
     # with versions and setters, 5 stages, 6 version count, 7 page of versions (creators joined),
-    # 8 history count, 9 page of history (stage, versions, actor joined), 10 the viewer's roles.
-    with django_assert_max_num_queries(10):
+    # 8 history count, 9 page of history (stage, versions, actor joined), 10 the viewer's roles, 11 the
+    # header's inbox badge.
+    with django_assert_max_num_queries(11):
         response = client.get("/registry/model/fraud/")
     assert response.status_code == 200
     assert body(response).count("Promotion #") == min(count, 20)
@@ -544,8 +546,9 @@ def test_version_page_query_count_does_not_grow(client, s, django_assert_max_num
     client.force_login(s.viewer)
     # 1 session, 2 user, 3 asset, 4 version, 5 evaluation count, 6 page of evaluations (creator,
     # dataset joined; dataset visibility as an EXISTS), 7-8 upstream walk and its edges, 9-10 downstream
-    # walk and its edges, 11 latest stage moves, 12 latest audit events, 13 stages the version is in.
-    with django_assert_max_num_queries(13):
+    # walk and its edges, 11 latest stage moves, 12 latest audit events, 13 stages the version is in,
+    # 14 the header's inbox badge.
+    with django_assert_max_num_queries(14):
         response = client.get("/registry/model/fraud/versions/2/")
     assert response.status_code == 200
     html = body(response)
@@ -625,8 +628,8 @@ def test_compare_form_fields_are_labelled(client, s):
 
 def test_compare_query_count(client, s, django_assert_max_num_queries):
     client.force_login(s.viewer)
-    # 1 session, 2 user, 3 asset, 4 both versions in one query.
-    with django_assert_max_num_queries(4):
+    # 1 session, 2 user, 3 asset, 4 both versions in one query, 5 the header's inbox badge.
+    with django_assert_max_num_queries(5):
         response = client.get("/registry/model/fraud/compare/", {"a": 1, "b": 2})
     assert response.status_code == 200
 
