@@ -6,6 +6,8 @@ At 1440 px the audit log's Changes column wraps: no cell is wider than its colum
 go to test-artifacts/browser/.
 """
 
+import contextlib
+
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
@@ -76,6 +78,16 @@ STACKED_CELLS_WITHOUT_LABEL = """() =>
   .filter((cell) => !getComputedStyle(cell, "::before").content.includes('"')).length"""
 
 
+def settle(page) -> None:
+    """Wait until the layout is measured and the scroll timelines (which show the hints) have ticked: two
+    animation frames after the last change, or up to 3 s for the page's problems to clear."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # as conftest: only when a browser runs
+
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(f"({LAYOUT_PROBLEMS})().length === 0", timeout=3000)
+
+
 def phone_pages(demo) -> list[tuple[str, str]]:
     promotion, team = demo["promotion"], demo["team"]
     return [
@@ -106,6 +118,7 @@ def test_every_page_fits_a_phone(open_page, shots, demo):
         response = page.goto(path)
         assert response.status == 200, path
         page.evaluate("document.querySelectorAll('main details').forEach((d) => { d.open = true; })")
+        settle(page)
         assert page.evaluate(LAYOUT_PROBLEMS) == [], f"{name} ({path})"
         assert page.evaluate(STACKED_CELLS_WITHOUT_LABEL) == 0, f"{name}: a card's cell has no label"
         shots(page, f"390-{name}")
@@ -123,6 +136,7 @@ def test_on_a_phone_requests_are_cards_and_wide_tables_scroll_in_a_labelled_regi
     assert "Gates" in waiting.locator("td[data-label=Gates]").evaluate(
         "(cell) => getComputedStyle(cell, '::before').content"
     )
+    settle(page)
     assert page.evaluate(LAYOUT_PROBLEMS) == []
     shots(page, "390-inbox-reviewer1")
 
