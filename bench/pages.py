@@ -1019,6 +1019,10 @@ def run_pages(summary: dict, args: argparse.Namespace) -> list[dict]:
         # part of a name that only one quiet asset holds: the events must come by index, not by a scan
         ("audit-one", "/audit/?" + urlencode({"asset_name": "-00007"}), AUDITOR_PERSONA),
         ("inbox-narrow", "/", NARROW_PERSONA),
+        # the asset page as the hub: versions with stage badges, promotions, policies, the metric chart
+        ("asset", f"/registry/{kind}/{name}/", AUDITOR_PERSONA),
+        ("promotions", "/promotions/", REVIEWER_PERSONA),
+        ("policies", "/policies/", REVIEWER_PERSONA),
     ]
     clients = {}
     for persona in {persona for _, _, persona in measured}:
