@@ -4,6 +4,8 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 from django_filters.fields import MultipleChoiceField
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from audit.export import Filters
 from audit.models import Action, AuditEvent
@@ -40,6 +42,8 @@ class ExcludeField(MultipleChoiceField):
         return [part.strip() for item in super().to_python(value) for part in item.split(",") if part.strip()]
 
 
+# Action names and group names, repeated or comma-separated: a string each in the schema.
+@extend_schema_field(OpenApiTypes.STR)
 class ExcludeFilter(django_filters.MultipleChoiceFilter):
     field_class = ExcludeField
 

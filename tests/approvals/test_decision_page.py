@@ -211,9 +211,9 @@ def test_the_policy_is_written_out_in_words(world):
         "Policy: 2 approvals from team reviewers; the author may not approve; gates: auc ≥ 0.92; "
         "expires after 7 days; applied on approval."
     )
-    # No policy page on this site: the policy is named, not linked.
+    # The site has policy pages (/policies/<id>/): the policy is named and linked.
     assert f"Policy #{world.policy.pk} (model/fraud → production)" in summary
-    assert f'href="/policies/{world.policy.pk}/"' not in response.content.decode()
+    assert f'href="/policies/{world.policy.pk}/"' in response.content.decode()
 
 
 def test_several_policies_and_a_policy_page_when_the_site_has_one(world, settings):
@@ -311,7 +311,9 @@ def test_after_approving_the_page_says_so_plainly(world):
 
 def test_after_rejecting_the_page_says_so_and_that_the_request_is_closed(world):
     promotion = request_promotion(world)
-    after = browser(world.r1).post(f"/promotions/{promotion.pk}/reject", {"comment": "no"}, follow=True)
+    after = browser(world.r1).post(
+        f"/promotions/{promotion.pk}/reject", {"comment": "no", "confirm": "on"}, follow=True
+    )
     assert element(after, "my-review").startswith("You rejected this request on ")
     assert element(after, "review-closed") == "This request is rejected; it can no longer be reviewed."
     assert "You cannot review this request" not in text(after)
@@ -360,7 +362,8 @@ def test_promotion_page_queries_do_not_grow_with_reviewers_evaluations_or_gates(
     # 11 approvals that count now, 12 the eligible people (the first NAMED_REVIEWERS + 1), 13 their count
     # (only when there are more), 14-15 the viewer's review grants and teams, 16 the manage check for the
     # cancel button, 17 lineage, 18 history.
-    with django_assert_max_num_queries(18):
+    # (one more than the page's own 18: the header's inbox badge)
+    with django_assert_max_num_queries(19):
         response = client.get(page(promotion.pk))
     assert response.context["counted"] == approvals
     assert len(response.context["gates"]) == gates
@@ -385,7 +388,8 @@ def test_inbox_queries_do_not_grow_with_rows_or_gates(world, django_assert_max_n
     client = browser(world.r1)
     # session, user; waiting for me; my requests; policies and their teams; stage pointers and history of
     # the versions (the latest evaluations come annotated on the rows); activity: visible asset ids, events.
-    with django_assert_max_num_queries(10):
+    # (one more than the inbox's own 10: the header's inbox badge)
+    with django_assert_max_num_queries(11):
         response = client.get("/")
     waiting = response.context["waiting"]
     assert len(waiting) == rows

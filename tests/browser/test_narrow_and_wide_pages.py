@@ -85,7 +85,7 @@ def settle(page) -> None:
 
     page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
     with contextlib.suppress(PlaywrightTimeout):
-        page.wait_for_function(f"({LAYOUT_PROBLEMS})().length === 0", timeout=3000)
+        page.wait_for_function(f"() => ({LAYOUT_PROBLEMS})().length === 0", timeout=3000)
 
 
 def phone_pages(demo) -> list[tuple[str, str]]:
