@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("service-accounts/new", views.service_account_create, name="service-account-create"),
     path("tokens/new", views.token_create, name="token-create"),
+    path("tokens/created", views.token_created, name="token-created"),
     path("tokens/<int:pk>/revoke", views.token_revoke, name="token-revoke"),
     path("tokens/mine", views.my_tokens, name="my-tokens"),
     path("tokens/mine/new", views.my_token_create, name="my-token-create"),

@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import selectors, services
 from accounts.forms import (
@@ -28,7 +28,7 @@ from accounts.forms import (
 from accounts.models import ApiToken, User
 from accounts.permissions import is_admin
 from core.exceptions import DomainError
-from core.web import form_problem, page_errors, report, web_source
+from core.web import form_problem, page_errors, refusal_on_form, report, web_source
 
 
 def admin_required(view):
@@ -78,19 +78,21 @@ def index(request):
 @require_POST
 @admin_required
 def service_account_create(request):
+    """A new service account. A refusal shows next to its field, what was typed kept; success redirects."""
     form = ServiceAccountForm(request.POST)
     if not form.is_valid():
         return _index(request, account_form=form, status=400)
-    report(
-        request,
-        lambda: services.service_account_create(
+    try:
+        account = services.service_account_create(
             actor=request.user,
             source=web_source(request),
             name=form.cleaned_data["name"],
             team=form.cleaned_data["team"],
-        ),
-        lambda account: f"Created the service account {account.username}. Give it a token below.",
-    )
+        )
+    except DomainError as exc:
+        refusal_on_form(form, exc, {"duplicate-name": "name"})
+        return _index(request, account_form=form, status=exc.status)
+    messages.success(request, f"Created the service account {account.username}. Give it a token below.")
     return redirect("access:index")
 
 
@@ -117,28 +119,54 @@ def token_create(request):
     return _token_created(request, record, token, nav="access")
 
 
+NEW_TOKEN = "access.new_token"  # the session key holding a new token until its one display
+
+
 def _token_created(request, record, token: str, *, nav: str):
-    # The token exists only in this response: never in the session, the messages, or the database.
-    response = render(request, "access/token_created.html", {"nav": nav, "record": record, "token": token})
+    """Show the new token once, after a redirect (POST-redirect-GET: a reload never makes a second token).
+    It waits in the session for that one display, which removes it."""
+    request.session[NEW_TOKEN] = {"id": record.pk, "token": token, "nav": nav}
+    return redirect("access:token-created")
+
+
+@login_required
+@require_GET
+@page_errors
+def token_created(request):
+    """The token just made, shown once: the session forgets it as the page is made; a reload finds none."""
+    shown = request.session.pop(NEW_TOKEN, None)
+    if shown is None:
+        messages.info(
+            request, "A new token is shown only once; it is not shown again. Revoke it if it is lost."
+        )
+        return redirect("access:my-tokens")
+    record = selectors.token_get_for_user(user=request.user, pk=shown["id"])
+    context = {"nav": shown["nav"], "record": record, "token": shown["token"]}
+    response = render(request, "access/token_created.html", context)
     response["Cache-Control"] = "no-store"
     return response
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 @page_errors
 def token_revoke(request, pk: int):
-    """Revoke a token: anyone their own (from their tokens page), admins any (from the access page)."""
+    """Revoke a token: anyone their own (from their tokens page), admins any (from the access page). GET asks
+    to confirm; the POST of that page revokes."""
     token = selectors.token_get_for_user(user=request.user, pk=pk)
     own = token.account_id == request.user.pk
     if not (own or is_admin(request.user)):
         raise PermissionDenied("Only registry admins revoke the tokens of other accounts.")
+    back = "access:my-tokens" if own else "access:index"
+    if request.method == "GET":
+        context = {"nav": "tokens" if own else "access", "token": token, "back": back}
+        return render(request, "access/token_revoke.html", context)
     report(
         request,
         lambda: services.token_revoke(actor=request.user, source=web_source(request), token=token),
         f"Revoked the token {token.name} of {token.account.username}.",
     )
-    return redirect("access:my-tokens" if own else "access:index")
+    return redirect(back)
 
 
 # Your own tokens ------------------------------------------------------------------------------------------

@@ -21,12 +21,14 @@ class ServiceAccountForm(forms.Form):
         max_length=100,
         help_text="Lowercase letters, digits, '-', '_' or '.', e.g. ci-fraud.",
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        error_messages={"required": "Enter a name for the service account."},
     )
     team = forms.ModelChoiceField(
         queryset=Group.objects.order_by("name"),
         to_field_name="name",
         required=False,
         empty_label="No team",
+        error_messages={"invalid_choice": "Choose one of the teams in the list."},
     )
 
     def __init__(self, *args, **kwargs):

@@ -59,6 +59,18 @@ class User(AbstractUser):
 
         return reads_everything(self)
 
+    @property
+    def display_name(self) -> str:
+        """The one name the page header shows: the full name if there is one, else the username."""
+        return self.get_full_name() or self.username
+
+    @property
+    def role_label(self) -> str:
+        """The global role as a small label beside the name; none when the name says it already (an
+        account named "admin" is not shown as "admin admin")."""
+        label = "admin" if self.is_registry_admin else "auditor" if self.is_auditor else ""
+        return "" if label == self.display_name.casefold() else label
+
 
 class Team(Group):
     """A group of people that owns assets and can be granted roles on them."""

@@ -13,3 +13,10 @@ class ApprovalsConfig(AppConfig):
 
         register_scrape_collector(OutboxCollector())
         register_check("outbox", check_outbox)
+
+        # The asset page's promotions and the link to request one (registry never imports approvals).
+        from approvals.views import asset_promotions_section, request_promotion_action
+        from registry.sections import register_asset_section, register_version_action
+
+        register_asset_section(asset_promotions_section)
+        register_version_action(request_promotion_action)

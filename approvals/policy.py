@@ -129,6 +129,55 @@ def describe(gate: dict) -> str:
     return f"{'is' if gate['when'] == 'current' else 'is or has been'} in {gate['stage']}"
 
 
+def describe_policy(
+    *,
+    scope: str,
+    stage: str,
+    required_approvals: int,
+    reviewer_teams: list[str],
+    allow_author_approval: bool,
+    gates: list[dict],
+    expiry_hours: int,
+    apply_on_approval: bool,
+) -> list[str]:
+    """A policy in sentences, for people: who must approve, what the version must pass, what happens next."""
+    approvals = "one approval" if required_approvals == 1 else f"{required_approvals} approvals"
+    who = (
+        f"members of {', '.join(reviewer_teams)} who hold review on the asset"
+        if reviewer_teams
+        else "people who hold review on the asset"
+    )
+    lines = [
+        f"Promoting {scope} into {stage} needs {approvals} from {who}.",
+        "The requester never approves their own request; "
+        + (
+            "the version's author may approve it."
+            if allow_author_approval
+            else "nor does the person who registered the version."
+        ),
+    ]
+    if gates:
+        lines.append("The version must pass: " + "; ".join(describe(gate) for gate in gates) + ".")
+    else:
+        lines.append("There are no gates: any version may be requested.")
+    days, hours = divmod(expiry_hours, 24)
+    span = " and ".join(
+        part
+        for part in (
+            f"{days} day{'s' if days != 1 else ''}" if days else "",
+            f"{hours} hour{'s' if hours != 1 else ''}" if hours else "",
+        )
+        if part
+    )
+    lines.append(f"A request without a decision expires after {span}.")
+    lines.append(
+        "Once approved, the version moves into the stage at once."
+        if apply_on_approval
+        else "Once approved, someone must apply the promotion to move the version."
+    )
+    return lines
+
+
 def evaluate(gates: list[dict], facts: Facts) -> list[GateResult]:
     results = []
     for gate in gates:

@@ -7,24 +7,82 @@ Reads only; the rules themselves are pure functions in approvals/policy.py.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
-from django.db.models import JSONField, OuterRef, Q, Subquery
+from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
 
+from accounts.models import GlobalRole, User
 from approvals import policy as rules
 from approvals.models import Decision, Policy, PromotionRequest, Review
 from core.exceptions import Forbidden
-from registry.models import Asset, AssetVersion, Evaluation, Stage, StageHistory, StagePointer
-from registry.permissions import Role, granted_roles
+from core.web import format_number
+from registry.models import (
+    Asset,
+    AssetGroupObjectPermission,
+    AssetUserObjectPermission,
+    AssetVersion,
+    Evaluation,
+    Stage,
+    StageHistory,
+    StagePointer,
+)
+from registry.permissions import CODENAMES, Role, granted_roles
+
+
+def _most_specific_first(policy: Policy) -> tuple[bool, bool]:
+    return (policy.asset_id is None, policy.kind == "")
+
+
+def _applies(policy: Policy, asset: Asset, stage_id: int) -> bool:
+    """The rule of policies_for, for policies already read (policies_for_many)."""
+    return policy.stage_id == stage_id and (
+        policy.asset_id == asset.pk or (policy.asset_id is None and policy.kind in (str(asset.kind), ""))
+    )
+
+
+def _applying_to(asset: Asset) -> Q:
+    return Q(asset=asset) | Q(asset__isnull=True, kind=asset.kind) | Q(asset__isnull=True, kind="")
 
 
 def policies_for(asset: Asset, stage: Stage) -> list[Policy]:
     """Every policy that applies to asset → stage, the most specific first: the asset's, its kind's, all."""
-    candidates = Policy.objects.filter(stage=stage).filter(
-        Q(asset=asset) | Q(asset__isnull=True, kind=asset.kind) | Q(asset__isnull=True, kind="")
+    candidates = Policy.objects.filter(stage=stage).filter(_applying_to(asset))
+    return sorted(candidates.prefetch_related("reviewer_teams"), key=_most_specific_first)
+
+
+def policies_for_many(promotions: list[PromotionRequest]) -> dict[int, list[Policy]]:
+    """policies_for of each request (by its id), for a whole list in two queries (policies, their teams)."""
+    if not promotions:
+        return {}
+    candidates = list(
+        Policy.objects.filter(stage_id__in={p.stage_id for p in promotions})
+        .filter(Q(asset_id__in={p.asset_id for p in promotions}) | Q(asset__isnull=True))
+        .prefetch_related("reviewer_teams")
     )
-    return sorted(
-        candidates.prefetch_related("reviewer_teams"), key=lambda p: (p.asset_id is None, p.kind == "")
+    return {
+        promotion.pk: sorted(
+            (policy for policy in candidates if _applies(policy, promotion.asset, promotion.stage_id)),
+            key=_most_specific_first,
+        )
+        for promotion in promotions
+    }
+
+
+def policies_by_stage(asset: Asset) -> dict[Stage, list[Policy]]:
+    """The policies that apply to asset, most specific first, for each stage that has one, in stage order
+    (two queries: the policies with their stages and assets, their reviewer teams; one when there is none)."""
+    by_stage: dict[Stage, list[Policy]] = defaultdict(list)
+    policies = (
+        Policy.objects.filter(_applying_to(asset))
+        .select_related("stage", "asset")
+        .prefetch_related("reviewer_teams")
     )
+    for policy in policies:
+        by_stage[policy.stage].append(policy)
+    return {
+        stage: sorted(by_stage[stage], key=_most_specific_first)
+        for stage in sorted(by_stage, key=lambda stage: stage.order)
+    }
 
 
 def combined_requirements(policies: list[Policy]) -> dict | None:
@@ -40,8 +98,11 @@ def combined_requirements(policies: list[Policy]) -> dict | None:
 def requirements_for(promotion: PromotionRequest) -> tuple[dict, Policy | None]:
     """The stricter of the request's policy snapshot and the stage's current policies."""
     policies = policies_for(promotion.asset, promotion.stage)
-    current = combined_requirements(policies)
-    return rules.stricter(promotion.policy_snapshot, current), (policies[0] if policies else None)
+    return _requirements(promotion, policies), (policies[0] if policies else None)
+
+
+def _requirements(promotion: PromotionRequest, policies: list[Policy]) -> dict:
+    return rules.stricter(promotion.policy_snapshot, combined_requirements(policies))
 
 
 # Facts the gates look at ----------------------------------------------------------------------------
@@ -92,6 +153,94 @@ def gate_results(promotion: PromotionRequest, requirements: dict) -> list[rules.
     return rules.evaluate(requirements["gates"], version_facts(promotion.version))
 
 
+# Where a request stands now: one rule for the inbox and the promotion page ---------------------------
+
+
+@dataclass(frozen=True)
+class GateView:
+    """One gate as a reviewer reads it: "auc ≥ 0.92", where the value comes from, the value, the verdict."""
+
+    label: str
+    source: str
+    passed: bool
+    actual: str | None
+
+    @property
+    def sentence(self) -> str:
+        """ "auc ≥ 0.92 fails: 0.87" (or "… fails: no value")."""
+        return f"{self.label} {'passes' if self.passed else 'fails'}: {self.actual or 'no value'}"
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A request's requirements as they count now (the stricter of its policy snapshot and the current
+    policies), the policies that apply today (most specific first), and its gates checked against today's
+    facts. What the inbox rows and the promotion page both show, from standing_many only."""
+
+    requirements: dict
+    policies: list[Policy]
+    results: list[rules.GateResult]
+    gates: list[GateView]
+
+    @property
+    def failing(self) -> list[GateView]:
+        return [gate for gate in self.gates if not gate.passed]
+
+
+SYMBOLS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "="}
+SOURCES = {
+    "latest_evaluation": "latest evaluation",
+    "version": "the version's metrics",
+    "any": "latest evaluation, else the version's metrics",
+}
+
+
+def gate_label(gate: dict) -> str:
+    """A gate in a few words: "auc ≥ 0.92", "model card is not empty", "is or has been in staging"."""
+    if gate["type"] == "metric":
+        return f"{gate['metric']} {SYMBOLS[gate['op']]} {format_number(gate['value'])}"
+    return rules.describe(gate)
+
+
+def gate_view(result: rules.GateResult) -> GateView:
+    gate, value = result.gate, result.actual
+    if value is None:
+        actual = None
+    elif gate["type"] == "model_card":
+        actual = f"{value} characters"
+    elif isinstance(value, list):
+        actual = ", ".join(str(item) for item in value) or "in no stage"
+    else:
+        actual = format_number(value)
+    source = SOURCES.get(gate.get("source", ""), "") if gate["type"] == "metric" else ""
+    return GateView(label=gate_label(gate), source=source, passed=result.passed, actual=actual)
+
+
+def standing_many(
+    promotions: list[PromotionRequest], *, evaluation_metrics: dict[int, dict | None] | None = None
+) -> dict[int, Standing]:
+    """Each request's Standing by its id: policies (two queries) and gate facts (version_facts_many: two
+    queries when evaluation_metrics gives the latest evaluation's metrics per version, three otherwise),
+    whatever the number of requests, gates or evaluations. The services check the same gates with
+    gate_results at decision time; this is what the pages show beforehand."""
+    policies = policies_for_many(promotions)
+    facts = version_facts_many(
+        versions=list({p.version_id: p.version for p in promotions}.values()),
+        evaluation_metrics=evaluation_metrics,
+    )
+    standings = {}
+    for promotion in promotions:
+        requirements = _requirements(promotion, policies[promotion.pk])
+        results = rules.evaluate(requirements["gates"], facts[promotion.version_id])
+        standings[promotion.pk] = Standing(
+            requirements=requirements,
+            policies=policies[promotion.pk],
+            results=results,
+            gates=[gate_view(result) for result in results],
+        )
+    return standings
+
+
 # Reviewers and approvals ----------------------------------------------------------------------------
 
 
@@ -127,3 +276,31 @@ def counted_approvals(promotion: PromotionRequest, requirements: dict) -> list[R
     return [
         review for review in approvals if review_refusal(review.reviewer, promotion, requirements) is None
     ]
+
+
+def eligible_reviewers(promotion: PromotionRequest, requirements: dict) -> QuerySet[User]:
+    """The people review_refusal lets review this request now, as one query (subqueries, no join that
+    repeats a person): active people, not auditors, holding the review role on the asset directly or
+    through a team, in one of the policy's teams if it names some, neither the requester nor (unless the
+    policy allows it) the version's author. tests/approvals/test_decision_page.py checks that it agrees
+    with review_refusal person by person."""
+    codename = CODENAMES[Role.REVIEW]
+    direct = AssetUserObjectPermission.objects.filter(
+        content_object_id=promotion.asset_id, permission__codename=codename
+    ).values("user_id")
+    granted_teams = AssetGroupObjectPermission.objects.filter(
+        content_object_id=promotion.asset_id, permission__codename=codename
+    ).values("group_id")
+    memberships = User.groups.through.objects
+    people = (
+        User.objects.filter(is_active=True, is_service_account=False)
+        .exclude(global_role=GlobalRole.AUDITOR)
+        .filter(Q(pk__in=direct) | Q(pk__in=memberships.filter(group_id__in=granted_teams).values("user_id")))
+        .exclude(pk=promotion.requested_by_id)
+    )
+    if not requirements["allow_author_approval"] and promotion.version.created_by_id is not None:
+        people = people.exclude(pk=promotion.version.created_by_id)
+    if requirements["reviewer_teams"]:
+        members = memberships.filter(group_id__in=requirements["reviewer_teams"]).values("user_id")
+        people = people.filter(pk__in=members)
+    return people

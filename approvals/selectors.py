@@ -5,14 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, IntegerField, JSONField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.contrib.auth.models import Group
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    JSONField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.permissions import can_ever_review, reads_everything
 from approvals import policy as rules
 from approvals import requirements
-from approvals.models import Decision, Policy, PromotionRequest, Review, Status
+from approvals.filters import PromotionFilter
+from approvals.models import OPEN_STATUSES, Decision, Policy, PromotionRequest, Review, Status
 from audit.models import AuditEvent
 from core.exceptions import NotFound
 from registry import event_text
@@ -22,6 +35,7 @@ from registry.models import (
     AssetUserObjectPermission,
     AssetVersion,
     Evaluation,
+    Stage,
     StagePointer,
 )
 from registry.permissions import CODENAMES, Role, restrict
@@ -63,6 +77,15 @@ def policy_get_for_user(*, user, pk: int) -> Policy:
     if policy is None:
         raise NotFound("Not found.")
     return policy
+
+
+def policy_page_list_for_user(*, user) -> QuerySet[Policy]:
+    """Policies user may read, for the policies page: global ones first, then by asset and stage."""
+    return (
+        policy_list_for_user(user=user)
+        .select_related("created_by")
+        .order_by(F("asset_id").asc(nulls_first=True), "kind", "stage__order", "pk")
+    )
 
 
 # Reviewer pages -----------------------------------------------------------------------------------
@@ -161,6 +184,16 @@ def promotion_requests_of_user(*, user) -> QuerySet[PromotionRequest]:
     return _for_rows(mine).order_by("-created_at", "-pk")
 
 
+def promotion_search_for_user(*, user, filters: dict) -> QuerySet[PromotionRequest]:
+    """Every request user may see, filtered as the API's list is (approvals.filters.PromotionFilter), newest
+    first, ready for promotion_rows. One query for the rows (and one to count them for a page)."""
+    data = dict(filters)
+    if isinstance(data.get("status"), str):
+        data["status"] = [data["status"]]  # the API's filter takes several
+    promotions = PromotionFilter(data, queryset=promotion_list_for_user(user=user)).qs
+    return _for_rows(promotions).order_by("-created_at", "-pk")
+
+
 @dataclass(frozen=True)
 class PromotionRow:
     """One line of a promotion list: the request, its gates as checked now, its approvals so far."""
@@ -168,33 +201,81 @@ class PromotionRow:
     promotion: PromotionRequest
     gates_passed: int
     gates_failed: int
+    failing: list[requirements.GateView]
     approvals: int
     required: int
 
 
 def promotion_rows(*, promotions: list[PromotionRequest]) -> list[PromotionRow]:
-    """Rows for requests from _for_rows, in two queries in all. The gates and the approvals needed are
-    those recorded on the request when it was made (its policy snapshot), checked against today's facts;
-    the promotion page adds today's policy (requirements.requirements_for)."""
-    facts = requirements.version_facts_many(
-        versions=[promotion.version for promotion in promotions],
-        evaluation_metrics={p.version_id: p.latest_evaluation_metrics for p in promotions},
+    """Rows for requests from _for_rows, in four queries in all. Gates and the approvals needed come from
+    requirements.standing_many, the one rule the promotion page shows too: the stricter of the request's
+    policy snapshot and today's policies, checked against today's facts."""
+    standings = requirements.standing_many(
+        promotions, evaluation_metrics={p.version_id: p.latest_evaluation_metrics for p in promotions}
     )
     rows = []
     for promotion in promotions:
-        snapshot = promotion.policy_snapshot
-        results = rules.evaluate(snapshot.get("gates", []), facts[promotion.version_id])
-        passed = sum(result.passed for result in results)
+        standing = standings[promotion.pk]
+        failing = standing.failing
         rows.append(
             PromotionRow(
                 promotion=promotion,
-                gates_passed=passed,
-                gates_failed=len(results) - passed,
+                gates_passed=len(standing.gates) - len(failing),
+                gates_failed=len(failing),
+                failing=failing,
                 approvals=promotion.approvals_so_far,
-                required=snapshot.get("required_approvals", 1),
+                required=standing.requirements["required_approvals"],
             )
         )
     return rows
+
+
+# Reviewers named on the promotion page; beyond that many, it counts them ("members of team X (N people)").
+NAMED_REVIEWERS = 8
+
+
+@dataclass
+class Deciders:
+    """Who decides a request: the policy's team names, the eligible people (named when few, `total` always),
+    which recorded approvals count now, and those that do not (their author is no longer eligible)."""
+
+    team_names: list[str]
+    people: list[dict]  # {"name", "review" (theirs or None), "counts"}; empty when more than NAMED_REVIEWERS
+    total: int
+    counted_ids: set[int]
+    not_counted: list[Review]
+
+
+def promotion_deciders(
+    *, promotion: PromotionRequest, needs: dict, reviews: list[Review], policies: list[Policy]
+) -> Deciders:
+    """Deciders of one request under its live requirements (`needs`), in at most four queries whatever the
+    number of reviewers or reviews: the names of teams the current policies (their teams prefetched) do not
+    name, approvers still eligible, the first eligible people, and their count when there are more than
+    NAMED_REVIEWERS. A final request keeps its record: no one is eligible any more, and its reviews are
+    what counted when it was decided."""
+    known = {team.pk: team.name for policy in policies for team in policy.reviewer_teams.all()}
+    teams = [pk for pk in needs["reviewer_teams"] if pk > 0]
+    missing = [pk for pk in teams if pk not in known]
+    if missing:
+        known.update(Group.objects.filter(pk__in=missing).values_list("pk", "name"))
+    team_names = sorted(known[pk] for pk in teams if pk in known)
+    if not promotion.is_open:
+        return Deciders(team_names, [], 0, set(), [])
+    eligible = requirements.eligible_reviewers(promotion, needs)
+    approvals = [review for review in reviews if review.decision == Decision.APPROVE]
+    counted: set[int] = set()
+    if approvals:
+        approvers = [review.reviewer_id for review in approvals]
+        counted = set(eligible.filter(pk__in=approvers).values_list("pk", flat=True))
+    named = list(eligible.order_by("username").values_list("pk", "username")[: NAMED_REVIEWERS + 1])
+    total = len(named) if len(named) <= NAMED_REVIEWERS else eligible.count()
+    decided = {review.reviewer_id: review for review in reviews}
+    people = []
+    if len(named) <= NAMED_REVIEWERS:
+        people = [{"name": name, "review": decided.get(pk), "counts": pk in counted} for pk, name in named]
+    not_counted = [review for review in approvals if review.reviewer_id not in counted]
+    return Deciders(team_names, people, total, counted, not_counted)
 
 
 FEW_ASSETS = 200
@@ -247,3 +328,71 @@ def base_version_for(*, promotion: PromotionRequest) -> AssetVersion | None:
         .first()
     )
     return pointer.version if pointer else None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What the promotion page compares the candidate with, and why that version."""
+
+    version: AssetVersion | None
+    stage: Stage | None  # where that version is (or was, for a final request)
+    in_target: bool  # it is what the target stage holds (today, or when the request was made)
+    sentence: str  # "against v2, in production today"
+
+
+def comparison_baseline(*, promotion: PromotionRequest) -> Baseline:
+    """The version a reviewer should compare the candidate with (one query).
+
+    An open request: what the target stage holds today; when it is empty, the version in the nearest
+    earlier stage (e.g. staging for production) other than the candidate, so that "what changes" still has
+    an answer. A final request: what it replaced (or would have), as recorded when it was made.
+    """
+    target = promotion.stage
+    if not promotion.is_open:
+        base = base_version_for(promotion=promotion)
+        if base is None:
+            return Baseline(None, None, True, f"nothing was in {target.name}")
+        return Baseline(base, target, True, f"against v{base.number}, in {target.name} when requested")
+    pointer = (
+        StagePointer.objects.filter(asset_id=promotion.asset_id, stage__order__lte=target.order)
+        .exclude(version_id=promotion.version_id)
+        .select_related("version", "stage")
+        .order_by("-stage__order")
+        .first()
+    )
+    if pointer is None:
+        return Baseline(None, None, True, f"nothing in {target.name} or an earlier stage to compare with")
+    number = pointer.version.number
+    if pointer.stage_id == target.pk:
+        return Baseline(pointer.version, target, True, f"against v{number}, in {target.name} today")
+    return Baseline(
+        pointer.version,
+        pointer.stage,
+        False,
+        f"nothing in {target.name}; against v{number} in {pointer.stage.name}",
+    )
+
+
+ASSET_OPEN_LIMIT = 50
+
+
+def asset_promotions(*, asset: Asset, recent: int) -> tuple[list[PromotionRequest], list[PromotionRequest]]:
+    """The asset's open requests and its latest `recent` decided ones, newest first (two queries; the caller
+    has checked that the asset is visible). An open request whose time has run out reads as expired and is
+    listed with the decided ones (nothing is written here)."""
+    rows = (
+        PromotionRequest.objects.filter(asset=asset)
+        .select_related("version", "stage", "requested_by", "base_version")
+        .order_by("-pk")
+    )
+    open_rows = list(rows.filter(status__in=OPEN_STATUSES)[:ASSET_OPEN_LIMIT])
+    decided = list(rows.exclude(status__in=OPEN_STATUSES)[:recent])
+    now = timezone.now()
+    for promotion in open_rows:
+        if rules.is_due(promotion.status, promotion.expires_at, now):
+            promotion.status = Status.EXPIRED
+            promotion.status_reason = rules.expiry_reason(promotion.expires_at)
+    still_open = [promotion for promotion in open_rows if promotion.status in OPEN_STATUSES]
+    expired = [promotion for promotion in open_rows if promotion.status not in OPEN_STATUSES]
+    decided = sorted([*expired, *decided], key=lambda promotion: -promotion.pk)[:recent]
+    return still_open, decided

@@ -12,8 +12,9 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,25 +40,74 @@ class Filters:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     asset_id: int | None = None
+    # Events of any of these assets (ids, or a subquery of ids): audit knows no asset table, its adapters
+    # (audit.web.filters) resolve a partial name or a kind to ids and say what they asked in `extra`.
+    asset_in: Iterable[int] | QuerySet | None = None
     actor: str | None = None
     action: str | None = None
+    exclude_actions: tuple[str, ...] = ()
     target: tuple[str, str] | None = None  # (kind, id)
     extra: dict = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
-        return not any([self.since, self.until, self.asset_id, self.actor, self.action, self.target])
+        chosen = [self.since, self.until, self.asset_id, self.actor, self.action, self.target]
+        return not any(chosen) and self.asset_in is None and not self.exclude_actions
 
     def describe(self) -> dict:
-        return {
+        described = {
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
             "asset_id": self.asset_id,
             "actor": self.actor,
             "action": self.action,
             "target": ":".join(self.target) if self.target else None,
-            **self.extra,
         }
+        if self.exclude_actions:  # only when used: manifests of older exports keep their exact keys
+            described["exclude_actions"] = list(self.exclude_actions)
+        return {**described, **self.extra}
+
+
+def _moment(value: dt.datetime) -> str:
+    value = value.astimezone(dt.UTC)
+    if value.time() == dt.time(0):
+        return value.strftime("%Y-%m-%d")
+    return value.strftime("%Y-%m-%dT%H%M%S" if value.second else "%Y-%m-%dT%H%M")
+
+
+def _slug(text: str) -> str:
+    """A piece of a file name: ASCII letters, digits, `.`, `_` and `-` only, never a path or a quote."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", text).strip("-") or "_"
+
+
+def file_name(filters: Filters, extension: str, *, now: dt.datetime, derived: bool = False) -> str:
+    """The download's name says what it holds: audit-all-<date> when complete, else the filters in order
+    (asset, time range, action, actor, target, excluded actions), e.g.
+    audit-model-fraud-2026-01-01..2026-02-01-promotion.approved.csv."""
+    extra = filters.extra
+    parts: list[str] = []
+    if filters.complete:
+        parts.append(f"all-{now.astimezone(dt.UTC):%Y-%m-%d}")
+    if asset := extra.get("asset"):
+        parts.append(asset)
+    elif extra.get("asset_kind") or extra.get("asset_name"):
+        parts.append("-".join(filter(None, [extra.get("asset_kind"), extra.get("asset_name")])))
+    elif filters.asset_id:
+        parts.append(f"asset{filters.asset_id}")
+    if filters.since or filters.until:
+        since = _moment(filters.since) if filters.since else ""
+        until = _moment(filters.until) if filters.until else ""
+        parts.append(f"{since}..{until}")
+    if filters.action:
+        parts.append(filters.action)
+    if filters.actor:
+        parts.append(f"by-{filters.actor}")
+    if filters.target:
+        parts.append(f"target-{filters.target[0]}-{filters.target[1]}")
+    if filters.exclude_actions:
+        parts.append("without-" + "-".join(extra.get("exclude") or filters.exclude_actions))
+    name = "-".join(["audit", *(_slug(part) for part in parts)])[:180]
+    return f"{name}{'-derived' if derived else ''}.{extension}"
 
 
 def events(filters: Filters, *, up_to: int | None = None) -> QuerySet[AuditEvent]:
@@ -68,10 +118,14 @@ def events(filters: Filters, *, up_to: int | None = None) -> QuerySet[AuditEvent
         queryset = queryset.filter(occurred_at__lt=filters.until)
     if filters.asset_id:
         queryset = queryset.filter(asset_id=filters.asset_id)
+    if filters.asset_in is not None:
+        queryset = queryset.filter(asset_id__in=filters.asset_in)
     if filters.actor:
         queryset = queryset.filter(actor_repr=filters.actor)
     if filters.action:
         queryset = queryset.filter(action=filters.action)
+    if filters.exclude_actions:
+        queryset = queryset.exclude(action__in=filters.exclude_actions)
     if filters.target:
         queryset = queryset.filter(target_kind=filters.target[0], target_id=filters.target[1])
     if up_to is not None:

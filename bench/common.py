@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -372,8 +373,17 @@ def run_clients(thread_fn, groups: list[list], spec: dict, timeout: float, owner
 # Django and gunicorn in subprocesses ---------------------------------------------------------------------
 
 
+# Production settings need a witness directory for signed checkpoints; a benchmark run gets its own, one per
+# database (an empty witness accepts any log; an old one would not match a database made afresh).
+_witness_dirs: dict[str, str] = {}
+
+
 def django_env(database_url: str, **extra: str) -> dict:
+    witness = os.environ.get("AUDIT_WITNESS_DIR") or _witness_dirs.setdefault(
+        database_url, tempfile.mkdtemp(prefix="bench-witness-")
+    )
     return {
+        "AUDIT_WITNESS_DIR": witness,
         **os.environ,
         "DATABASE_URL": database_url,
         "DJANGO_SETTINGS_MODULE": "config.settings.base",

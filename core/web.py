@@ -2,11 +2,13 @@
 answers or messages, safe links, numbers for display, form errors in a sentence, and offset pagination.
 
 The API has its own adapter for the same errors (core/api.py, problem details); pages answer with the 404 and
-403 templates, or with a message on the page the change was made from.
+403 templates, or with a message on the page the change was made from, or (refusal_on_form) next to the
+field of the form it is about, keeping what was typed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import TypeVar
@@ -59,6 +61,34 @@ def report(request, change: Callable[[], T], done: str | Callable[[T], str]) -> 
 def form_problem(form) -> str:
     """A form's errors in one sentence, for a message: `field: problem ...`."""
     return " ".join(f"{field}: {' '.join(problems)}" for field, problems in form.errors.items())
+
+
+def in_words(message: str) -> str:
+    """A service's message ("no account named 'x'") as a sentence for a page: capital first, full stop."""
+    message = message.strip()
+    if not message:
+        return message
+    message = message[0].upper() + message[1:]
+    return message if message[-1] in ".!?" else message + "."
+
+
+def refusal_on_form(form, exc: DomainError, fields_by_type: dict[str, str] | None = None) -> None:
+    """Put a refused change's reasons on the form it came from: next to the fields they name (or, for a
+    refusal naming no field of the form, above it), in words. The form stays bound: what was typed stays.
+
+    fields_by_type names the field a refusal of some type is about when the service names none (e.g. a
+    duplicate name is about the name field)."""
+    placed = False
+    for error in exc.errors:
+        # A member of a field ("gates[1].op") shows at its field, saying which member.
+        name = re.split(r"[.\[]", error.field, maxsplit=1)[0]
+        if name in form.fields:
+            where = "" if name == error.field else f" (at {error.field})"
+            form.add_error(name, in_words(error.message) + where)
+            placed = True
+    if not placed:
+        field = (fields_by_type or {}).get(exc.type)
+        form.add_error(field if field in form.fields else None, in_words(exc.detail))
 
 
 def web_link(url) -> str:

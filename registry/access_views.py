@@ -2,7 +2,8 @@
 and admins change it; auditors read it.
 
 Every change goes through registry.services with a web Source, so it is checked and audited there; a refused
-change (DomainError) comes back as a message on the page.
+grant comes back on its form, next to the field it is about, with what was typed kept; revoking asks to
+confirm first.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import selectors as account_selectors
-from core.web import form_problem, page_errors, report, web_source
+from core.exceptions import DomainError
+from core.web import page_errors, refusal_on_form, report, web_source
 from registry import selectors, services
 from registry.forms import GrantForm
 from registry.models import Asset, AssetKind
@@ -34,11 +36,7 @@ def _require_manage(user, asset: Asset) -> None:
         raise PermissionDenied(f"You need the 'manage' role on {asset} to change its grants.")
 
 
-@login_required
-@require_GET
-@page_errors
-def asset_grants(request, kind: str, name: str):
-    asset = _asset(request, kind, name)
+def _grants_page(request, asset: Asset, *, form=None, status: int = 200):
     grants = selectors.grant_list_for_user(user=request.user, asset=asset)
     can_manage = Role.MANAGE in effective_roles(request.user, asset)
     context = {
@@ -46,52 +44,72 @@ def asset_grants(request, kind: str, name: str):
         "asset": asset,
         "grants": grants,
         "can_manage": can_manage,
-        "form": GrantForm() if can_manage else None,
+        "form": (form or GrantForm()) if can_manage else None,
     }
-    return render(request, "access/asset_grants.html", context)
+    return render(request, "access/asset_grants.html", context, status=status)
 
 
-def _grant_change(request, kind: str, name: str, *, add: bool):
-    asset = _asset(request, kind, name)
-    _require_manage(request.user, asset)  # an auditor may read the grants, never change them: 403
-    back = redirect("access:asset-grants", asset.kind, asset.name)
-    form = GrantForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, form_problem(form))
-        return back
-    data = form.cleaned_data
+@login_required
+@require_GET
+@page_errors
+def asset_grants(request, kind: str, name: str):
+    return _grants_page(request, _asset(request, kind, name))
+
+
+def _change_grant(request, asset: Asset, data: dict, *, add: bool) -> None:
+    """Grant or revoke through the service (it checks and audits); a refusal raises DomainError."""
+    principal = account_selectors.principal_get(principal_type=data["principal_type"], name=data["principal"])
     service = services.grant_add if add else services.grant_remove
-
-    def change():
-        principal = account_selectors.principal_get(
-            principal_type=data["principal_type"], name=data["principal"]
-        )
-        service(
-            actor=request.user,
-            source=web_source(request),
-            asset=asset,
-            principal=principal,
-            role=Role(data["role"]),
-        )
-
-    role, who = data["role"], f"{data['principal_type']} {data['principal']}"
-    report(
-        request,
-        change,
-        f"Granted {role} on {asset} to {who}." if add else f"Revoked {role} on {asset} from {who}.",
+    service(
+        actor=request.user,
+        source=web_source(request),
+        asset=asset,
+        principal=principal,
+        role=Role(data["role"]),
     )
-    return back
 
 
 @login_required
 @require_POST
 @page_errors
 def grant_add(request, kind: str, name: str):
-    return _grant_change(request, kind, name, add=True)
+    """Grant a role. Refusals show next to the fields, with what was typed kept; success redirects."""
+    asset = _asset(request, kind, name)
+    _require_manage(request.user, asset)  # an auditor may read the grants, never change them: 403
+    form = GrantForm(request.POST)
+    if not form.is_valid():
+        return _grants_page(request, asset, form=form, status=400)
+    data = form.cleaned_data
+    try:
+        _change_grant(request, asset, data, add=True)
+    except DomainError as exc:
+        refusal_on_form(form, exc, {"duplicate-grant": "principal"})
+        return _grants_page(request, asset, form=form, status=exc.status)
+    messages.success(
+        request, f"Granted {data['role']} on {asset} to {data['principal_type']} {data['principal']}."
+    )
+    return redirect("access:asset-grants", asset.kind, asset.name)
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 @page_errors
 def grant_remove(request, kind: str, name: str):
-    return _grant_change(request, kind, name, add=False)
+    """Revoke a role: GET asks to confirm (the grant named in the query), the POST of that page revokes."""
+    asset = _asset(request, kind, name)
+    _require_manage(request.user, asset)
+    back = redirect("access:asset-grants", asset.kind, asset.name)
+    form = GrantForm(request.POST if request.method == "POST" else request.GET)
+    if not form.is_valid():
+        messages.error(request, "Choose a grant to revoke from the list.")
+        return back
+    data = form.cleaned_data
+    if request.method == "GET":
+        return render(request, "access/grant_revoke.html", {"nav": "access", "asset": asset, "grant": data})
+    who = f"{data['principal_type']} {data['principal']}"
+    report(
+        request,
+        lambda: _change_grant(request, asset, data, add=False),
+        f"Revoked {data['role']} on {asset} from {who}.",
+    )
+    return back

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from core.web import format_number
 
-# Metrics where a smaller value is better; every other metric is taken as higher-is-better.
+# Which way is better, by the metric's name (a part of it): smaller for these ...
 LOWER_IS_BETTER = (
     "loss",
     "error",
@@ -25,12 +25,65 @@ LOWER_IS_BETTER = (
     "fpr",
     "fnr",
     "cost",
+    "drift",
 )
+# ... larger for these; a metric named by neither has no known direction, and its change is shown as a
+# change only ("changed"), never guessed better or worse.
+HIGHER_IS_BETTER = (
+    "auc",
+    "accuracy",
+    "acc",
+    "precision",
+    "recall",
+    "f1",
+    "fbeta",
+    "ap",
+    "map",
+    "ndcg",
+    "mrr",
+    "r2",
+    "bleu",
+    "rouge",
+    "meteor",
+    "exact_match",
+    "pass_rate",
+    "win_rate",
+    "hit_rate",
+    "throughput",
+    "coverage",
+    "specificity",
+    "sensitivity",
+    "tpr",
+    "tnr",
+    "kappa",
+    "iou",
+    "dice",
+)
+LOWER, HIGHER = "lower", "higher"
+
+
+def _parts(name: str) -> list[str]:
+    return [part for part in name.lower().replace("-", "_").replace("@", "_").split("_") if part]
+
+
+def better_direction(name: str, known: dict[str, str] | None = None) -> str | None:
+    """Which way is better for a metric: "lower", "higher", or None when not known.
+
+    `known` (metric → direction, e.g. from a policy's gates: `auc >= 0.9` says higher is better) wins; then
+    the name: the lower-is-better list by substring ("val_loss", "latency_ms"), the higher-is-better list by
+    whole word ("pr_auc", "f1_macro"; "map" in "heatmap_x" does not count)."""
+    if known and name in known:
+        return known[name]
+    lowered = name.lower()
+    if any(part in lowered for part in LOWER_IS_BETTER):
+        return LOWER
+    if any(part in HIGHER_IS_BETTER for part in _parts(name)):
+        return HIGHER
+    return None
 
 
 def lower_is_better(name: str) -> bool:
-    lowered = name.lower()
-    return any(part in lowered for part in LOWER_IS_BETTER)
+    return better_direction(name) == LOWER
 
 
 @dataclass(frozen=True)
@@ -39,27 +92,49 @@ class MetricRow:
     candidate: float | None
     current: float | None
     delta: float | None
-    verdict: str  # "better", "worse", "same", "new", "gone"
+    verdict: str  # "better", "worse", "changed" (no known direction), "same", "new", "gone"
+    direction: str | None = None  # which way is better: "lower", "higher", or None (not known)
 
 
-def metric_rows(candidate: dict, current: dict | None) -> list[MetricRow]:
+def metric_rows(
+    candidate: dict, current: dict | None, *, directions: dict[str, str] | None = None
+) -> list[MetricRow]:
     current = current or {}
     rows = []
     for name in sorted(set(candidate) | set(current)):
         new, old = candidate.get(name), current.get(name)
+        direction = better_direction(name, directions)
         if old is None:
-            rows.append(MetricRow(name, new, None, None, "new"))
+            rows.append(MetricRow(name, new, None, None, "new", direction))
         elif new is None:
-            rows.append(MetricRow(name, None, old, None, "gone"))
+            rows.append(MetricRow(name, None, old, None, "gone", direction))
+        elif not _is_number(new) or not _is_number(old):
+            verdict = "same" if new == old else "changed"
+            rows.append(MetricRow(name, new, old, None, verdict, direction))
         else:
             delta = new - old
             if delta == 0:
                 verdict = "same"
+            elif direction is None:
+                verdict = "changed"
             else:
-                improved = delta < 0 if lower_is_better(name) else delta > 0
+                improved = delta < 0 if direction == LOWER else delta > 0
                 verdict = "better" if improved else "worse"
-            rows.append(MetricRow(name, new, old, delta, verdict))
+            rows.append(MetricRow(name, new, old, delta, verdict, direction))
     return rows
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def gate_directions(gates: list[dict]) -> dict[str, str]:
+    """What a policy's metric gates say about direction: `auc >= 0.9` means higher is better for auc."""
+    directions = {}
+    for gate in gates:
+        if gate.get("type") == "metric" and gate.get("op") in (">=", ">", "<=", "<"):
+            directions[gate["metric"]] = HIGHER if gate["op"].startswith(">") else LOWER
+    return directions
 
 
 @dataclass(frozen=True)
@@ -125,7 +200,15 @@ def line_diff(candidate: str, current: str | None, *, context: int = 3) -> list[
 # one template partial registry/_comparison.html.
 
 # A delta's direction in text (▲ up, ▼ down) and its verdict in words: colour is never the only signal.
-VERDICT_WORDS = {"better": "better", "worse": "worse", "same": "no change", "new": "new", "gone": "removed"}
+VERDICT_WORDS = {
+    "better": "better",
+    "worse": "worse",
+    "changed": "changed",
+    "same": "no change",
+    "new": "new",
+    "gone": "removed",
+}
+DIRECTION_WORDS = {LOWER: "lower is better", HIGHER: "higher is better", None: "no known better direction"}
 
 
 def metric_view(row: MetricRow) -> dict:
@@ -142,6 +225,7 @@ def metric_view(row: MetricRow) -> dict:
         "arrow": arrow,
         "verdict": row.verdict,
         "word": VERDICT_WORDS[row.verdict],
+        "direction": DIRECTION_WORDS[row.direction],
     }
 
 
@@ -171,8 +255,10 @@ SECTIONS = {
 COMMON_SECTIONS = [("metadata", "Metadata", "metadata", False)]
 
 
-def version_comparison(kind: str, candidate, current) -> dict:
-    """What changes from current (a version, or None when there is nothing to compare with) to candidate."""
+def version_comparison(kind: str, candidate, current, *, directions: dict[str, str] | None = None) -> dict:
+    """What changes from current (a version, or None when there is nothing to compare with) to candidate.
+
+    directions (metric → "lower"/"higher") overrides what the metric names say (gate_directions)."""
 
     def old(attribute: str):
         return getattr(current, attribute) if current is not None else None
@@ -184,7 +270,10 @@ def version_comparison(kind: str, candidate, current) -> dict:
         rows = line_diff(new, old(attribute)) if text else dict_changes(new or {}, old(attribute) or {})
         sections[key] = Section(f"{key.replace('_', '-')}-diff", title, rows, text)
     return {
-        "metrics": [metric_view(row) for row in metric_rows(candidate.metrics or {}, old("metrics"))],
+        "metrics": [
+            metric_view(row)
+            for row in metric_rows(candidate.metrics or {}, old("metrics"), directions=directions)
+        ],
         "digest_changed": current is None or current.digest != candidate.digest,
         "fields": [
             {"name": name, "current": a or "—", "candidate": b or "—", "changed": a != b}

@@ -331,3 +331,28 @@ def grant_list_for_user(*, user, asset: Asset) -> list[dict]:
         if grant.permission.codename in ROLE_OF_CODENAME
     ]
     return sorted(rows, key=lambda row: (row["principal_type"], row["principal"], row["role"]))
+
+
+def version_metric_series(*, asset: Asset, limit: int) -> list[tuple[int, dict]]:
+    """(number, metrics) of the asset's latest `limit` versions, oldest first, for the metric chart (one
+    query, only those two columns)."""
+    rows = AssetVersion.objects.filter(asset=asset).order_by("-number").values_list("number", "metrics")
+    return list(reversed(rows[:limit]))
+
+
+def team_names() -> list[str]:
+    """Every team's name, for the owning-team choice of the asset edit form (one query)."""
+    return list(Group.objects.order_by("name").values_list("name", flat=True))
+
+
+def team_get_or_invalid(*, name: str, field: str = "team") -> Group:
+    """The team named in a form or body: an unknown one is bad input naming the field."""
+    team = Group.objects.filter(name=name).first()
+    if team is None:
+        raise InvalidInput.field(field, f"no team named {name!r}")
+    return team
+
+
+def unprotected_stage_names() -> list[str]:
+    """The stages a contributor may set directly (protected ones need a promotion), in stage order."""
+    return list(Stage.objects.filter(protected=False).values_list("name", flat=True))

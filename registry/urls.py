@@ -24,6 +24,13 @@ app_name = "registry"
 urlpatterns = [
     path("", views.asset_list, name="asset-list"),
     path("<asset_kind:kind>/<str:name>/", views.asset_detail, name="asset-detail"),
+    path("<asset_kind:kind>/<str:name>/edit", views.asset_edit, name="asset-edit"),
+    path("<asset_kind:kind>/<str:name>/archive", views.asset_archive, name="asset-archive"),
     path("<asset_kind:kind>/<str:name>/versions/<int:number>/", views.version_detail, name="version-detail"),
+    path(
+        "<asset_kind:kind>/<str:name>/versions/<int:number>/stage",
+        views.version_stage_set,
+        name="version-stage-set",
+    ),
     path("<asset_kind:kind>/<str:name>/compare/", views.version_compare, name="version-compare"),
 ]

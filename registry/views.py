@@ -1,7 +1,10 @@
-"""Registry pages: the asset list, an asset, one version with its lineage graph, two versions compared.
+"""Registry pages: the asset list, an asset, one version with its lineage graph, two versions compared, and
+the owner's actions (edit and archive the asset, put a version in an unprotected stage).
 
-Small read-only views: they fetch through `registry.selectors`, which decide visibility (an asset the user
-may not see answers 404, exactly like one that does not exist), and render. Every list on a page is
+Small views: they fetch through `registry.selectors`, which decide visibility (an asset the user may not see
+answers 404, exactly like one that does not exist), change only through `registry.services` (the same calls
+as the API, with a web Source), and render. A refused change is shown in the form that was sent, with what was
+typed kept; a change that succeeds redirects with a message (post/redirect/get). Every list on a page is
 paginated or capped, so a page's query count does not grow with an asset's versions, evaluations or history.
 """
 
@@ -10,19 +13,24 @@ from __future__ import annotations
 import json
 import re
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.permissions import reads_everything
 from audit.models import Action
+from core.exceptions import DomainError, Forbidden, NotFound
 from core.templatetags.registry_tags import markdown
-from core.web import format_number, page_errors, paginate, web_link
-from registry import compare, lineage_svg, selectors
+from core.web import format_number, page_errors, paginate, refusal_on_form, web_link, web_source
+from registry import compare, lineage_svg, metric_chart, selectors, services
 from registry.filters import AssetFilter
-from registry.forms import AssetSearchForm, CompareForm
+from registry.forms import ArchiveForm, AssetEditForm, AssetSearchForm, CompareForm, StageSetForm
 from registry.models import AssetKind, AssetVersion, Relation, Stage
-from registry.permissions import Role, effective_roles
+from registry.permissions import Role, effective_roles, require
+from registry.sections import asset_sections, version_actions
 
 ASSETS_PER_PAGE = 50
 VERSIONS_PER_PAGE = 25
@@ -116,31 +124,131 @@ def asset_list(request):
 # One asset ----------------------------------------------------------------------------------------
 
 
-@login_required
-@require_GET
-@page_errors
-def asset_detail(request, kind: AssetKind, name: str):
-    """An asset: what it is, what is in each stage, its versions and its stage history."""
-    asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
+CHART_VERSIONS = 50  # the metric chart shows at most the latest this many versions
+RECENT_PROMOTIONS = 5
+
+
+def _stages_of_versions(stages: list[dict]) -> dict[int, list]:
+    """version id → the stages it is in now, in stage order (from the stage pointers already read)."""
+    found: dict[int, list] = {}
+    for item in stages:
+        if item["pointer"]:
+            found.setdefault(item["pointer"].version_id, []).append(item["stage"])
+    return found
+
+
+def _metric_chart(request, asset) -> dict:
+    """The chosen metric (?metric=, default the first present) over the latest CHART_VERSIONS versions."""
+    series = selectors.version_metric_series(asset=asset, limit=CHART_VERSIONS)
+    names = metric_chart.metric_names(series)
+    if not names:
+        return {"names": [], "chart": None}
+    chosen = request.GET.get("metric")
+    metric = chosen if chosen in names else names[0]
+    chart = metric_chart.render(
+        series,
+        metric,
+        title=f"{metric} over the latest {len(series)} versions of {asset.kind}/{asset.name}",
+        href=lambda number: reverse("registry:version-detail", args=[asset.kind, asset.name, number]),
+    )
+    return {"names": names, "chart": chart, "window": len(series), "limit": CHART_VERSIONS}
+
+
+def _may_change(asset, roles: set, role: Role) -> bool:
+    return role in roles and not asset.is_archived
+
+
+def _asset_page(request, asset, *, edit_form=None, status: int = 200):
+    """The asset page, with the edit form as sent when it was refused (its errors inline)."""
     versions = paginate(
         request, selectors.version_list(asset=asset).order_by("-number"), VERSIONS_PER_PAGE, "page"
     )
-    versions["rows"] = [_version_row(version) for version in versions["rows"]]
+    stages = selectors.stage_pointer_list(asset=asset)
+    in_stages = _stages_of_versions(stages)
+    versions["rows"] = [
+        {**_version_row(version), "stages": in_stages.get(version.pk, [])} for version in versions["rows"]
+    ]
     roles = effective_roles(request.user, asset)
+    if edit_form is None and _may_change(asset, roles, Role.MANAGE):
+        edit_form = AssetEditForm.for_asset(asset, teams=selectors.team_names())
+    sections = asset_sections(request=request, asset=asset, roles=roles)
     context = {
         "nav": "registry",
         "asset": asset,
         "description": _markdown(asset.description, top=3),
-        "stages": selectors.stage_pointer_list(asset=asset),
+        "stages": stages,
         "versions": versions,
         "history": paginate(request, selectors.stage_history_list(asset=asset), HISTORY_PER_PAGE, "history"),
         "roles": [role.label for role in Role if role in roles],
-        "compare_form": CompareForm(
-            initial={"a": max(asset.latest_version_number - 1, 1), "b": asset.latest_version_number},
-            latest=asset.latest_version_number,
-        ),
+        "metrics": _metric_chart(request, asset),
+        "sections": sections,
+        "version_actions": version_actions(asset=asset, roles=roles),
+        "edit_form": edit_form,  # None unless the user may edit, or sent it and was refused
+        # The grants page answers its managers, admins and auditors; the audit timeline auditors and admins.
+        "may_see_grants": Role.MANAGE in roles or reads_everything(request.user),
+        "may_see_timeline": reads_everything(request.user),
     }
-    return render(request, "registry/asset_detail.html", context)
+    return render(request, "registry/asset_detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+@page_errors
+def asset_detail(request, kind: AssetKind, name: str):
+    """An asset: what it is, what is in each stage, its versions (with their stages, a metric chart and a
+    picker of two to compare), its promotions, its stage history, and what its owner may do."""
+    return _asset_page(request, selectors.asset_get_for_user(user=request.user, kind=kind, name=name))
+
+
+@login_required
+@require_POST
+@page_errors
+def asset_edit(request, kind: AssetKind, name: str):
+    """Change the asset's description, team, risk tier or tags (asset_update, as the API's PATCH)."""
+    asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
+    require(request.user, asset, Role.MANAGE)  # 403 before the input is looked at
+    form = AssetEditForm(request.POST, teams=selectors.team_names())
+    if form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            data["team"] = selectors.team_get_or_invalid(name=data["team"]) if data["team"] else None
+            services.asset_update(actor=request.user, source=web_source(request), asset=asset, **data)
+        except (Forbidden, NotFound):
+            raise
+        except DomainError as exc:
+            refusal_on_form(form, exc)
+        else:
+            messages.success(request, f"{asset} is saved.")
+            return redirect("registry:asset-detail", asset.kind, asset.name)
+    return _asset_page(request, asset, edit_form=form, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@page_errors
+def asset_archive(request, kind: AssetKind, name: str):
+    """Archive the asset after a confirmation page (GET shows it; POST archives, asset_archive)."""
+    asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
+    if not _may_change(asset, effective_roles(request.user, asset), Role.MANAGE):
+        raise Forbidden(f"You need the 'manage' role on an active {asset} to archive it.")
+    form = ArchiveForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.asset_archive(
+                actor=request.user,
+                source=web_source(request),
+                asset=asset,
+                reason=form.cleaned_data["reason"],
+            )
+        except (Forbidden, NotFound):
+            raise
+        except DomainError as exc:
+            refusal_on_form(form, exc)
+        else:
+            messages.success(request, f"{asset} is archived: it stays readable and takes no new versions.")
+            return redirect("registry:asset-detail", asset.kind, asset.name)
+    context = {"nav": "registry", "asset": asset, "form": form}
+    return render(request, "registry/asset_archive.html", context, status=400 if form.is_bound else 200)
 
 
 # One version ----------------------------------------------------------------------------------------
@@ -186,9 +294,48 @@ def _lineage_row(edge) -> dict:
 @require_GET
 @page_errors
 def version_detail(request, kind: AssetKind, name: str, number: int):
-    """A version: its content, evaluations, lineage graph, and history (stage moves, audit events)."""
+    """A version: its content, evaluations, lineage graph, history (stage moves, audit events), and what
+    its owner may do with it (put it in an unprotected stage, request a promotion)."""
+    asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
+    return _version_page(request, asset, selectors.version_get(asset=asset, number=number))
+
+
+@login_required
+@require_POST
+@page_errors
+def version_stage_set(request, kind: AssetKind, name: str, number: int):
+    """Put this version in an unprotected stage (stage_set, as the API's PUT .../stages/<stage>)."""
     asset = selectors.asset_get_for_user(user=request.user, kind=kind, name=name)
     version = selectors.version_get(asset=asset, number=number)
+    require(request.user, asset, Role.CONTRIBUTE)  # 403 before the input is looked at
+    form = StageSetForm(request.POST, stages=selectors.unprotected_stage_names())
+    if form.is_valid():
+        try:
+            stage = selectors.stage_get_or_invalid(name=form.cleaned_data["stage"])
+            services.stage_set(
+                actor=request.user,
+                source=web_source(request),
+                asset=asset,
+                stage=stage,
+                version=version,
+                reason=form.cleaned_data["reason"],
+            )
+        except (Forbidden, NotFound):
+            raise
+        except DomainError as exc:
+            refusal_on_form(form, exc, {"already-in-stage": "stage"})
+        else:
+            messages.success(request, f"{version} is now in {stage.name}.")
+            return redirect("registry:version-detail", asset.kind, asset.name, version.number)
+    return _version_page(request, asset, version, stage_form=form, status=400)
+
+
+def _version_page(request, asset, version: AssetVersion, *, stage_form=None, status: int = 200):
+    """The version page, with the stage form as sent when it was refused (its errors inline)."""
+    roles = effective_roles(request.user, asset)
+    if stage_form is None and _may_change(asset, roles, Role.CONTRIBUTE):
+        stage_names = selectors.unprotected_stage_names()
+        stage_form = StageSetForm(stages=stage_names) if stage_names else None
     evaluations = paginate(
         request,
         selectors.evaluation_list_for_user(user=request.user, version=version),
@@ -231,8 +378,10 @@ def version_detail(request, kind: AssetKind, name: str, number: int):
         "events": [{"event": event, "summary": _event_summary(event)} for event in events],
         "more_events": more_events,
         "previous_number": version.number - 1 if version.number > 1 else None,
+        "stage_form": stage_form,  # None unless the user may use it, or sent it and was refused
+        "version_actions": version_actions(asset=asset, roles=roles),
     }
-    return render(request, "registry/version_detail.html", context)
+    return render(request, "registry/version_detail.html", context, status=status)
 
 
 # Two versions compared ------------------------------------------------------------------------------

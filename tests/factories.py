@@ -152,3 +152,14 @@ class PromotionFactory(factory.django.DjangoModelFactory):
     requested_by = factory.SubFactory(UserFactory)
     justification = "better auc"
     expires_at = factory.LazyFunction(lambda: timezone.now() + dt.timedelta(days=1))
+    # What promotion_request records when no policy adds anything: one approval, no gates.
+    policy_snapshot = factory.LazyFunction(
+        lambda: {
+            "policy_id": None,
+            "required_approvals": 1,
+            "reviewer_teams": [],
+            "allow_author_approval": False,
+            "gates": [],
+            "apply_on_approval": True,
+        }
+    )

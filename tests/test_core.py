@@ -81,8 +81,8 @@ def test_demo_data_is_idempotent(capsys, settings, tmp_path):
     ]
     assert first == second
     assert "Admin login: admin / admin-demo-password" in first
-    # 2 datasets, 2 models, 1 prompt; 3+1 + 3+2 + 3 versions; two in staging, one in production.
-    assert counts[:4] == [5, 11, 5, 3]
+    # 2 datasets, 2 models, 1 prompt; 3+1 + 3+2 + 3 versions; two in staging, two in production.
+    assert counts[:4] == [5, 11, 5, 4]
     token = first.split("CI token for ci-bot: ")[1].strip()
     assert User.objects.get(username="ci-bot").is_service_account
     from rest_framework.test import APIClient

@@ -251,8 +251,8 @@ class ExportView(AuditView):
         content = {"csv": export.csv_rows, "jsonl": export.jsonl, "bundle": export.bundle}[kind](filters)
         content_type, extension = self.CONTENT[kind]
         response = StreamingHttpResponse(content, content_type=content_type)
-        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        name = f"audit-{'derived-' if kind == 'csv' else ''}{stamp}.{extension}"
+        # The name says what the file holds (its filters), so that two exports never look alike.
+        name = export.file_name(filters, extension, now=timezone.now(), derived=kind == "csv")
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         if kind == "csv":
             response["X-Audit-Notice"] = export.CSV_NOTICE

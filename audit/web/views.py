@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from audit.models import Action, AuditEvent, AuditHead, Checkpoint, VerificationRun
 from audit.signing import verifier_key
 from audit.verification import verify_log
-from audit.web.filters import AuditEventFilter
+from audit.web.filters import SIGN_IN, AuditEventFilter, action_groups
 from core.web import page_errors
 from registry.models import AssetKind
 from registry.selectors import asset_get_for_user
@@ -30,7 +30,7 @@ from registry.selectors import asset_get_for_user
 PAGE_SIZE = 50
 MAX_SEQ = 2**63 - 1
 RUNS_SHOWN = 20
-FILTERS = ("since", "until", "actor", "action", "asset")  # the names the export API takes
+FILTERS = ("since", "until", "actor", "action", "asset", "asset_kind", "asset_name")  # the export API's names
 EXPORTS = ("bundle", "jsonl", "csv")
 # What a row of the list shows; the hashed body and the hashes stay in the database (see the exports).
 LIST_COLUMNS = (
@@ -64,13 +64,32 @@ def auditor_required(view):
 # Reading events -------------------------------------------------------------------------------------------
 
 
-def _filter_params(query) -> dict[str, str]:
-    """The page's filters under the export API's names; the form sends the asset as kind and name."""
-    params = {name: query.get(name, "").strip() for name in FILTERS}
-    kind, name = query.get("asset_kind", "").strip(), query.get("asset_name", "").strip()
-    if not params["asset"] and name:
-        params["asset"] = f"{kind or AssetKind.MODEL}/{name}"
-    return {key: value for key, value in params.items() if value}
+def _filter_params(query) -> list[tuple[str, str]]:
+    """The page's filters under the export API's names, as (name, value) pairs in a stable order.
+
+    Sign-ins are excluded unless the query says otherwise: `exclude` absent means the default, and
+    `exclude=` (empty, which the form and the toggle always send) an explicit "exclude nothing".
+    """
+    pairs = [(name, query.get(name, "").strip()) for name in FILTERS]
+    pairs = [(name, value) for name, value in pairs if value]
+    excluded = [value for value in query.getlist("exclude") if value] if "exclude" in query else [SIGN_IN]
+    pairs += [("exclude", value) for value in dict.fromkeys(excluded)]
+    return pairs
+
+
+def _with(pairs: list[tuple[str, str]], **changes) -> list[tuple[str, str]]:
+    """pairs with some names replaced; an empty exclude list is kept as `exclude=` (not the default)."""
+    kept = [(name, value) for name, value in pairs if name not in changes]
+    for name, values in changes.items():
+        kept += [(name, value) for value in values] or ([(name, "")] if name == "exclude" else [])
+    return kept
+
+
+def _page_pairs(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The pairs for links to this page: an explicit empty exclusion stays explicit."""
+    if any(name == "exclude" for name, _ in pairs):
+        return pairs
+    return [*pairs, ("exclude", "")]
 
 
 def _seq(raw: str | None) -> int | None:
@@ -151,10 +170,13 @@ def _decorate(events: list[AuditEvent]) -> list[AuditEvent]:
     return events
 
 
-def _form_values(params: dict, filterset: AuditEventFilter) -> dict:
-    """What the filter inputs show: times as datetime-local wants them (UTC), the asset split in two."""
-    kind, _, name = params.get("asset", "").partition("/")
-    values = {**params, "asset_kind": kind if name else "", "asset_name": name}
+def _form_values(pairs: list[tuple[str, str]], filterset: AuditEventFilter) -> dict:
+    """What the filter inputs show: times as datetime-local wants them (UTC), an exact asset split in two."""
+    values = dict(pairs)
+    if asset := values.pop("asset", ""):
+        kind, _, name = asset.partition("/")
+        values |= {"asset_kind": kind, "asset_name": name}
+    values["exclude"] = {value for name, value in pairs if name == "exclude"}
     if filterset.is_valid():
         for field in ("since", "until"):
             moment = filterset.form.cleaned_data.get(field)
@@ -163,43 +185,59 @@ def _form_values(params: dict, filterset: AuditEventFilter) -> dict:
     return values
 
 
-def _url(base: str, params: dict) -> str:
+def _url(base: str, params) -> str:
     return f"{base}?{urlencode(params)}" if params else base
 
 
-def _paging_urls(base: str, params: dict, older: int | None, newer: int | None) -> dict:
+def _paging_urls(base: str, params, older: int | None, newer: int | None) -> dict:
+    params = list(params.items()) if isinstance(params, dict) else params
     return {
-        "older_url": _url(base, {**params, "before": older}) if older is not None else None,
-        "newer_url": _url(base, {**params, "after": newer}) if newer is not None else None,
+        "older_url": _url(base, [*params, ("before", older)]) if older is not None else None,
+        "newer_url": _url(base, [*params, ("after", newer)]) if newer is not None else None,
         "newest_url": _url(base, params),
     }
 
 
-def export_urls(params: dict) -> dict[str, str]:
+def export_urls(params) -> dict[str, str]:
     """Links to the streaming API export with the same filters as the page (session auth works there)."""
     base = reverse("audit-api:audit-export")
-    return {kind: f"{base}?{urlencode({'format': kind, **params})}" for kind in EXPORTS}
+    pairs = params.items() if isinstance(params, dict) else params
+    pairs = [(name, value) for name, value in pairs if value]
+    return {kind: f"{base}?{urlencode([('format', kind), *pairs])}" for kind in EXPORTS}
 
 
 @login_required
 @require_GET
 @auditor_required
 def event_list(request):
-    params = _filter_params(request.GET)
-    filterset = AuditEventFilter(params, queryset=AuditEvent.objects.all())
+    pairs = _filter_params(request.GET)
+    data = QueryDict(mutable=True)
+    for name, value in pairs:
+        data.appendlist(name, value)
+    filterset = AuditEventFilter(data, queryset=AuditEvent.objects.all())
     events, older, newer = [], None, None
     if filterset.is_valid():
         events, older, newer = _page(filterset.qs, request.GET)
+    excluded = [value for name, value in pairs if name == "exclude"]
+    others = [value for value in excluded if value != SIGN_IN]
+    link_pairs = _page_pairs(pairs)
+    base = reverse("audit:event-list")
     context = {
         "nav": "audit",
-        "params": params,
-        "form": _form_values(params, filterset),
+        "filtered": any(name != "exclude" for name, _ in pairs) or excluded != [SIGN_IN],
+        "form": _form_values(pairs, filterset),
         "errors": filterset.errors,
         "actions": Action.values,
+        "groups": action_groups(),
         "kinds": AssetKind.choices,
+        "sign_ins_hidden": SIGN_IN in excluded,
+        "sign_ins_toggle_url": _url(
+            base, _with(pairs, exclude=others if SIGN_IN in excluded else [*excluded, SIGN_IN])
+        ),
         "events": _decorate(events),
-        "exports": export_urls(params),
-        **_paging_urls(reverse("audit:event-list"), params, older, newer),
+        "exports": export_urls(pairs),
+        "export_filtered": bool(pairs),
+        **_paging_urls(base, link_pairs, older, newer),
     }
     return render(request, "audit/event_list.html", context)
 

@@ -45,6 +45,8 @@ class VersionSchema(AutoSchema):
         out = s.VERSION_OUT[self.view.kind]
         if self.method == "GET" and "{number}" not in self.path:
             return out(many=True)
+        if self.method == "POST":
+            return {201: out}  # registering answers 201 Created
         return out
 
 

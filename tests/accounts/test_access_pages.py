@@ -1,5 +1,6 @@
 """The access pages: service accounts and tokens (admins), and an asset's grants (managers; auditors read)."""
 
+import html
 import re
 
 import pytest
@@ -94,10 +95,11 @@ def test_anonymous_is_sent_to_sign_in(client, fraud, url):
         ("post", "/access/"),
         ("get", "/access/service-accounts/new"),
         ("get", "/access/tokens/new"),
-        ("get", "/access/tokens/1/revoke"),
+        ("put", "/access/tokens/1/revoke"),
         ("post", GRANTS),
         ("get", f"{GRANTS}grants/add"),
-        ("get", f"{GRANTS}grants/remove"),
+        ("put", f"{GRANTS}grants/remove"),
+        ("post", "/access/tokens/created"),
         ("post", "/access/tokens/mine"),
         ("get", "/access/tokens/mine/new"),
     ],
@@ -125,22 +127,47 @@ def test_create_a_service_account(client, admin):
     assert "Created the service account ci-two." in shown_messages(response)[0]
 
 
-def test_a_refused_service_account_comes_back_as_a_message(client, admin, ci):
+def field_error(response, field_id: str) -> str:
+    """The inline error shown next to a field (templates/_field.html), or "" when there is none."""
+    found = re.search(
+        rf'<p class="field-error" id="{field_id}_error" role="alert">([^<]*)</p>', text_of(response)
+    )
+    return html.unescape(found.group(1)) if found else ""
+
+
+def text_of(response) -> str:
+    return response.content.decode()
+
+
+def test_a_refused_service_account_shows_next_to_its_field_and_keeps_the_input(client, admin, ci):
     client.force_login(admin)
-    response = client.post("/access/service-accounts/new", {"name": "ci-bot"}, follow=True)
-    assert shown_messages(response) == ["An account named 'ci-bot' already exists."]
-    response = client.post("/access/service-accounts/new", {"name": "Not A Name"}, follow=True)
-    assert shown_messages(response)[0].startswith("name: must be 1-100 characters")
+    response = client.post("/access/service-accounts/new", {"name": "ci-bot", "team": "ml"})
+    assert response.status_code == 409
+    assert field_error(response, "sa_name") == "An account named 'ci-bot' already exists."
+    assert 'name="name" value="ci-bot"' in text_of(response)  # what was typed is still there
+    assert '<option value="ml" selected>' in text_of(response)
+    assert not shown_messages(response)  # no banner at the top of the page
+    response = client.post("/access/service-accounts/new", {"name": "Not A Name"})
+    assert response.status_code == 400
+    assert field_error(response, "sa_name").startswith("Must be 1-100 characters")
+    assert "name:" not in field_error(response, "sa_name")  # no field jargon
+    assert 'value="Not A Name"' in text_of(response)
+    response = client.post("/access/service-accounts/new", {"name": ""})
+    assert field_error(response, "sa_name") == "Enter a name for the service account."
     assert User.objects.filter(is_service_account=True).count() == 1
 
 
 def test_creating_a_token_shows_it_once_and_stores_only_its_hash(client, admin, ci):
     client.force_login(admin)
     before = last_seq()
-    response = client.post(
+    posted = client.post(
         "/access/tokens/new",
         {"account": "ci-bot", "name": "gha", "scopes": ["read", "promote"], "expires_in_days": "30"},
     )
+    # POST-redirect-GET: the POST's answer holds no token, so reloading the page never makes a second one.
+    assert posted.status_code == 302 and posted["Location"] == "/access/tokens/created"
+    assert "mgr_" not in text_of(posted)
+    response = client.get(posted["Location"])
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     token = re.search(r'id="new-token" class="secret" value="([^"]+)"', response.content.decode()).group(1)
@@ -150,8 +177,11 @@ def test_creating_a_token_shows_it_once_and_stores_only_its_hash(client, admin, 
     assert record.scopes == ["promote", "read"] and record.account == ci
     stored = ApiToken.objects.values_list("name", "lookup", "hashed", "last4", "scopes").get()
     assert all(token not in str(value) for value in stored)
-    # Not kept anywhere that outlives the response: not the session, not the messages, not the log.
+    # Kept in the session only until its one display: gone now, and a reload does not show it again.
     assert all(token not in str(value) for value in client.session.values())
+    reload = client.get("/access/tokens/created", follow=True)
+    assert token not in text_of(reload) and reload.redirect_chain == [("/access/tokens/mine", 302)]
+    assert "shown only once" in shown_messages(reload)[0]
     [event] = new_events(before)
     assert event.action == Action.TOKEN_CREATED and token not in bytes(event.body).decode()
     again = client.get("/access/").content.decode()
@@ -163,6 +193,7 @@ def test_the_new_token_works_against_the_api(client, admin, ci):
     response = client.post(
         "/access/tokens/new",
         {"account": "ci-bot", "name": "gha", "scopes": ["read"], "expires_in_days": "90"},
+        follow=True,
     )
     token = re.search(r'id="new-token" class="secret" value="([^"]+)"', response.content.decode()).group(1)
     client.logout()
@@ -194,6 +225,13 @@ def test_revoking_a_token(client, admin, ci):
     record, _ = token_create(actor=admin, source=Source.cli(), account=ci, name="gha", scopes=["read"])
     client.force_login(admin)
     before = last_seq()
+    # The Revoke link asks first: the confirmation page changes nothing.
+    assert f'href="/access/tokens/{record.pk}/revoke"' in text_of(client.get("/access/"))
+    confirm = client.get(f"/access/tokens/{record.pk}/revoke")
+    assert confirm.status_code == 200
+    assert "Revoke the token gha?" in text_of(confirm) and 'id="revoke-form"' in text_of(confirm)
+    record.refresh_from_db()
+    assert not record.is_revoked and new_events(before) == []
     response = client.post(f"/access/tokens/{record.pk}/revoke", follow=True)
     assert response.redirect_chain == [("/access/", 302)]
     record.refresh_from_db()
@@ -220,7 +258,7 @@ def access_index_queries(client, admin, tokens: int) -> int:
     client.get("/access/")
     with CaptureQueriesContext(connection) as captured:
         response = client.get("/access/")
-    assert response.content.decode().count("Revoke</button>") == ApiToken.objects.count()
+    assert response.content.decode().count("Revoke…</a>") == ApiToken.objects.count()
     return len(captured)
 
 
@@ -243,7 +281,7 @@ def test_admin_and_manager_see_the_grants_with_forms(client, admin, manager, vie
         assert response.status_code == 200
         body = response.content.decode()
         assert '<th scope="row">mia</th>' in body and '<th scope="row">vera</th>' in body
-        assert 'id="grant-form"' in body and "Revoke</button>" in body
+        assert 'id="grant-form"' in body and "Revoke…</a>" in body
         assert 'id="read-only"' not in body
 
 
@@ -251,7 +289,7 @@ def test_auditor_sees_the_grants_read_only_and_cannot_post(client, auditor, mana
     client.force_login(auditor)
     body = client.get(GRANTS).content.decode()
     assert '<th scope="row">mia</th>' in body and 'id="read-only"' in body
-    assert 'id="grant-form"' not in body and "Revoke</button>" not in body
+    assert 'id="grant-form"' not in body and "Revoke…</a>" not in body
     before = last_seq()
     data = {"principal_type": "user", "principal": "pat", "role": "view"}
     assert client.post(f"{GRANTS}grants/add", data).status_code == 403
@@ -296,6 +334,12 @@ def test_grant_and_revoke_through_the_page(client, manager, person, fraud):
     assert added.changes == {"principal": "user:pat", "role": "contribute"}
     assert added.asset_id == fraud.pk
 
+    # Revoke asks first: the confirmation page names the grant and changes nothing.
+    query = "principal_type=user&principal=pat&role=contribute"
+    assert f"grants/remove?{query.replace('&', '&amp;')}" in text_of(client.get(GRANTS))
+    confirm = client.get(f"{GRANTS}grants/remove?{query}")
+    assert confirm.status_code == 200 and "Revoke contribute from pat?" in text_of(confirm)
+    assert granted_roles(person, fraud) == {Role.CONTRIBUTE}
     response = client.post(f"{GRANTS}grants/remove", data, follow=True)
     assert granted_roles(person, fraud) == set()
     assert shown_messages(response) == ["Revoked contribute on model/fraud from user pat."]
@@ -312,23 +356,44 @@ def test_grant_to_a_team(client, admin, fraud):
 
 
 @pytest.mark.parametrize(
-    ("data", "message"),
+    ("data", "field", "message"),
     [
         (
             {"principal_type": "user", "principal": "ghost", "role": "view"},
-            "principal: no account named 'ghost'",
+            "principal",
+            "No account named 'ghost'.",
         ),
-        ({"principal_type": "user", "principal": "mia", "role": "manage"}, "already holds manage"),
-        ({"principal_type": "user", "principal": "ci-bot", "role": "review"}, "can never review"),
-        ({"principal_type": "user", "principal": "pat", "role": "owner"}, "role: Select a valid choice."),
+        (
+            {"principal_type": "user", "principal": "", "role": "view"},
+            "principal",
+            "Enter a username or a team name.",
+        ),
+        (
+            {"principal_type": "user", "principal": "mia", "role": "manage"},
+            "principal",
+            "already holds manage",
+        ),
+        ({"principal_type": "user", "principal": "ci-bot", "role": "review"}, "role", "can never review"),
+        (
+            {"principal_type": "user", "principal": "pat", "role": "owner"},
+            "role",
+            "Choose one of the roles in the list.",
+        ),
     ],
 )
-def test_refused_grants_come_back_as_messages(client, manager, person, ci, data, message):
+def test_refused_grants_show_next_to_the_field_and_keep_the_input(
+    client, manager, person, ci, data, field, message
+):
     client.force_login(manager)
     before = last_seq()
-    response = client.post(f"{GRANTS}grants/add", data, follow=True)
-    assert response.redirect_chain == [(GRANTS, 302)]
-    assert message in shown_messages(response)[0]
+    response = client.post(f"{GRANTS}grants/add", data)
+    assert response.status_code in (400, 409)
+    body = text_of(response)
+    assert message in field_error(response, f"grant_{field}")
+    assert f"{field}:" not in field_error(response, f"grant_{field}")  # no field jargon
+    if data["principal"]:
+        assert f'name="principal" value="{data["principal"]}"' in body  # what was typed is kept
+    assert not shown_messages(response)  # not a banner at the top of the page
     assert new_events(before) == []
 
 
@@ -350,7 +415,7 @@ def grants_page_queries(client, admin, asset, grants: int) -> int:
     client.get(url)
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url)
-    assert response.content.decode().count("Revoke</button>") == 2 * grants
+    assert response.content.decode().count("Revoke…</a>") == 2 * grants
     return len(captured)
 
 
@@ -387,9 +452,12 @@ def test_a_person_makes_their_own_review_token_on_their_tokens_page(client, pers
     assert 'value="review"' in body and 'value="manage"' not in body  # manage is for admins only
     before = last_seq()
     response = client.post(
-        f"{MINE}/new", {"name": "laptop", "scopes": ["read", "review"], "expires_in_days": "30"}
+        f"{MINE}/new", {"name": "laptop", "scopes": ["read", "review"], "expires_in_days": "30"}, follow=True
     )
-    assert response.status_code == 200
+    assert response.redirect_chain == [("/access/tokens/created", 302)]
+    assert 'id="copy-token"' in text_of(response)  # a copy button (its script carries the CSP nonce)
+    nonce = re.search(r'<script nonce="([^"]+)">', text_of(response)).group(1)
+    assert f"'nonce-{nonce}'" in response["Content-Security-Policy"]
     assert response["Cache-Control"] == "no-store"
     token = shown_token(response)
     record = ApiToken.objects.get()
@@ -418,7 +486,7 @@ def test_revoking_your_own_token_from_your_page(client, admin, person, ci):
     own, _ = token_create(actor=person, source=Source.cli(), account=person, name="own", scopes=["read"])
     other, _ = token_create(actor=admin, source=Source.cli(), account=ci, name="ci", scopes=["read"])
     client.force_login(person)
-    assert client.get(MINE).content.decode().count("Revoke</button>") == 1
+    assert client.get(MINE).content.decode().count("Revoke…</a>") == 1
     response = client.post(f"/access/tokens/{own.pk}/revoke", follow=True)
     assert response.redirect_chain == [(MINE, 302)]
     own.refresh_from_db()
@@ -444,4 +512,29 @@ def test_tokens_page_query_count_is_pinned(client, person, django_assert_max_num
     # session, user, the person's tokens with account, created_by and revoked_by (one join), the inbox badge
     with django_assert_max_num_queries(4):
         response = client.get(MINE)
-    assert response.content.decode().count("Revoke</button>") == 5
+    assert response.content.decode().count("Revoke…</a>") == 5
+
+
+# The header ------------------------------------------------------------------------------------------------
+
+
+def header_who(response) -> str:
+    found = re.search(
+        r'<div class="who">\s*<span class="name"[^>]*>(.*?)</span>\s*<a', text_of(response), re.S
+    )
+    return re.sub(r"<[^>]+>", "", found.group(1)).split() if found else []
+
+
+@pytest.mark.parametrize(
+    ("username", "first", "last", "role", "shown"),
+    [
+        ("admin", "", "", "admin", ["admin"]),  # not "admin admin"
+        ("auditor", "", "", "auditor", ["auditor"]),
+        ("root", "", "", "admin", ["root", "admin"]),  # the role as a small label
+        ("ada", "Ada", "Lovelace", "", ["Ada", "Lovelace"]),  # the full name, once
+        ("pat", "", "", "", ["pat"]),
+    ],
+)
+def test_the_header_shows_one_clear_name(client, username, first, last, role, shown):
+    client.force_login(UserFactory(username=username, first_name=first, last_name=last, global_role=role))
+    assert header_who(client.get(MINE)) == shown

@@ -102,3 +102,48 @@ def test_stricter_never_weakens():
     assert rules.stricter(snap(reviewer_teams=[1]), snap(reviewer_teams=[]))["reviewer_teams"] == [1]
     assert rules.stricter(snap(reviewer_teams=[1]), snap(reviewer_teams=[2]))["reviewer_teams"] == [-1]
     assert rules.stricter(snap(), None) == snap()
+
+
+def test_a_policy_in_words():
+    words = rules.describe_policy(
+        scope="model/fraud",
+        stage="production",
+        required_approvals=2,
+        reviewer_teams=["risk", "ml"],
+        allow_author_approval=True,
+        gates=[
+            {"type": "metric", "metric": "auc", "op": ">=", "value": 0.9, "source": "latest_evaluation"},
+            {"type": "model_card"},
+            {"type": "previous_stage", "stage": "staging", "when": "ever"},
+        ],
+        expiry_hours=49,
+        apply_on_approval=False,
+    )
+    assert words == [
+        "Promoting model/fraud into production needs 2 approvals from members of risk, ml who hold review on "
+        "the asset.",
+        "The requester never approves their own request; the version's author may approve it.",
+        "The version must pass: auc >= 0.9 (latest evaluation); model card is not empty; is or has been in "
+        "staging.",
+        "A request without a decision expires after 2 days and 1 hour.",
+        "Once approved, someone must apply the promotion to move the version.",
+    ]
+    short = rules.describe_policy(
+        scope="every asset",
+        stage="staging",
+        required_approvals=1,
+        reviewer_teams=[],
+        allow_author_approval=False,
+        gates=[],
+        expiry_hours=24,
+        apply_on_approval=True,
+    )
+    assert (
+        short[0]
+        == "Promoting every asset into staging needs one approval from people who hold review on the asset."
+    )
+    assert short[2:] == [
+        "There are no gates: any version may be requested.",
+        "A request without a decision expires after 1 day.",
+        "Once approved, the version moves into the stage at once.",
+    ]

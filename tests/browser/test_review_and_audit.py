@@ -1,6 +1,6 @@
 """A release, end to end in a real browser: reviewers approve, the requester is refused, an auditor exports.
 
-Demo data (load_demo), then: fraud-detector v2 is in production and ci-bot asks for v3; reviewer1 opens
+Demo data (load_demo): fraud-detector v2 is in production and ci-bot asks for v3; reviewer1 opens
 the inbox and the request, sees the metric deltas and the gates, approves; reviewer2 approves and the stage
 moves; a person who requested another promotion sees that approving it is refused for them; an auditor
 filters the log, downloads the verifiable bundle, and it verifies offline. Markdown in a model card is
@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import transaction
 from guardian.shortcuts import assign_perm
 
 from accounts.models import User
@@ -21,7 +20,7 @@ from approvals.models import PromotionRequest
 from approvals.services import promotion_request
 from core.source import Source
 from registry.models import Asset, AssetVersion, Stage, StagePointer
-from registry.services import stage_move, stage_set
+from registry.services import stage_set
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -30,31 +29,15 @@ VERIFIER = Path(__file__).resolve().parents[2] / "audit" / "verify_bundle.py"
 
 @pytest.fixture
 def demo(db, settings, tmp_path):
+    """The demo data as `make run` loads it: fraud-detector v2 serves production, v3 waits for review."""
     from django.core.management import call_command
 
     settings.VAR_DIR = tmp_path
     call_command("load_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    admin, ci = User.objects.get(username="admin"), User.objects.get(username="ci-bot")
     fraud = Asset.objects.get(kind="model", name="fraud-detector")
     production, staging = Stage.objects.get(name="production"), Stage.objects.get(name="staging")
-    with transaction.atomic():  # fraud-detector v2 serves production today
-        stage_move(
-            actor=admin,
-            source=Source.cli(),
-            asset=fraud,
-            stage=production,
-            version=fraud.versions.get(number=2),
-            reason="running today",
-        )
-    promotion = promotion_request(
-        actor=ci,
-        source=Source.cli(),
-        asset=fraud,
-        version=fraud.versions.get(number=3),
-        stage=production,
-        justification="v3 improves AUC on the holdout set",
-        ci={"commit": "a" * 40, "run_url": "https://ci.example.com/1"},
-    )
+    assert StagePointer.objects.get(asset=fraud, stage=production).version.number == 2
+    promotion = PromotionRequest.objects.get(asset=fraud, version__number=3, status="pending")
     return {"fraud": fraud, "promotion": promotion, "production": production, "staging": staging}
 
 

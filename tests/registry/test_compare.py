@@ -58,3 +58,25 @@ def test_one_comparison_for_both_pages():
     # Nothing in the stage yet: everything is new, and there are no facts to set side by side.
     alone = version_comparison("model", candidate, None)
     assert [row["word"] for row in alone["metrics"]] == ["new", "new"] and alone["fields"] == []
+
+
+def test_better_and_worse_only_where_the_direction_is_known():
+    from registry.compare import better_direction, gate_directions
+
+    assert better_direction("val_loss") == "lower" and better_direction("p99_latency_ms") == "lower"
+    assert better_direction("pr_auc") == "higher" and better_direction("f1_macro") == "higher"
+    assert better_direction("heatmap_width") is None  # "map" only as a whole word
+    assert better_direction("ks") is None
+    rows = {row.name: row for row in metric_rows({"ks": 0.35, "auc": 0.9}, {"ks": 0.4, "auc": 0.91})}
+    assert rows["ks"].verdict == "changed" and rows["ks"].direction is None
+    assert rows["auc"].verdict == "worse"
+    # A gate says which way is better, and wins over the name.
+    directions = gate_directions(
+        [
+            {"type": "metric", "metric": "ks", "op": "<=", "value": 0.5},
+            {"type": "metric", "metric": "auc", "op": "==", "value": 1},
+            {"type": "model_card"},
+        ]
+    )
+    assert directions == {"ks": "lower"}
+    assert metric_rows({"ks": 0.35}, {"ks": 0.4}, directions=directions)[0].verdict == "better"

@@ -308,9 +308,11 @@ def test_asset_page_query_count_does_not_grow(client, s, django_assert_max_num_q
     client.force_login(s.viewer)
     # 1 session, 2 user, 3 asset (team, creator joined; visibility as a subquery), 4 stage pointers
     # with versions and setters, 5 stages, 6 version count, 7 page of versions (creators joined),
-    # 8 history count, 9 page of history (stage, versions, actor joined), 10 the viewer's roles, 11 the
-    # header's inbox badge.
-    with django_assert_max_num_queries(11):
+    # 8 history count, 9 page of history (stage, versions, actor joined), 10 the viewer's roles,
+    # 11 the metric chart's versions (number and metrics of the latest 50), 12 open promotions,
+    # 13 the latest decided promotions (both with version, stage, requester joined), 14 the policies that
+    # apply (none here; with some, one more for their reviewer teams), 15 the header's inbox badge.
+    with django_assert_max_num_queries(15):
         response = client.get("/registry/model/fraud/")
     assert response.status_code == 200
     assert body(response).count("Promotion #") == min(count, 20)
@@ -547,8 +549,8 @@ def test_version_page_query_count_does_not_grow(client, s, django_assert_max_num
     # 1 session, 2 user, 3 asset, 4 version, 5 evaluation count, 6 page of evaluations (creator,
     # dataset joined; dataset visibility as an EXISTS), 7-8 upstream walk and its edges, 9-10 downstream
     # walk and its edges, 11 latest stage moves, 12 latest audit events, 13 stages the version is in,
-    # 14 the header's inbox badge.
-    with django_assert_max_num_queries(14):
+    # 14 the viewer's roles (which actions to offer), 15 the header's inbox badge.
+    with django_assert_max_num_queries(15):
         response = client.get("/registry/model/fraud/versions/2/")
     assert response.status_code == 200
     html = body(response)

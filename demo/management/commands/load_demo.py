@@ -8,8 +8,10 @@ the demo assets), reviewer1 and reviewer2 (team "reviewers", review role on ever
 (view role), auditor (global auditor). The service account ci-bot (team "ml-platform", which
 contributes to every demo asset) also requests promotions; its token is printed.
 
-Production needs two approvals from the reviewers team, of a version that has been in staging:
-churn-predictor v2 went through; fraud-detector v3 waits for its reviews.
+Production needs two approvals from the reviewers team, of a version that has been in staging; the
+high-risk fraud-detector also needs an AUC of at least 0.92 on its latest evaluation (a policy of its own).
+churn-predictor v2 and fraud-detector v2 went through and serve production; fraud-detector v3 waits for its
+reviews, so its promotion page compares it with v2, in production today.
 """
 
 import hashlib
@@ -25,7 +27,7 @@ from approvals.models import Policy, PromotionRequest
 from approvals.services import policy_create, promotion_approve, promotion_request
 from core.source import Source
 from registry import services
-from registry.models import Asset, AssetKind, Relation, RiskTier, Stage, StagePointer
+from registry.models import Asset, AssetKind, Relation, RiskTier, Stage, StageHistory
 from registry.permissions import Role, granted_roles
 from registry.services import VersionRef
 
@@ -58,9 +60,22 @@ MODELS = {
         "risk_tier": RiskTier.HIGH,
         "trained_on": "transactions",
         "versions": [
-            ({"auc": 0.91, "precision": 0.82, "recall": 0.71}, {"max_depth": 6, "n_estimators": 300}, 1),
-            ({"auc": 0.93, "precision": 0.85, "recall": 0.74}, {"max_depth": 8, "n_estimators": 400}, 2),
-            ({"auc": 0.94, "precision": 0.86, "recall": 0.77}, {"max_depth": 8, "n_estimators": 600}, 2),
+            (
+                {"auc": 0.91, "precision": 0.82, "recall": 0.71, "latency_ms": 14},
+                {"max_depth": 6, "n_estimators": 300},
+                1,
+            ),
+            (
+                {"auc": 0.93, "precision": 0.85, "recall": 0.74, "latency_ms": 12},
+                {"max_depth": 8, "n_estimators": 400},
+                2,
+            ),
+            # v3: better AUC, recall and latency, a little less precision: a trade-off for the reviewers.
+            (
+                {"auc": 0.94, "precision": 0.84, "recall": 0.79, "latency_ms": 11},
+                {"max_depth": 8, "n_estimators": 600},
+                2,
+            ),
         ],
     },
     "churn-predictor": {
@@ -108,9 +123,7 @@ class Command(BaseCommand):
             self._grant(admin, source, asset, reviewers, Role.REVIEW)
             self._grant(admin, source, asset, people["viewer"], Role.VIEW)
             self._grant(admin, source, asset, ci, Role.REQUEST_PROMOTION)
-        self._staging(owner, source, "fraud-detector", 3)
-        self._staging(owner, source, "churn-predictor", 2)
-        self._promotions(admin, source, ci, people, reviewers)
+        self._promotions(admin, owner, source, ci, people, reviewers)
         token = self._ci_token(admin, source, ci)
         self.stdout.write(
             "Demo data ready.\n"
@@ -219,8 +232,16 @@ class Command(BaseCommand):
         if not held:
             services.grant_add(actor=admin, source=source, asset=asset, principal=principal, role=role)
 
-    def _promotions(self, admin, source, ci, people, reviewers) -> None:
-        """The production policy (two approvals from reviewers), an applied and a pending request."""
+    # Each model's way to production: (version, who approves). A version goes through staging first.
+    # fraud-detector v2 is approved and applied, so v3's request has production to be compared with.
+    RELEASES = {
+        "churn-predictor": [(2, ["reviewer1", "reviewer2"])],
+        "fraud-detector": [(2, ["reviewer1", "reviewer2"]), (3, [])],
+    }
+
+    def _promotions(self, admin, owner, source, ci, people, reviewers) -> None:
+        """The production policies (two approvals from reviewers; fraud-detector: AUC ≥ 0.92 too), then each
+        model's releases. A model that has any production request already is left as it is (idempotent)."""
         production = Stage.objects.get(name="production")
         if not Policy.objects.filter(stage=production, asset__isnull=True, kind="").exists():
             policy_create(
@@ -231,26 +252,48 @@ class Command(BaseCommand):
                 reviewer_teams=[reviewers],
                 gates=[{"type": "previous_stage", "stage": "staging", "when": "ever"}],
             )
-        for name, number, approvers in [
-            ("churn-predictor", 2, ["reviewer1", "reviewer2"]),
-            ("fraud-detector", 3, []),
-        ]:
+        fraud = Asset.objects.get(kind=AssetKind.MODEL, name="fraud-detector")
+        if not Policy.objects.filter(stage=production, asset=fraud).exists():
+            policy_create(
+                actor=admin,
+                source=source,
+                stage=production,
+                asset=fraud,
+                required_approvals=2,
+                reviewer_teams=[reviewers],
+                gates=[
+                    {
+                        "type": "metric",
+                        "metric": "auc",
+                        "op": ">=",
+                        "value": 0.92,
+                        "source": "latest_evaluation",
+                    }
+                ],
+            )
+        for name, releases in self.RELEASES.items():
             asset = Asset.objects.get(kind=AssetKind.MODEL, name=name)
             if PromotionRequest.objects.filter(asset=asset, stage=production).exists():
                 continue
-            promotion = promotion_request(
-                actor=ci,
-                source=source,
-                asset=asset,
-                version=asset.versions.get(number=number),
-                stage=production,
-                justification=f"{name} v{number} beats production on the holdout set",
-                ci={"commit": hashlib.sha1(f"{name}{number}".encode()).hexdigest(), "ref": "refs/heads/main"},
-            )
-            for reviewer in approvers:
-                promotion_approve(
-                    actor=people[reviewer], source=source, promotion_id=promotion.pk, comment="LGTM"
+            for number, approvers in releases:
+                version = asset.versions.get(number=number)
+                self._staging(owner, source, asset, version)
+                promotion = promotion_request(
+                    actor=ci,
+                    source=source,
+                    asset=asset,
+                    version=version,
+                    stage=production,
+                    justification=f"{name} v{number} beats production on the holdout set",
+                    ci={
+                        "commit": hashlib.sha1(f"{name}{number}".encode()).hexdigest(),
+                        "ref": "refs/heads/main",
+                    },
                 )
+                for reviewer in approvers:
+                    promotion_approve(
+                        actor=people[reviewer], source=source, promotion_id=promotion.pk, comment="LGTM"
+                    )
 
     def _ci_token(self, admin, source, ci) -> str:
         """The demo CI token, kept in var/ so that later runs can print it again.
@@ -288,15 +331,10 @@ class Command(BaseCommand):
             description=f"Demo {kind}: {name}.",
         )
 
-    def _staging(self, admin, source, name, number) -> None:
-        asset = Asset.objects.get(kind=AssetKind.MODEL, name=name)
+    def _staging(self, owner, source, asset, version) -> None:
+        """Put version in staging, unless it has been there (production asks for that)."""
         stage = Stage.objects.get(name="staging")
-        if not StagePointer.objects.filter(asset=asset, stage=stage).exists():
+        if not StageHistory.objects.filter(asset=asset, stage=stage, version=version).exists():
             services.stage_set(
-                actor=admin,
-                source=source,
-                asset=asset,
-                stage=stage,
-                version=asset.versions.get(number=number),
-                reason="demo data",
+                actor=owner, source=source, asset=asset, stage=stage, version=version, reason="demo data"
             )
