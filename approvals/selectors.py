@@ -116,10 +116,35 @@ def _for_rows(promotions: QuerySet[PromotionRequest]) -> QuerySet[PromotionReque
     latest_evaluation = (
         Evaluation.objects.filter(version=OuterRef("version_id")).order_by("-id").values("metrics")[:1]
     )
-    return promotions.prefetch_related(None).annotate(
-        approvals_so_far=Coalesce(Subquery(approvals, output_field=IntegerField()), 0),
-        latest_evaluation_metrics=Subquery(latest_evaluation, output_field=JSONField()),
+    return (
+        promotions.prefetch_related(None)
+        # A row shows the version's number and checks its gates (metrics, model card); the replaced version
+        # shows its number. The rest of their columns (large JSON and text) is neither read nor decoded.
+        .defer(
+            *(f"version__{name}" for name in _ROW_UNUSED), *(f"base_version__{name}" for name in _ROW_UNUSED)
+        )
+        .defer("base_version__metrics", "base_version__model_card")
+        .annotate(
+            approvals_so_far=Coalesce(Subquery(approvals, output_field=IntegerField()), 0),
+            latest_evaluation_metrics=Subquery(latest_evaluation, output_field=JSONField()),
+        )
     )
+
+
+# The version columns a promotion row never reads.
+_ROW_UNUSED = (
+    "description",
+    "tags",
+    "uri",
+    "metadata",
+    "params",
+    "signature",
+    "template",
+    "variables",
+    "model_config",
+    "commit_message",
+    "schema",
+)
 
 
 def _awaiting_review(user) -> QuerySet[PromotionRequest]:
