@@ -75,7 +75,7 @@ def test_a_contributor_is_refused_and_an_outsider_does_not_see_the_asset(contrib
 @pytest.mark.parametrize(
     "body, field, says",
     [
-        ({"url": "http://10.0.0.1/hook"}, "url", "private"),
+        ({"url": "http://10.0.0.1/hook"}, "url", "private"),  # refused as data: never connected to
         ({"url": "ftp://example.org/"}, "url", "http or https"),
         ({"url": "https://hooks.example.org/"}, "url", "public addresses"),  # does not resolve here
         ({"url": ""}, "url", ""),
