@@ -3,7 +3,10 @@
 The hottest reads (what is in a stage) spend most of their time turning the ORM query into SQL, not in the
 database. `CompiledQuery` compiles a query once per shape with recognisable stand-in values, remembers where
 each value goes, and then runs the same SQL with the caller's values, converting the row exactly as the ORM
-would. The SQL still comes from the ORM, so no rule (visibility included) is written twice.
+would (model instances included, with their select_related objects and annotations). The SQL still comes
+from the ORM, so no rule (visibility included) is written twice. The query is compiled twice with different
+stand-ins: a parameter that follows no value and no context id must be the same both times (a constant such
+as a status), and a build that reads a changing value itself (the clock) is refused.
 """
 
 from __future__ import annotations
@@ -29,18 +32,17 @@ class CompiledQuery:
         return self._run(shape, context, values, limit=None)
 
     def first(self, shape, context: dict, **values) -> tuple | None:
-        """The first row for these `values` (strings or whole numbers). `context` holds the other arguments
-        of `build` (e.g. the user): `shape` must tell apart every context that gives different SQL; their ids
-        are parameters too."""
+        """The first row for these `values` (strings, whole numbers or aware datetimes). `context` holds the
+        other arguments of `build` (e.g. the user): `shape` must tell apart every context that gives
+        different SQL; their ids are parameters too. SQL constants of the query (a status, a codename) stay
+        as compiled: compiling twice with other stand-ins proves that they do not come from `values`."""
         found = self._run(shape, context, values, limit=1)
         return found[0] if found else None
 
     def objects(self, shape, context: dict, *, limit: int | None = None, **values) -> list:
         """The model instances that iterating build's queryset (a queryset of model instances, with its
-        select_related objects and annotations) would give, at most `limit` of them. Besides strings and
-        whole numbers, `values` may hold aware datetimes. SQL constants of the query (a status, a codename)
-        stay as compiled: compiling twice with other stand-ins proves that they do not come from `values`."""
-        found, compiled = self._execute(shape, context, values, limit, constants=True)
+        select_related objects and annotations) would give, at most `limit` of them (see first)."""
+        found, compiled = self._execute(shape, context, values, limit)
         if not found:
             return []
         model_cls, start, end, init_list, populators, annotations = compiled.model
@@ -56,14 +58,14 @@ class CompiledQuery:
         return instances
 
     def _run(self, shape, context: dict, values: dict, limit: int | None) -> list[tuple]:
-        return self._execute(shape, context, values, limit, constants=False)[0]
+        return self._execute(shape, context, values, limit)[0]
 
-    def _execute(self, shape, context: dict, values: dict, limit: int | None, *, constants: bool):
+    def _execute(self, shape, context: dict, values: dict, limit: int | None):
         cache = self._local.__dict__.setdefault("cache", {})
         connection = connections[self.using]
-        key = (id(connection), shape, limit, constants)
+        key = (id(connection), shape, limit)
         if key not in cache:
-            cache[key] = self._compile(connection, context, values, limit, constants=constants)
+            cache[key] = self._compile(connection, context, values, limit)
         compiled = cache[key]
         params = [slot(values, context) for slot in compiled.slots]
         with connection.cursor() as cursor:
@@ -73,35 +75,35 @@ class CompiledQuery:
             found = list(compiled.compiler.apply_converters(found, compiled.converters))
         return found, compiled
 
-    def _compile(self, connection, context: dict, values: dict, limit: int | None, *, constants: bool):
+    def _compile(self, connection, context: dict, values: dict, limit: int | None):
         compiler, sql, params, stand_ins = self._compile_once(connection, context, values, limit, 1)
         adapt = _adapter(connection)
-        again, params_again = {}, []
         by_stand_in = {adapt(value): name for name, value in stand_ins.items()}
-        if constants:  # a second compilation, with other stand-ins, tells constants from values
-            _, sql_again, params_again, stand_ins_again = self._compile_once(
-                connection, context, values, limit, 2
-            )
-            again = {adapt(value): name for name, value in stand_ins_again.items()}
-            if sql_again != sql or len(params_again) != len(params):
-                raise ValueError("the query's SQL depends on its values: it cannot be compiled once")
+        # A second compilation, with other stand-ins, tells constants from values.
+        _, sql_again, params_again, stand_ins_again = self._compile_once(
+            connection, context, values, limit, 2
+        )
+        again = {adapt(value): name for name, value in stand_ins_again.items()}
+        if sql_again != sql or len(params_again) != len(params):
+            raise ValueError("the query's SQL depends on its values: it cannot be compiled once")
         slots = []
         for position, param in enumerate(params):
             if _hashable(param) and param in by_stand_in:
                 name = by_stand_in[param]
-                if constants and again.get(params_again[position]) != name:
+                if again.get(params_again[position]) != name:
                     raise ValueError(f"parameter {position} does not follow value {name!r}")
                 slots.append(lambda vals, ctx, name=name: adapt(vals[name]))
                 continue
             match = _context_slot(context, param)  # the user's id, say: found by value
             if match is not None:
                 slots.append(match)
-            elif constants and params_again[position] == param and not _stand_in_like(param):
+            elif params_again[position] == param and not _stand_in_like(param):
                 slots.append(lambda vals, ctx, param=param: param)
             else:
                 raise ValueError(f"cannot tell where parameter {param!r} comes from")
         converters = compiler.get_converters([column for column, _, _ in compiler.select])
-        return _Compiled(compiler, sql, slots, converters, _model_layout(compiler) if constants else None)
+        layout = _model_layout(compiler) if compiler.klass_info else None
+        return _Compiled(compiler, sql, slots, converters, layout)
 
     def _compile_once(self, connection, context: dict, values: dict, limit: int | None, round_: int):
         # Stand-ins that no real value equals: strings with NUL bytes, numbers far below any id, instants in
