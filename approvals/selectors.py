@@ -369,14 +369,29 @@ def promotion_deciders(
 FEW_ASSETS = 200
 
 
+_ACTIVITY_FIELDS = (
+    *("seq", "occurred_at", "actor_repr", "actor_kind", "action", "target_kind", "target_id"),
+    *("target_repr", "asset_id", "changes"),
+)
+_VISIBLE_ASSET_IDS = CompiledQuery(lambda *, user: restrict(Asset.objects.all(), user).values_list("pk"))
+_LATEST_VISIBLE_EVENTS = CompiledQuery(
+    lambda *, user: restrict(
+        AuditEvent.objects.only(*_ACTIVITY_FIELDS).filter(asset_id__isnull=False).order_by("-seq"),
+        user,
+        field="asset_id",
+    )
+)
+
+
 def _latest_events_on_visible_assets(*, user, limit: int) -> list[AuditEvent]:
-    fields = ("seq", "occurred_at", "actor_repr", "actor_kind", "action", "target_kind", "target_id")
-    events = AuditEvent.objects.only(*fields, "target_repr", "asset_id", "changes").order_by("-seq")
-    if not reads_everything(user):
-        visible = list(restrict(Asset.objects.all(), user).values_list("pk", flat=True)[: FEW_ASSETS + 1])
+    # Both queries of those who see many assets are compiled once per shape (core.compiled).
+    shape = "all" if reads_everything(user) else "granted"
+    if shape == "granted":
+        visible = [pk for (pk,) in _VISIBLE_ASSET_IDS.rows(shape, {"user": user}, limit=FEW_ASSETS + 1)]
         if len(visible) <= FEW_ASSETS:
+            events = AuditEvent.objects.only(*_ACTIVITY_FIELDS).order_by("-seq")
             return list(events.filter(asset_id__in=visible)[:limit]) if visible else []
-    return list(restrict(events.filter(asset_id__isnull=False), user, field="asset_id")[:limit])
+    return _LATEST_VISIBLE_EVENTS.objects(shape, {"user": user}, limit=limit)
 
 
 def activity_list_for_user(*, user, limit: int = 20) -> list[AuditEvent]:

@@ -27,9 +27,9 @@ class CompiledQuery:
         self.build, self.using = build, using
         self._local = threading.local()  # compilers hold a connection, and connections are per thread
 
-    def rows(self, shape, context: dict, **values) -> list[tuple]:
-        """Every row for these values (see first)."""
-        return self._run(shape, context, values, limit=None)
+    def rows(self, shape, context: dict, *, limit: int | None = None, **values) -> list[tuple]:
+        """Every row for these values, or the first `limit` (see first)."""
+        return self._run(shape, context, values, limit=limit)
 
     def first(self, shape, context: dict, **values) -> tuple | None:
         """The first row for these `values` (strings, whole numbers or aware datetimes). `context` holds the
