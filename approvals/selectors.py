@@ -40,22 +40,25 @@ from registry.models import (
     Stage,
     StagePointer,
 )
-from registry.permissions import CODENAMES, Role, restrict
+from registry.permissions import CODENAMES, Role, restrict, restrict_few
 from registry.selectors import visible_asset_names
 
 
 def promotion_list_for_user(*, user) -> QuerySet[PromotionRequest]:
-    promotions = PromotionRequest.objects.select_related(
+    return restrict(_promotions(), user, field="asset")
+
+
+def _promotions() -> QuerySet[PromotionRequest]:
+    return PromotionRequest.objects.select_related(
         "asset", "version", "stage", "requested_by", "base_version"
     ).prefetch_related(Prefetch("reviews", queryset=Review.objects.select_related("reviewer").order_by("id")))
-    return restrict(promotions, user, field="asset")
 
 
 def promotion_get_for_user(*, user, pk: int) -> PromotionRequest:
     """The request if user may see it (else NotFound), as it stands now: one whose time has run out reads as
     expired, with the reason and revision its recorded expiry will have. Nothing is written here: the
     periodic task and the decision services record the expiry."""
-    promotion = promotion_list_for_user(user=user).filter(pk=pk).first()
+    promotion = restrict_few(_promotions().filter(pk=pk), user, field="asset").first()
     if promotion is None:
         raise NotFound("Not found.")
     if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
@@ -150,13 +153,11 @@ _ROW_UNUSED = (
 
 
 def _awaiting_review(user, now=None) -> QuerySet[PromotionRequest]:
-    """The inbox's rule (promotion_inbox_for_user) without what a list shows: for counting."""
+    """The inbox's rule (promotion_inbox_for_user) without what a list shows: for counting. A review grant
+    is a grant, and any grant makes its asset visible (registry.permissions): no other visibility check is
+    needed (nor wanted: each costs the database a hash of every asset the person sees)."""
     reviewed = Review.objects.filter(promotion=OuterRef("pk"), reviewer=user)
-    pending = restrict(
-        PromotionRequest.objects.filter(status=Status.PENDING, expires_at__gt=now or timezone.now()),
-        user,
-        field="asset",
-    )
+    pending = PromotionRequest.objects.filter(status=Status.PENDING, expires_at__gt=now or timezone.now())
     return pending.filter(_review_grants(user)).exclude(requested_by=user).exclude(Exists(reviewed))
 
 
