@@ -615,6 +615,7 @@ def test_the_compiled_inbox_heads_answer_like_the_querysets_for_every_kind_of_us
     Policy.objects.create(kind=AssetKind.MODEL, stage=world.staging)
     request_promotion(world, actor=world.r2, asset=asset, version=version, stage=world.staging)
     admin = UserFactory(username="root", global_role="admin")
+    assign_perm("registry.review_asset", world.outsider, asset)  # a review grant of one's own, not a team's
     people = [world.r1, world.r2, world.r3, world.manager, world.outsider, world.ci, admin]
     for _ in range(2):  # the second round runs on the compiled SQL
         for person in people:
@@ -635,4 +636,6 @@ def test_the_compiled_inbox_heads_answer_like_the_querysets_for_every_kind_of_us
                 assert got.created_at == want.created_at
             mine = selectors.promotion_requests_head_for_user(user=person, limit=10)
             assert [p.pk for p in mine] == [p.pk for p in selectors.promotion_requests_of_user(user=person)]
-    assert {p.pk for p in selectors.promotion_inbox_head_for_user(user=world.r1, limit=10)[0]} != set()
+    assert selectors.promotion_inbox_head_for_user(user=world.r1, limit=10)[1] == 3  # through the team
+    outsiders = selectors.promotion_inbox_head_for_user(user=world.outsider, limit=10)[0]
+    assert {p.asset_id for p in outsiders} == {asset.pk} and len(outsiders) == 2  # through the direct grant
