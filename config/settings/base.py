@@ -252,6 +252,19 @@ for _network in CALLBACK_ALLOWED_NETWORKS:
 # One delivery attempt (name lookup, connection, TLS, request, status line) must finish in this many seconds.
 WEBHOOK_TIMEOUT = env_int("DJANGO_WEBHOOK_TIMEOUT", 5)
 
+# CI signs in with its OIDC ID token (accounts/oidc.py, docs/operations.md "Trust policies"). An issuer's
+# signing keys (JWKS) are cached for OIDC_JWKS_CACHE_SECONDS; a token naming an unknown key id refetches them,
+# at most once per OIDC_JWKS_REFETCH_SECONDS per issuer. A minted registry token lives at most
+# OIDC_TOKEN_MAX_SECONDS (never longer than the ID token itself).
+OIDC_JWKS_CACHE_SECONDS = env_int("OIDC_JWKS_CACHE_SECONDS", 300)
+OIDC_JWKS_REFETCH_SECONDS = env_int("OIDC_JWKS_REFETCH_SECONDS", 60)
+OIDC_FETCH_TIMEOUT = env_int("OIDC_FETCH_TIMEOUT", 5)
+OIDC_LEEWAY_SECONDS = env_int("OIDC_LEEWAY_SECONDS", 60)
+OIDC_TOKEN_MAX_SECONDS = 3600
+# Issuers are fetched over HTTPS only. The tests run an issuer on plain HTTP on a loopback address: this turns
+# that on, for loopback hosts only (127.0.0.0/8, ::1, localhost); never in production.
+OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS = env_bool("OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS", False)
+
 # /metrics (core/metrics.py) answers a scraper that shows METRICS_TOKEN as a bearer token or comes from one of
 # METRICS_ALLOWED_NETWORKS (CIDR); everyone else gets 404. Neither set: nobody.
 METRICS_TOKEN = env_secret("METRICS_TOKEN") or ""

@@ -1,0 +1,193 @@
+"""A local OpenID Connect issuer for the tests: keys generated here, discovery and JWKS served over plain HTTP
+on an ephemeral 127.0.0.1 port (allowed by OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS in the test settings only).
+
+It also serves what a GitHub Actions runner serves a job (`/github/id-token`, the ACTIONS_ID_TOKEN_REQUEST_URL),
+so the CI client can be run against it as in a workflow.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+import time
+import urllib.parse
+import uuid
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+GITHUB_REQUEST_TOKEN = "runner-request-token"
+
+
+def new_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_jwk(key, kid: str) -> dict:
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Issuer:
+    """Signs ID tokens with its keys and publishes the public halves; counts how often its keys are fetched."""
+
+    def __init__(self) -> None:
+        self.key = new_key()
+        self.kid = "key-1"
+        self.published = {self.kid: self.key}  # the keys the JWKS lists, by kid
+        self.jwks_fetches = 0
+        self.github_requests: list[dict] = []
+        self._server: http.server.ThreadingHTTPServer | None = None
+
+    # Serving ---------------------------------------------------------------------------------------------
+
+    def start(self) -> Issuer:
+        issuer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _json(self, status: int, body: dict) -> None:
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self):
+                path, _, query = self.path.partition("?")
+                if path == "/.well-known/openid-configuration":
+                    return self._json(200, issuer.discovery())
+                if path == "/jwks":
+                    issuer.jwks_fetches += 1
+                    return self._json(200, issuer.jwks())
+                if path == "/github/id-token":
+                    return self._github(urllib.parse.parse_qs(query))
+                return self._json(404, {})
+
+            def _github(self, query):
+                authorization = self.headers.get("Authorization", "")
+                issuer.github_requests.append({"authorization": authorization, "query": query})
+                if authorization != f"bearer {GITHUB_REQUEST_TOKEN}":
+                    return self._json(401, {"message": "bad request token"})
+                audience = query.get("audience", ["https://github.com/acme"])[0]
+                return self._json(200, {"value": issuer.token(**issuer.github_claims, aud=audience)})
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.github_claims = github_claims()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def discovery(self) -> dict:
+        return {
+            "issuer": self.url,
+            "jwks_uri": f"{self.url}/jwks",
+            "authorization_endpoint": f"{self.url}/authorize",
+            "token_endpoint": f"{self.url}/token",
+            "response_types_supported": ["code", "id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }
+
+    def jwks(self) -> dict:
+        return {"keys": [public_jwk(key, kid) for kid, key in self.published.items()]}
+
+    # Tokens ----------------------------------------------------------------------------------------------
+
+    def claims(self, **overrides) -> dict:
+        now = int(time.time())
+        base = {
+            "iss": self.url,
+            "sub": "repo:acme/fraud:ref:refs/heads/main",
+            "aud": "https://registry.example.test",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            "jti": uuid.uuid4().hex,
+        }
+        base.update(overrides)
+        return {name: value for name, value in base.items() if value is not None}
+
+    def token(self, *, key=None, kid: str | None = None, algorithm: str = "RS256", **overrides) -> str:
+        return jwt.encode(
+            self.claims(**overrides),
+            key or self.key,
+            algorithm=algorithm,
+            headers={"kid": kid or self.kid},
+        )
+
+    def unsigned(self, **overrides) -> str:
+        """alg none: a header, the claims, and no signature."""
+        header = b64(json.dumps({"alg": "none", "typ": "JWT", "kid": self.kid}).encode())
+        return f"{header}.{b64(json.dumps(self.claims(**overrides)).encode())}."
+
+    def hmac_with_public_key(self, **overrides) -> str:
+        """HS256 keyed with the issuer's public key (which anyone can fetch): the classic confusion attack."""
+        secret = self.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": self.kid}).encode())
+        payload = b64(json.dumps(self.claims(**overrides)).encode())
+        signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        return f"{header}.{payload}.{b64(signature)}"
+
+
+def github_claims(**overrides) -> dict:
+    """The claims GitHub Actions puts in a job's ID token (a push to main of acme/fraud, environment prod)."""
+    claims = {
+        "sub": "repo:acme/fraud:environment:prod",
+        "repository": "acme/fraud",
+        "repository_id": "101",
+        "repository_owner": "acme",
+        "repository_owner_id": "7",
+        "ref": "refs/heads/main",
+        "ref_type": "branch",
+        "sha": "a" * 40,
+        "environment": "prod",
+        "workflow_ref": "acme/fraud/.github/workflows/train.yml@refs/heads/main",
+        "job_workflow_ref": "acme/fraud/.github/workflows/train.yml@refs/heads/main",
+        "run_id": "4242",
+        "run_attempt": "1",
+        "actor": "octocat",
+    }
+    claims.update(overrides)
+    return claims
+
+
+def gitlab_claims(**overrides) -> dict:
+    """The claims GitLab CI puts in an `id_tokens:` token (a protected main branch of acme/fraud)."""
+    claims = {
+        "sub": "project_path:acme/fraud:ref_type:branch:ref:main",
+        "project_id": "55",
+        "project_path": "acme/fraud",
+        "namespace_path": "acme",
+        "ref": "main",
+        "ref_type": "branch",
+        "ref_protected": "true",
+        "environment": "prod",
+        "pipeline_id": "900",
+        "job_id": "901",
+        "user_login": "octocat",
+    }
+    claims.update(overrides)
+    return claims
