@@ -306,3 +306,18 @@ def test_the_service_refuses_without_writing(oidc_issuer, policy):
     with pytest.raises(oidc.IdTokenRefused):
         token_exchange(source=Source.cli(), id_token=oidc_issuer.unsigned(**github_claims()))
     assert AuditEvent.objects.count() == before
+
+
+def test_an_exchange_whose_event_cannot_be_written_leaves_nothing(oidc_issuer, policy, monkeypatch):
+    import accounts.federation
+
+    def broken(**kwargs):
+        raise RuntimeError("the audit log is unavailable")
+
+    token = oidc_issuer.token(**github_claims())
+    monkeypatch.setattr(accounts.federation, "audit_record", broken)
+    with pytest.raises(RuntimeError):
+        token_exchange(source=Source.cli(), id_token=token)
+    assert not ApiToken.objects.exists() and not IdTokenUse.objects.exists()
+    monkeypatch.undo()
+    assert exchange(token).status_code == 201  # the ID token was not spent by the failed exchange
