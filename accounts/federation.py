@@ -170,9 +170,7 @@ def token_exchange(*, source: Source, id_token: str) -> tuple[ApiToken, str]:
     policies = list(TrustPolicy.objects.filter(issuer=issuer, enabled=True).select_related("account"))
     if not policies:
         raise oidc.IdTokenRefused("The ID token's issuer is not trusted.")
-    claims = oidc.verify(
-        id_token, issuer=issuer, audiences=sorted({policy.audience for policy in policies})
-    )
+    claims = oidc.verify(id_token, issuer=issuer, audiences=sorted({policy.audience for policy in policies}))
     matching = [
         policy
         for policy in policies

@@ -105,7 +105,11 @@ def url_refusal(url: str) -> str | None:
         return "must be an https:// URL with a host, and no user, query or fragment"
     if parts.scheme == "https":
         return None
-    if parts.scheme == "http" and settings.OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS and _is_loopback(parts.hostname):
+    if (
+        parts.scheme == "http"
+        and settings.OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS
+        and _is_loopback(parts.hostname)
+    ):
         return None
     return "must be an https:// URL"
 
@@ -329,4 +333,3 @@ def verify(token: str, *, issuer: str, audiences: list[str]) -> dict:
     if not isinstance(claims.get("jti"), str) or not claims["jti"]:
         raise IdTokenRefused("The ID token has no jti: its replay could not be told apart.")
     return claims
-

@@ -168,7 +168,9 @@ class TrustPolicyListView(generics.GenericAPIView):
         data = _policy_fields(request, dict(validated(s.TrustPolicyIn, request)))
         policy = federation.trust_policy_create(actor=request.user, source=api_source(request), **data)
         return Response(
-            s.TrustPolicyOut(policy).data, status=201, headers={"Location": f"/api/v1/trust-policies/{policy.pk}"}
+            s.TrustPolicyOut(policy).data,
+            status=201,
+            headers={"Location": f"/api/v1/trust-policies/{policy.pk}"},
         )
 
 

@@ -6,45 +6,79 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='IdTokenUse',
+            name="IdTokenUse",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=64, unique=True)),
-                ('expires_at', models.DateTimeField(db_index=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=64, unique=True)),
+                ("expires_at", models.DateTimeField(db_index=True)),
             ],
         ),
         migrations.AddField(
-            model_name='apitoken',
-            name='federation',
+            model_name="apitoken",
+            name="federation",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.CreateModel(
-            name='TrustPolicy',
+            name="TrustPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('provider', models.CharField(choices=[('github', 'GitHub Actions'), ('gitlab', 'GitLab CI'), ('oidc', 'Another OIDC issuer')], max_length=10)),
-                ('issuer', models.CharField(max_length=300)),
-                ('audience', models.CharField(max_length=200)),
-                ('conditions', models.JSONField(default=dict)),
-                ('scopes', models.JSONField(default=list)),
-                ('token_lifetime_seconds', models.PositiveIntegerField(default=900)),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='trust_policies', to=settings.AUTH_USER_MODEL)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "provider",
+                    models.CharField(
+                        choices=[
+                            ("github", "GitHub Actions"),
+                            ("gitlab", "GitLab CI"),
+                            ("oidc", "Another OIDC issuer"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("issuer", models.CharField(max_length=300)),
+                ("audience", models.CharField(max_length=200)),
+                ("conditions", models.JSONField(default=dict)),
+                ("scopes", models.JSONField(default=list)),
+                ("token_lifetime_seconds", models.PositiveIntegerField(default=900)),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="trust_policies",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'indexes': [models.Index(fields=['issuer'], name='trust_policy_issuer')],
+                "ordering": ["name"],
+                "indexes": [models.Index(fields=["issuer"], name="trust_policy_issuer")],
             },
         ),
     ]
