@@ -1,8 +1,8 @@
 """A local OpenID Connect issuer for the tests: keys generated here, discovery and JWKS served over plain HTTP
 on an ephemeral 127.0.0.1 port (allowed by OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS in the test settings only).
 
-It also serves what a GitHub Actions runner serves a job (`/github/id-token`, the ACTIONS_ID_TOKEN_REQUEST_URL),
-so the CI client can be run against it as in a workflow.
+It also serves what a GitHub Actions runner serves a job (`/github/id-token`, the
+ACTIONS_ID_TOKEN_REQUEST_URL), so the CI client can be run against it as in a workflow.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def b64(data: bytes) -> str:
 
 
 class Issuer:
-    """Signs ID tokens with its keys and publishes the public halves; counts how often its keys are fetched."""
+    """Signs ID tokens with its keys and publishes the public halves; counts the fetches of its keys."""
 
     def __init__(self) -> None:
         self.key = new_key()

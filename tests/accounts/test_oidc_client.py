@@ -1,6 +1,6 @@
-"""`registry_ci.py --oidc`, run as a subprocess against a live server and the local OIDC issuer: as in a GitHub
-Actions job (the runner's ID token endpoint served on loopback) and a GitLab CI job (an `id_tokens:` variable),
-with no stored registry token."""
+"""`registry_ci.py --oidc`, run as a subprocess against a live server and the local OIDC issuer: as in a
+GitHub Actions job (the runner's ID token endpoint served on loopback) and a GitLab CI job (an `id_tokens:`
+variable), with no stored registry token."""
 
 import json
 import subprocess
