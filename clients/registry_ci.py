@@ -6,6 +6,7 @@
 
     # No stored secret: exchange the job's OIDC ID token for a short-lived registry token (docs/ci.md).
     python registry_ci.py --oidc register --kind model --name fraud-detector --file version.json
+    export REGISTRY_TOKEN=$(python registry_ci.py --oidc token)   # once per job, for later calls
     python registry_ci.py promote --kind model --name fraud-detector --version 7 --stage production \\
         --justification "AUC +0.8 pt on holdout" --wait 3600
 
@@ -290,6 +291,9 @@ def parser() -> argparse.ArgumentParser:
         "REGISTRY_ID_TOKEN)",
     )
     commands = main.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "token", help="with --oidc: print a short-lived registry token for the job's ID token"
+    )
     reg = commands.add_parser("register", help="register a version described by a JSON file")
     reg.add_argument("--kind", choices=PLURAL, default="model")
     reg.add_argument("--name", required=True)
@@ -321,6 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.oidc:
             audience = args.oidc_audience or args.url.rstrip("/")
             token = oidc_exchange(args.url, job_id_token(audience, args.oidc_token_variable))
+        if args.command == "token":
+            if not args.oidc:
+                _log("token: needs --oidc (it prints the token the job's ID token is exchanged for)")
+                return EXIT_ERROR
+            print(token)
+            return EXIT_OK
         registry = Registry(args.url, token)
         return register(registry, args) if args.command == "register" else promote(registry, args)
     except (ClientError, OSError, ValueError, KeyError) as error:

@@ -15,7 +15,7 @@ from audit.models import AuditEvent
 from core.source import Source
 from registry.models import AssetVersion
 from tests.factories import AssetFactory, ServiceAccountFactory, digest_for, grant
-from tests.oidc_issuer import GITHUB_REQUEST_TOKEN, gitlab_claims
+from tests.oidc_issuer import GITHUB_REQUEST_TOKEN, github_claims, gitlab_claims
 
 CLIENT = Path(__file__).resolve().parents[2] / "clients" / "registry_ci.py"
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -124,3 +124,16 @@ def test_without_an_id_token_the_client_says_how_to_get_one(live_server, tmp_pat
     code, _, err = register(live_server, tmp_path, {})
     assert code == 2
     assert "id-token: write" in err and "id_tokens:" in err
+
+
+def test_the_token_command_exchanges_once_for_the_whole_job(live_server, oidc_issuer, ci_account):
+    policy(oidc_issuer, ci_account, audience=live_server.url)
+    env = {"PATH": "/usr/bin", "REGISTRY_ID_TOKEN": oidc_issuer.token(**github_claims(), aud=live_server.url)}
+    command = [sys.executable, str(CLIENT), "--url", live_server.url, "--oidc", "token"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip()
+    assert token.startswith("mgr_") and ApiToken.objects.get().hashed == ApiToken.hash(token)
+    # The same ID token again (a second step of the job) is a replay: the job keeps the registry token.
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert again.returncode == 2 and "id-token-replayed" in again.stderr
