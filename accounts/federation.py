@@ -1,5 +1,6 @@
-"""Services of identity federation: trust policies (admins; each change audited) and the exchange of a CI
-job's OIDC ID token for a short-lived registry token (audited, with the issuer, subject and matched claims).
+"""Services of identity federation: trust policies (admins; each change audited), the exchange of a CI job's
+OIDC ID token for a short-lived registry token (audited, with the issuer, subject and matched claims), and
+single sign-on for people (accounts created on first sign-in, teams following the provider's groups).
 
 The checks of a token are in accounts/oidc.py; the exchange fetches the issuer's keys before its transaction
 begins, so no database transaction waits on the network.
@@ -12,13 +13,15 @@ import hashlib
 import logging
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import oidc
-from accounts.models import ApiToken, IdTokenUse, TrustPolicy, User
+from accounts.models import ApiToken, ExternalIdentity, IdTokenUse, TrustPolicy, User
 from accounts.permissions import require_admin
-from accounts.services import _new_token
+from accounts.services import _membership_change, _new_token
+from accounts.usernames import accounts_named
 from audit.models import Action
 from audit.services import audit_record
 from core.exceptions import Conflict, DomainError, Forbidden, InvalidInput
@@ -254,3 +257,113 @@ def _token_mint(*, source: Source, policy: TrustPolicy, claims: dict) -> tuple[A
 
 def _leeway() -> dt.timedelta:
     return dt.timedelta(seconds=settings.OIDC_LEEWAY_SECONDS)
+
+
+# Single sign-on for people ---------------------------------------------------------------------------------
+#
+# The identity provider's ID token (verified by accounts/sso.py through Authlib) names the person; their
+# registry account is found by the provider's (issuer, subject), created on first sign-in, and their teams
+# follow the provider's groups at every sign-in (SSO_GROUP_TEAMS), each change a team membership event.
+
+
+def group_teams() -> dict[str, str]:
+    """SSO_GROUP_TEAMS as group -> team."""
+    pairs = {}
+    for item in settings.SSO_GROUP_TEAMS:
+        group, _, team = item.rpartition("=")
+        if group and team:
+            pairs[group.strip()] = team.strip()
+    return pairs
+
+
+def _claimed_username(claims: dict) -> str:
+    username = claims.get(settings.SSO_USERNAME_CLAIM) or claims.get("email") or ""
+    if not isinstance(username, str) or not 1 <= len(username) <= 150:
+        raise InvalidInput.field("username", f"the provider sent no usable {settings.SSO_USERNAME_CLAIM!r}")
+    try:
+        User.username_validator(username)
+    except Exception:
+        raise InvalidInput.field("username", f"{username!r} is not a valid account name") from None
+    return username
+
+
+def _sso_account(*, source: Source, claims: dict, issuer: str, subject: str) -> tuple[User, bool]:
+    """The account linked to (issuer, subject): linked before, linked now, or created now (audited)."""
+    link = ExternalIdentity.objects.filter(issuer=issuer, subject=subject).first()
+    if link is not None:
+        return User.objects.select_for_update().get(pk=link.user_id), False
+    username = _claimed_username(claims)
+    existing = accounts_named(username)
+    if existing:
+        if not settings.SSO_LINK_EXISTING_ACCOUNTS or len(existing) != 1 or existing[0].is_service_account:
+            raise Conflict(
+                f"An account named {username!r} exists already and is not linked to this sign-in.",
+                type="sso-account-conflict",
+            )
+        user = User.objects.select_for_update().get(pk=existing[0].pk)
+        ExternalIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+        return user, False
+    email = claims.get("email") if isinstance(claims.get("email"), str) else ""
+    user = User(
+        username=username,
+        email=User.objects.normalize_email(email[:254]),
+        first_name=str(claims.get("given_name") or "")[:150],
+        last_name=str(claims.get("family_name") or "")[:150],
+    )
+    user.set_unusable_password()
+    user.save()
+    ExternalIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+    audit_record(
+        actor=None,
+        action=Action.ACCOUNT_CREATED,
+        target=user,
+        source=source,
+        changes={
+            "after": {
+                "service_account": False,
+                "email": user.email,
+                "password": "none",
+                "sso": {"issuer": issuer, "subject": subject},
+            }
+        },
+    )
+    return user, True
+
+
+def _sync_teams(*, source: Source, user: User, groups: list[str]) -> None:
+    """Put user in the mapped teams of their groups, and out of the mapped teams of groups they left."""
+    pairs = group_teams()
+    wanted = {pairs[group] for group in groups if group in pairs}
+    current = set(user.groups.values_list("name", flat=True))
+    for name in sorted(set(pairs.values())):
+        if (name in wanted) == (name in current):
+            continue
+        team, _ = Group.objects.get_or_create(name=name)
+        sources = ", ".join(sorted(group for group, mapped in pairs.items() if mapped == name))
+        verb = "includes" if name in wanted else "lacks"
+        reason = f"single sign-on: the {settings.SSO_GROUPS_CLAIM} claim {verb} {sources}"
+        _membership_change(actor=None, source=source, team=team, user=user, add=name in wanted, reason=reason)
+
+
+@transaction.atomic(durable=True)
+def sso_sign_in(*, source: Source, claims: dict) -> User:
+    """A person signed in at the identity provider: their account (created on first sign-in), their teams
+    brought in line with the provider's groups, and the sign-in recorded; all in one transaction."""
+    issuer, subject = claims.get("iss"), claims.get("sub")
+    if not isinstance(issuer, str) or not isinstance(subject, str) or not subject:
+        raise InvalidInput.field("sub", "the provider's ID token names no subject")
+    user, created = _sso_account(source=source, claims=claims, issuer=issuer, subject=subject[:255])
+    if user.is_service_account or not user.is_active:
+        raise Forbidden("This account cannot sign in.", type="account-disabled")
+    groups = claims.get(settings.SSO_GROUPS_CLAIM) if settings.SSO_GROUPS_CLAIM else None
+    groups = [group for group in groups if isinstance(group, str)] if isinstance(groups, list) else []
+    if settings.SSO_GROUPS_CLAIM:
+        _sync_teams(source=source, user=user, groups=groups)
+    audit_record(
+        actor=user,
+        action=Action.LOGIN_SUCCEEDED,
+        target=user,
+        source=source,
+        changes={"method": "sso", "issuer": issuer, "subject": subject[:255], "created": created},
+    )
+    return user

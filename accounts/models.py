@@ -176,3 +176,20 @@ class IdTokenUse(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ExternalIdentity(models.Model):
+    """A person's account at the identity provider (issuer and subject) linked to their registry account."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities"
+    )
+    issuer = models.CharField(max_length=300)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="external_identity_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
