@@ -25,7 +25,6 @@ FAILURES = (
     OAuthError,
     requests.RequestException,
     JoseError,
-    AuthlibJoseError,
     ValueError,
     KeyError,
     TypeError,
