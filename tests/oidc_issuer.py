@@ -2,7 +2,9 @@
 on an ephemeral 127.0.0.1 port (allowed by OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS in the test settings only).
 
 It also serves what a GitHub Actions runner serves a job (`/github/id-token`, the
-ACTIONS_ID_TOKEN_REQUEST_URL), so the CI client can be run against it as in a workflow.
+ACTIONS_ID_TOKEN_REQUEST_URL), so the CI client can be run against it as in a workflow; and, for single
+sign-on, an authorization endpoint that signs in `issuer.person` at once and a token endpoint that checks the
+client's secret and the PKCE code verifier before it answers an ID token.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 GITHUB_REQUEST_TOKEN = "runner-request-token"
+SSO_CLIENT_ID = "registry"
+SSO_CLIENT_SECRET = "registry-client-secret"
 
 
 def new_key():
@@ -46,6 +50,11 @@ class Issuer:
         self.published = {self.kid: self.key}  # the keys the JWKS lists, by kid
         self.jwks_fetches = 0
         self.github_requests: list[dict] = []
+        # Single sign-on: who signs in at /authorize, the codes handed out, the token requests received.
+        self.person: dict = {}
+        self.codes: dict[str, dict] = {}
+        self.token_requests: list[dict] = []
+        self.sso_key = None  # another key to sign ID tokens with (a forgery), else the issuer's own
         self._server: http.server.ThreadingHTTPServer | None = None
 
     # Serving ---------------------------------------------------------------------------------------------
@@ -74,7 +83,28 @@ class Issuer:
                     return self._json(200, issuer.jwks())
                 if path == "/github/id-token":
                     return self._github(urllib.parse.parse_qs(query))
+                if path == "/authorize":
+                    return self._authorize(dict(urllib.parse.parse_qsl(query)))
                 return self._json(404, {})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+                if self.path == "/token":
+                    return self._json(*issuer.answer_token(form, self.headers.get("Authorization", "")))
+                return self._json(404, {})
+
+            def _authorize(self, params):
+                code = issuer.authorize(params)
+                target = (
+                    params["redirect_uri"]
+                    + "?"
+                    + urllib.parse.urlencode({"code": code, "state": params.get("state", "")})
+                )
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def _github(self, query):
                 authorization = self.headers.get("Authorization", "")
@@ -107,6 +137,36 @@ class Issuer:
             "response_types_supported": ["code", "id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
+        }
+
+    # Single sign-on ----------------------------------------------------------------------------------------
+
+    def authorize(self, params: dict) -> str:
+        assert params["client_id"] == SSO_CLIENT_ID and params["response_type"] == "code", params
+        code = uuid.uuid4().hex
+        self.codes[code] = {**params, "person": dict(self.person)}
+        return code
+
+    def answer_token(self, form: dict, authorization: str) -> tuple[int, dict]:
+        self.token_requests.append(form)
+        expected = "Basic " + base64.b64encode(f"{SSO_CLIENT_ID}:{SSO_CLIENT_SECRET}".encode()).decode()
+        if authorization != expected:
+            return 401, {"error": "invalid_client"}
+        grant = self.codes.pop(form.get("code", ""), None)
+        if grant is None or form.get("redirect_uri") != grant["redirect_uri"]:
+            return 400, {"error": "invalid_grant"}
+        verifier = form.get("code_verifier", "")
+        if grant.get("code_challenge_method") != "S256" or b64(
+            hashlib.sha256(verifier.encode()).digest()
+        ) != grant.get("code_challenge"):
+            return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
+        claims = {"aud": SSO_CLIENT_ID, "nonce": grant.get("nonce"), **grant["person"]}
+        id_token = self.token(key=self.sso_key, **claims)
+        return 200, {
+            "access_token": uuid.uuid4().hex,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "id_token": id_token,
         }
 
     def jwks(self) -> dict:
@@ -188,6 +248,20 @@ def gitlab_claims(**overrides) -> dict:
         "pipeline_id": "900",
         "job_id": "901",
         "user_login": "octocat",
+    }
+    claims.update(overrides)
+    return claims
+
+
+def person_claims(**overrides) -> dict:
+    """The claims an identity provider puts in a person's ID token (groups as Okta or Keycloak send them)."""
+    claims = {
+        "sub": "00u1rita",
+        "preferred_username": "rita",
+        "email": "rita@example.com",
+        "given_name": "Rita",
+        "family_name": "Reviewer",
+        "groups": ["registry-reviewers", "everyone"],
     }
     claims.update(overrides)
     return claims

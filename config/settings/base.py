@@ -265,8 +265,9 @@ OIDC_TOKEN_MAX_SECONDS = 3600
 # that on, for loopback hosts only (127.0.0.0/8, ::1, localhost); never in production.
 OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS = env_bool("OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS", False)
 
-# Single sign-on for people (accounts/sso.py, docs/operations.md "Single sign-on"): OpenID Connect authorization
-# code flow with PKCE against the company's identity provider. Off while SSO_OIDC_ISSUER is empty.
+# Single sign-on for people (accounts/sso.py, docs/operations.md "Single sign-on"): the OpenID Connect
+# authorization code flow with PKCE against the company's identity provider. Off while SSO_OIDC_ISSUER is
+# empty.
 SSO_OIDC_ISSUER = env_str("SSO_OIDC_ISSUER", "") or ""
 SSO_OIDC_CLIENT_ID = env_str("SSO_OIDC_CLIENT_ID", "") or ""
 SSO_OIDC_CLIENT_SECRET = env_secret("SSO_OIDC_CLIENT_SECRET") or ""
@@ -275,8 +276,8 @@ SSO_LABEL = env_str("SSO_LABEL", "company sign-in") or "company sign-in"
 # The claim that names the account on first sign-in, and the claim listing the person's groups.
 SSO_USERNAME_CLAIM = env_str("SSO_USERNAME_CLAIM", "preferred_username") or "preferred_username"
 SSO_GROUPS_CLAIM = env_str("SSO_GROUPS_CLAIM", "groups") or ""
-# group=team pairs: at every sign-in the person is put in each listed team whose group they are in, and taken out
-# of each listed team whose group they are not in (audited); teams not listed are left alone.
+# group=team pairs: at every sign-in the person is put in each listed team whose group they are in, and taken
+# out of each listed team whose group they are not in (audited); teams not listed are left alone.
 SSO_GROUP_TEAMS = env_list("SSO_GROUP_TEAMS", [])
 # An account that exists already under the name the provider gives (e.g. made with a password before SSO) is
 # linked on its first single sign-on only when this is on; off, that sign-in is refused.

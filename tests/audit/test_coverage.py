@@ -243,6 +243,13 @@ SCENARIOS = {
         lambda w: F.trust_policy_delete(actor=w.admin, source=SRC, policy=w.trust),
         ["trust_policy.deleted"],
     ),
+    "sso_sign_in": (
+        lambda w: F.sso_sign_in(
+            source=SRC,
+            claims={"iss": "https://idp.example.org", "sub": "00u1", "preferred_username": "sam"},
+        ),
+        ["account.created", "login.succeeded"],
+    ),
     "notification_settings_update": (
         lambda w: notifications.services.notification_settings_update(
             actor=w.r1, source=SRC, choices={"decided": False}
