@@ -115,6 +115,16 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         return HttpResponseRedirect(self.get_success_url())
 
 
+def _sso_failure(request, source, *, name: str, reason: str) -> None:
+    """A failed single sign-on is a login.failed event, counted by the same limits as passwords: a caller
+    replaying bad callbacks adds about the limit's worth of events, then one login.locked stands for the rest."""
+    ip = request.META.get("REMOTE_ADDR", "")
+    if ratelimit.is_locked(sign_in_name(name), ip):
+        return
+    locks = ratelimit.note_failure(sign_in_name(name), ip)
+    services.login_failed_record(username=name, source=source, reason=reason, locks=locks)
+
+
 def _sso_refused(request, message: str, status: int):
     context = {"form": SignInForm(request), "next": "", "sso_error": message, **sign_in_context()}
     return render(request, "accounts/login.html", context, status=status)
@@ -149,14 +159,13 @@ def sso_callback(request):
         if claims.get("iss") != settings.SSO_OIDC_ISSUER:
             raise ValueError("no verified ID token from the configured issuer")
     except sso.FAILURES as exc:
-        reason = f"sso: {type(exc).__name__}"
-        services.login_failed_record(username="", source=source, reason=reason[:100])
+        _sso_failure(request, source, name="", reason=f"sso: {type(exc).__name__}"[:100])
         return _sso_refused(request, "Single sign-on did not complete. Start again.", 400)
     try:
         user = federation.sso_sign_in(source=source, claims=claims)
     except DomainError as exc:
         name = str(claims.get(settings.SSO_USERNAME_CLAIM) or claims.get("sub") or "")
-        services.login_failed_record(username=name, source=source, reason=f"sso: {exc.type}")
+        _sso_failure(request, source, name=name, reason=f"sso: {exc.type}")
         return _sso_refused(request, exc.detail, 403)
     next_url = request.session.pop(SSO_NEXT, settings.LOGIN_REDIRECT_URL)
     login(request, user, backend="accounts.backends.PersonBackend")

@@ -7,6 +7,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from django.core.cache import cache
 
 from accounts import sso
 from accounts.models import ExternalIdentity, User
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def provider(settings, oidc_issuer):
+    cache.clear()  # failed sign-ins of earlier tests count against 127.0.0.1
     settings.SSO_OIDC_ISSUER = oidc_issuer.url
     settings.SSO_OIDC_CLIENT_ID = SSO_CLIENT_ID
     settings.SSO_OIDC_CLIENT_SECRET = SSO_CLIENT_SECRET
@@ -31,6 +33,7 @@ def provider(settings, oidc_issuer):
     sso.forget_clients()
     yield oidc_issuer
     sso.forget_clients()
+    cache.clear()
 
 
 class _Stay(urllib.request.HTTPRedirectHandler):
@@ -174,3 +177,11 @@ def test_passwords_can_be_switched_off(client, provider, settings):
     assert AuditEvent.objects.get(action="login.failed").changes["reason"] == "password-sign-in-off"
     assert client.get("/promotions/").status_code == 302  # not signed in
     assert sign_in(client, provider, person_claims()).status_code == 302  # single sign-on still works
+
+
+def test_failed_callbacks_are_rate_limited_like_passwords(client, provider, settings):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for _ in range(6):
+        assert client.get("/accounts/sso/callback?code=x&state=made-up").status_code == 400
+    assert actions().count("login.failed") == 3
+    assert AuditEvent.objects.filter(action="login.locked").exists()
