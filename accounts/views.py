@@ -117,7 +117,8 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 def _sso_failure(request, source, *, name: str, reason: str) -> None:
     """A failed single sign-on is a login.failed event, counted by the same limits as passwords: a caller
-    replaying bad callbacks adds about the limit's worth of events, then one login.locked stands for the rest."""
+    replaying bad callbacks adds about the limit's worth of events, then one login.locked stands for the
+    rest."""
     ip = request.META.get("REMOTE_ADDR", "")
     if ratelimit.is_locked(sign_in_name(name), ip):
         return
