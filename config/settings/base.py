@@ -338,6 +338,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two choice sets of scopes: every token scope, and the ones a trust policy may give.
+    "ENUM_NAME_OVERRIDES": {
+        "ScopesEnum": "accounts.models.Scope",
+        "TrustPolicyScopesEnum": "accounts.oidc.POLICY_SCOPES",
+    },
     # Every operation lists its error answers (RFC 9457 problems) with examples: added in one place.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
