@@ -1,9 +1,9 @@
 """OpenID Connect ID tokens from CI systems: the rules of a trust policy, and the check of a token's signature
 and claims against its issuer's published keys.
 
-PyJWT does the JOSE work (docs/architecture.md says why): it verifies with the algorithm list we give it, so a
-token cannot choose `none` or HMAC with a public key as its secret. This module adds what PyJWT leaves to its
-caller: which issuers are trusted, fetching their keys (OIDC discovery, then `jwks_uri`) over HTTPS, caching
+joserfc does the JOSE work (docs/architecture.md says why): it verifies with the algorithm list we give it and
+typed keys, so a token cannot choose `none` or HMAC with a public key as its secret. This module adds what it
+leaves to its caller: which issuers are trusted, fetching their keys (OIDC discovery, then `jwks_uri`) over HTTPS, caching
 them for a bounded time, and refetching once, rate-limited, when a token names a key id the cache lacks.
 
 Nothing here writes to the database; accounts/federation.py holds the services.
@@ -21,8 +21,11 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-import jwt
 from django.conf import settings
+from joserfc import jwt as jose_jwt
+from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError, MissingClaimError
+from joserfc.jwk import import_key
+from joserfc.jws import extract_compact
 
 from accounts.models import Scope, TrustProvider
 from core.exceptions import DomainError, InvalidInput
@@ -275,25 +278,38 @@ KEYS = KeyCache()
 # Tokens ----------------------------------------------------------------------------------------------------
 
 
+def _unverified(token: str) -> tuple[dict, dict]:
+    """The header and claims of a compact JWS, read before anything is verified."""
+    try:
+        compact = extract_compact(token.encode())
+        header, claims = compact.headers(), json.loads(compact.payload)
+    except (JoseError, ValueError, TypeError, UnicodeError):
+        raise IdTokenRefused("The ID token is not a signed JWT.") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise IdTokenRefused("The ID token is not a signed JWT.")
+    return header, claims
+
+
 def unverified_issuer(token: str) -> str:
     """The `iss` the token claims, read before anything is verified, to choose whose keys verify it."""
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        raise IdTokenRefused("The ID token is not a signed JWT.") from None
-    issuer = claims.get("iss")
+    issuer = _unverified(token)[1].get("iss")
     if not isinstance(issuer, str):
         raise IdTokenRefused("The ID token names no issuer.")
     return issuer
 
 
+_CLAIM_REFUSALS = {
+    "iss": "The ID token's issuer is not trusted.",
+    "aud": "The ID token's audience is not accepted.",
+    "nbf": "The ID token is not valid yet (nbf or iat in the future).",
+    "iat": "The ID token is not valid yet (nbf or iat in the future).",
+}
+
+
 def verify(token: str, *, issuer: str, audiences: list[str]) -> dict:
     """The token's claims once its signature (by a published key of issuer), issuer, audience (one of
     audiences), expiry, not-before and issue time are checked; IdTokenRefused naming the failed check."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise IdTokenRefused("The ID token is not a signed JWT.") from None
+    header, _ = _unverified(token)
     algorithm, kid = header.get("alg"), header.get("kid")
     if algorithm not in ALGORITHMS:
         raise IdTokenRefused(f"The ID token's algorithm is not accepted; use one of {', '.join(ALGORITHMS)}.")
@@ -303,33 +319,36 @@ def verify(token: str, *, issuer: str, audiences: list[str]) -> dict:
     if jwk.get("alg") not in (None, algorithm):
         raise IdTokenRefused("The ID token's algorithm is not the one of its key.")
     try:
-        key = jwt.PyJWK(jwk, algorithm=algorithm).key
-    except jwt.PyJWTError:
-        raise IdTokenRefused("The issuer's key cannot verify this algorithm.") from None
+        key = import_key(jwk)
+    except (JoseError, ValueError, TypeError):
+        raise IdTokenRefused("The issuer's key cannot be read.") from None
     try:
-        claims = jwt.decode(
-            token,
-            key=key,
-            algorithms=[algorithm],
-            audience=audiences,
-            issuer=issuer,
-            leeway=settings.OIDC_LEEWAY_SECONDS,
-            options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"], "strict_aud": False},
-        )
-    except jwt.InvalidSignatureError:
+        # The one algorithm allowed is the header's, already on the asymmetric list; the key's type must fit
+        # it (an RSA key never verifies an HMAC), which joserfc checks.
+        claims = jose_jwt.decode(token, key, algorithms=[algorithm]).claims
+    except BadSignatureError:
         raise IdTokenRefused("The ID token's signature does not verify.") from None
-    except jwt.ExpiredSignatureError:
-        raise IdTokenRefused("The ID token has expired.") from None
-    except jwt.ImmatureSignatureError:
-        raise IdTokenRefused("The ID token is not valid yet (nbf or iat in the future).") from None
-    except jwt.InvalidAudienceError:
-        raise IdTokenRefused("The ID token's audience is not accepted.") from None
-    except jwt.InvalidIssuerError:
-        raise IdTokenRefused("The ID token's issuer is not trusted.") from None
-    except jwt.MissingRequiredClaimError as error:
-        raise IdTokenRefused(f"The ID token lacks the {error.claim!r} claim.") from None
-    except jwt.PyJWTError:
+    except (JoseError, ValueError, TypeError):
         raise IdTokenRefused("The ID token is not valid.") from None
+    essential = {"essential": True}
+    registry = jose_jwt.JWTClaimsRegistry(
+        leeway=settings.OIDC_LEEWAY_SECONDS,
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "values": audiences},
+        sub=essential,
+        exp=essential,
+        iat=essential,
+        jti=essential,
+    )
+    try:
+        registry.validate(claims)
+    except ExpiredTokenError:
+        raise IdTokenRefused("The ID token has expired.") from None
+    except MissingClaimError as error:
+        raise IdTokenRefused(f"The ID token lacks the claim(s): {error.claim}.") from None
+    except ClaimError as error:
+        refusal = _CLAIM_REFUSALS.get(error.claim, f"The ID token's {error.claim!r} claim is not valid.")
+        raise IdTokenRefused(refusal) from None
     if not isinstance(claims.get("jti"), str) or not claims["jti"]:
         raise IdTokenRefused("The ID token has no jti: its replay could not be told apart.")
     return claims

@@ -19,9 +19,10 @@ import time
 import urllib.parse
 import uuid
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 GITHUB_REQUEST_TOKEN = "runner-request-token"
 SSO_CLIENT_ID = "registry"
@@ -32,8 +33,14 @@ def new_key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+def _pem(key) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
 def public_jwk(key, kid: str) -> dict:
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk = RSAKey.import_key(_pem(key)).as_dict(private=False)
     return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
 
 
@@ -189,12 +196,8 @@ class Issuer:
         return {name: value for name, value in base.items() if value is not None}
 
     def token(self, *, key=None, kid: str | None = None, algorithm: str = "RS256", **overrides) -> str:
-        return jwt.encode(
-            self.claims(**overrides),
-            key or self.key,
-            algorithm=algorithm,
-            headers={"kid": kid or self.kid},
-        )
+        header = {"alg": algorithm, "typ": "JWT", "kid": kid or self.kid}
+        return jwt.encode(header, self.claims(**overrides), RSAKey.import_key(_pem(key or self.key)))
 
     def unsigned(self, **overrides) -> str:
         """alg none: a header, the claims, and no signature."""
