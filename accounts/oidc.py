@@ -3,8 +3,9 @@ and claims against its issuer's published keys.
 
 joserfc does the JOSE work (docs/architecture.md says why): it verifies with the algorithm list we give it and
 typed keys, so a token cannot choose `none` or HMAC with a public key as its secret. This module adds what it
-leaves to its caller: which issuers are trusted, fetching their keys (OIDC discovery, then `jwks_uri`) over HTTPS, caching
-them for a bounded time, and refetching once, rate-limited, when a token names a key id the cache lacks.
+leaves to its caller: which issuers are trusted, fetching their keys (OIDC discovery, then `jwks_uri`) over
+HTTPS, caching them for a bounded time, and refetching once, rate-limited, when a token names a key id the
+cache lacks.
 
 Nothing here writes to the database; accounts/federation.py holds the services.
 """
