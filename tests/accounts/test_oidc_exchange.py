@@ -13,7 +13,7 @@ from accounts.models import ApiToken, IdTokenUse
 from audit.models import AuditEvent
 from core.source import Source
 from registry.models import AssetVersion
-from tests.factories import digest_for, grant
+from tests.factories import ServiceAccountFactory, digest_for, grant
 from tests.helpers import api_client
 from tests.oidc_issuer import github_claims, gitlab_claims, new_key
 
@@ -321,3 +321,29 @@ def test_an_exchange_whose_event_cannot_be_written_leaves_nothing(oidc_issuer, p
     assert not ApiToken.objects.exists() and not IdTokenUse.objects.exists()
     monkeypatch.undo()
     assert exchange(token).status_code == 201  # the ID token was not spent by the failed exchange
+
+
+def exchange_queries(oidc_issuer, count: int) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for index in range(count):
+        github_policy(
+            oidc_issuer,
+            ServiceAccountFactory(),
+            name=f"other-{count}-{index}",
+            conditions={"repository": f"acme/other-{index}"},
+        )
+    token = oidc_issuer.token(**github_claims())
+    with CaptureQueriesContext(connection) as captured:
+        assert exchange(token).status_code == 201
+    return len(captured)
+
+
+def test_exchange_query_count_is_pinned(oidc_issuer, policy, django_assert_max_num_queries):
+    assert exchange_queries(oidc_issuer, 1) == exchange_queries(oidc_issuer, 15)
+    # The issuer's enabled policies with their accounts; in the transaction: the matched policy locked, its
+    # account, expired spent ids deleted, the spent id inserted (in a savepoint: 3), the token inserted, the
+    # audit head locked, the event inserted, the head updated; plus the transaction's own statements.
+    with django_assert_max_num_queries(15):
+        exchange(oidc_issuer.token(**github_claims()))
