@@ -282,6 +282,9 @@ SSO_GROUP_TEAMS = env_list("SSO_GROUP_TEAMS", [])
 # An account that exists already under the name the provider gives (e.g. made with a password before SSO) is
 # linked on its first single sign-on only when this is on; off, that sign-in is refused.
 SSO_LINK_EXISTING_ACCOUNTS = env_bool("SSO_LINK_EXISTING_ACCOUNTS", False)
+_insecure_sso = SSO_OIDC_ISSUER and not SSO_OIDC_ISSUER.startswith("https://")
+if _insecure_sso and not OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS:
+    raise ImproperlyConfigured(f"SSO_OIDC_ISSUER must be an https:// URL; got {SSO_OIDC_ISSUER!r}")
 # Off: people sign in through single sign-on only (the password form refuses everyone).
 PASSWORD_SIGN_IN = env_bool("DJANGO_PASSWORD_SIGN_IN", True)
 

@@ -185,3 +185,10 @@ def test_failed_callbacks_are_rate_limited_like_passwords(client, provider, sett
         assert client.get("/accounts/sso/callback?code=x&state=made-up").status_code == 400
     assert actions().count("login.failed") == 3
     assert AuditEvent.objects.filter(action="login.locked").exists()
+
+
+def test_an_unreachable_provider_is_said_so(client, provider):
+    provider.stop()
+    response = client.get("/accounts/sso/login")
+    assert response.status_code == 503
+    assert "cannot be reached" in response.content.decode()
