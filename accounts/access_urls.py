@@ -4,6 +4,7 @@
 from django.urls import path
 
 from accounts import access_views as views
+from accounts import trust_views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -22,4 +23,8 @@ urlpatterns = [
     path("people/", views.people, name="people"),
     path("people/<str:username>/", views.person, name="person"),
     path("people/<str:username>/roles", views.person_roles, name="person-roles"),
+    path("trust-policies/", trust_views.trust_policies, name="trust-policies"),
+    path("trust-policies/new", trust_views.trust_policy_create, name="trust-policy-create"),
+    path("trust-policies/<int:pk>/edit", trust_views.trust_policy_edit, name="trust-policy-edit"),
+    path("trust-policies/<int:pk>/delete", trust_views.trust_policy_delete, name="trust-policy-delete"),
 ]

@@ -1,5 +1,6 @@
 """Password authentication for people only: service accounts never log in with a password."""
 
+from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 
 from accounts.models import User
@@ -16,7 +17,7 @@ class PersonBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is None:
             username = kwargs.get(User.USERNAME_FIELD)
-        if username is None or password is None:
+        if username is None or password is None or not settings.PASSWORD_SIGN_IN:
             return None
         matches = accounts_named(username, people_only=True)
         if len(matches) != 1:

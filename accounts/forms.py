@@ -5,7 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.models import Group
 
-from accounts.models import Scope, User
+from accounts.models import Scope, TrustProvider, User
+from accounts.oidc import POLICY_SCOPES
 from accounts.services import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS
 
 # The tokens made on the access page belong to service accounts, and review is for people only.
@@ -118,3 +119,60 @@ class AccountRolesForm(forms.Form):
         super().__init__(*args, **kwargs)
         # A disabled field keeps its initial value whatever is posted: no change is asked for.
         self.fields["is_superuser"].disabled = not superuser_editable
+
+
+class TrustPolicyForm(forms.Form):
+    """A trust policy: conditions are typed one per line as claim=value."""
+
+    name = forms.CharField(
+        max_length=100, help_text="Lowercase letters, digits, '-', '_' or '.', e.g. fraud-main."
+    )
+    provider = forms.ChoiceField(choices=TrustProvider.choices)
+    issuer = forms.CharField(
+        max_length=300,
+        required=False,
+        help_text="The iss of the ID tokens, exactly (https://…). Empty: GitHub's or gitlab.com's.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    audience = forms.CharField(max_length=200, help_text="The aud the job requests, e.g. the registry's URL.")
+    conditions = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One claim=value a line. GitHub: repository (or repository_id), repository_owner_id, ref, "
+        "environment, job_workflow_ref. GitLab: project_path, ref, ref_protected, environment.",
+    )
+    account = forms.ModelChoiceField(
+        queryset=User.objects.filter(is_service_account=True).order_by("username"),
+        to_field_name="username",
+        empty_label=None,
+        help_text="The service account the job acts as; its roles on assets still apply.",
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=[(value, label) for value, label in SERVICE_ACCOUNT_SCOPES if value in POLICY_SCOPES],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    token_lifetime_seconds = forms.IntegerField(
+        min_value=60,
+        max_value=3600,
+        initial=900,
+        help_text="At most an hour, never past the ID token's expiry.",
+    )
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+    def clean_conditions(self) -> dict:
+        conditions = {}
+        for line in self.cleaned_data["conditions"].splitlines():
+            if not line.strip():
+                continue
+            claim, sep, value = line.partition("=")
+            if not sep or not claim.strip() or not value.strip():
+                raise forms.ValidationError(f"{line.strip()!r} is not claim=value")
+            conditions[claim.strip()] = value.strip()
+        return conditions
+
+    @staticmethod
+    def conditions_text(conditions: dict) -> str:
+        return "\n".join(f"{claim}={value}" for claim, value in conditions.items())

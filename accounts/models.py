@@ -108,6 +108,9 @@ class ApiToken(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A token minted for an OIDC ID token (accounts/oidc.py): the issuer, subject, trust policy and matched
+    # claims, carried into the audit context of everything done with it. Empty for ordinary tokens.
+    federation = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"{self.PREFIX}_{self.lookup}_…{self.last4} ({self.name})"
@@ -124,3 +127,69 @@ class ApiToken(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at <= timezone.now()
+
+
+class TrustProvider(models.TextChoices):
+    GITHUB = "github", "GitHub Actions"
+    GITLAB = "gitlab", "GitLab CI"
+    OTHER = "oidc", "Another OIDC issuer"
+
+
+class TrustPolicy(models.Model):
+    """Which CI jobs may act as a service account: an OIDC issuer, an audience and the claims its ID token
+    must carry, and the scopes of the short-lived token it gets in exchange (accounts/oidc.py)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    provider = models.CharField(max_length=10, choices=TrustProvider.choices)
+    issuer = models.CharField(max_length=300)
+    audience = models.CharField(max_length=200)
+    # claim name -> the exact value it must have (strings; GitLab's booleans are "true"/"false").
+    conditions = models.JSONField(default=dict)
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trust_policies"
+    )
+    scopes = models.JSONField(default=list)
+    token_lifetime_seconds = models.PositiveIntegerField(default=900)
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["issuer"], name="trust_policy_issuer")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IdTokenUse(models.Model):
+    """An ID token already exchanged, kept until it expires: a second exchange of it is a replay.
+
+    In the database, so every worker of every server sees it; `key` is SHA-256 of issuer and jti.
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class ExternalIdentity(models.Model):
+    """A person's account at the identity provider (issuer and subject) linked to their registry account."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities"
+    )
+    issuer = models.CharField(max_length=300)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="external_identity_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

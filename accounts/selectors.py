@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group
 from django.db.models import Count, QuerySet
 
-from accounts.models import ApiToken, User
+from accounts.models import ApiToken, TrustPolicy, User
 from accounts.permissions import reads_everything, require_admin
 from core.exceptions import Forbidden, InvalidInput, NotFound
 
@@ -118,3 +118,17 @@ def account_roles(account: User) -> dict:
             content_type__app_label="registry", codename="add_asset"
         ).exists(),
     }
+
+
+def trust_policy_list_for_user(*, user) -> QuerySet[TrustPolicy]:
+    """Admins and auditors see every trust policy; nobody else sees any."""
+    if not reads_everything(user):
+        raise Forbidden("Only admins and auditors may see trust policies.", type="permission-denied")
+    return TrustPolicy.objects.select_related("account", "created_by").order_by("name")
+
+
+def trust_policy_get_for_user(*, user, pk: int) -> TrustPolicy:
+    policy = trust_policy_list_for_user(user=user).filter(pk=pk).first()
+    if policy is None:
+        raise NotFound("Not found.")
+    return policy

@@ -250,7 +250,9 @@ def _add_asset_permission() -> Permission:
     return Permission.objects.get(content_type__app_label="registry", codename="add_asset")
 
 
-def _membership_change(*, actor, source: Source, team: Group, user: User, add: bool) -> None:
+def _membership_change(
+    *, actor, source: Source, team: Group, user: User, add: bool, reason: str = ""
+) -> None:
     require_admin(actor)
     user = User.objects.select_for_update().get(pk=user.pk)  # one change to an account at a time
     before = _teams_of(user)
@@ -270,6 +272,7 @@ def _membership_change(*, actor, source: Source, team: Group, user: User, add: b
             "service_account": user.is_service_account,
             "before": {"teams": before},
             "after": {"teams": _teams_of(user)},
+            **({"reason": reason} if reason else {}),
         },
     )
 

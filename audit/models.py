@@ -56,6 +56,10 @@ class Action(models.TextChoices):
     WEBHOOK_FAILING = "webhook.failing"
     WEBHOOK_RECOVERED = "webhook.recovered"
     NOTIFICATION_SETTINGS_UPDATED = "notifications.settings_updated"
+    TRUST_POLICY_CREATED = "trust_policy.created"
+    TRUST_POLICY_UPDATED = "trust_policy.updated"
+    TRUST_POLICY_DELETED = "trust_policy.deleted"
+    TOKEN_EXCHANGED = "token.exchanged"
 
 
 class AppendOnlyError(Exception):

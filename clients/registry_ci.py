@@ -3,6 +3,10 @@
 
     export REGISTRY_URL=https://registry.example.com REGISTRY_TOKEN=mgr_...
     python registry_ci.py register --kind model --name fraud-detector --file version.json
+
+    # No stored secret: exchange the job's OIDC ID token for a short-lived registry token (docs/ci.md).
+    python registry_ci.py --oidc register --kind model --name fraud-detector --file version.json
+    export REGISTRY_TOKEN=$(python registry_ci.py --oidc token)   # once per job, for later calls
     python registry_ci.py promote --kind model --name fraud-detector --version 7 --stage production \\
         --justification "AUC +0.8 pt on holdout" --wait 3600
 
@@ -75,7 +79,8 @@ class Registry:
     def call(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict, dict]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {self.token}")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
         request.add_header("Accept", "application/json")
         request.add_header("User-Agent", "registry-ci/1")
         if data is not None:
@@ -98,6 +103,57 @@ class Registry:
             raise ClientError(message, status=error.code) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             raise ClientError(f"cannot reach {self.url}: {error}") from None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise ClientError(f"HTTP {code}: the ID token request was redirected; not following it", status=code)
+
+
+def github_id_token(audience: str, timeout: float = 30.0) -> str:
+    """The job's ID token from the GitHub Actions runner (the job needs `permissions: id-token: write`)."""
+    url = os.environ["ACTIONS_ID_TOKEN_REQUEST_URL"]
+    url += ("&" if "?" in url else "?") + "audience=" + urllib.parse.quote(audience, safe="")
+    request = urllib.request.Request(
+        url, headers={"Accept": "application/json", "User-Agent": "registry-ci/1"}
+    )
+    request.add_header("Authorization", f"bearer {os.environ['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}")
+    try:
+        with urllib.request.build_opener(_NoRedirects).open(request, timeout=timeout) as response:
+            value = json.loads(response.read()).get("value")
+    except urllib.error.HTTPError as error:
+        raise ClientError(
+            f"HTTP {error.code} from the runner's ID token endpoint", status=error.code
+        ) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        raise ClientError(f"cannot reach the runner's ID token endpoint: {error}") from None
+    if not isinstance(value, str) or not value:
+        raise ClientError("the runner's ID token endpoint answered no token")
+    return value
+
+
+def job_id_token(audience: str, variable: str) -> str:
+    """The CI job's OIDC ID token: requested from GitHub Actions, or read from the variable GitLab CI's
+    `id_tokens:` (or another CI system) put it in."""
+    if os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL") and os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"):
+        return github_id_token(audience)
+    token = os.environ.get(variable, "").strip()
+    if not token:
+        raise ClientError(
+            "--oidc: no ID token: in GitHub Actions give the job `permissions: id-token: write`; in GitLab "
+            f"CI declare `id_tokens: {variable}: aud: {audience}`"
+        )
+    return token
+
+
+def oidc_exchange(url: str, id_token: str) -> str:
+    """A short-lived registry token for the job's ID token (POST /api/v1/auth/oidc/token)."""
+    _, _, body = Registry(url, "").call("POST", "/api/v1/auth/oidc/token", {"token": id_token})
+    _log(
+        f"signed in with the job's ID token: {body['account']}, {', '.join(body['scopes'])}, "
+        f"until {body['expires_at']} (trust policy {body['trust_policy']})"
+    )
+    return body["token"]
 
 
 def ci_facts() -> dict:
@@ -218,7 +274,26 @@ def parser() -> argparse.ArgumentParser:
         "--url", default=os.environ.get("REGISTRY_URL"), help="registry base URL ($REGISTRY_URL)"
     )
     main.add_argument("--token", default=os.environ.get("REGISTRY_TOKEN"), help="API token ($REGISTRY_TOKEN)")
+    main.add_argument(
+        "--oidc",
+        action="store_true",
+        help="no stored token: exchange the CI job's OIDC ID token for a short-lived one (a trust policy)",
+    )
+    main.add_argument(
+        "--oidc-audience",
+        default=os.environ.get("REGISTRY_OIDC_AUDIENCE"),
+        help="the audience the trust policy names ($REGISTRY_OIDC_AUDIENCE; default: the registry URL)",
+    )
+    main.add_argument(
+        "--oidc-token-variable",
+        default="REGISTRY_ID_TOKEN",
+        help="GitLab CI and others: the variable holding the ID token (`id_tokens:`; default "
+        "REGISTRY_ID_TOKEN)",
+    )
     commands = main.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "token", help="with --oidc: print a short-lived registry token for the job's ID token"
+    )
     reg = commands.add_parser("register", help="register a version described by a JSON file")
     reg.add_argument("--kind", choices=PLURAL, default="model")
     reg.add_argument("--name", required=True)
@@ -242,11 +317,21 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exit_:
         return EXIT_OK if exit_.code == 0 else EXIT_ERROR
-    if not args.url or not args.token:
-        _log("set --url/--token or REGISTRY_URL/REGISTRY_TOKEN")
+    if not args.url or not (args.token or args.oidc):
+        _log("set --url/--token or REGISTRY_URL/REGISTRY_TOKEN, or --oidc")
         return EXIT_ERROR
-    registry = Registry(args.url, args.token)
     try:
+        token = args.token
+        if args.oidc:
+            audience = args.oidc_audience or args.url.rstrip("/")
+            token = oidc_exchange(args.url, job_id_token(audience, args.oidc_token_variable))
+        if args.command == "token":
+            if not args.oidc:
+                _log("token: needs --oidc (it prints the token the job's ID token is exchanged for)")
+                return EXIT_ERROR
+            print(token)
+            return EXIT_OK
+        registry = Registry(args.url, token)
         return register(registry, args) if args.command == "register" else promote(registry, args)
     except (ClientError, OSError, ValueError, KeyError) as error:
         _log(str(error))

@@ -112,6 +112,7 @@ CONFLICT = "The request conflicts with the current state"
 UNPROCESSABLE = "The request cannot be processed"
 ASSET = r"/api/v1/(models|prompts|datasets)/\{name\}"
 VERSION = ASSET + r"/versions/\{number\}"
+OIDC_EXCHANGE = r"/api/v1/auth/oidc/token"
 
 
 def _field(field_name: str, message: str) -> dict:
@@ -200,6 +201,22 @@ PROBLEM_TYPES: list[ProblemType] = [
     ProblemType(401, "token-invalid", "Unauthorized", "The token is not valid."),
     ProblemType(401, "token-expired", "Unauthorized", "The token expired at 2026-11-26T00:00:00+00:00."),
     ProblemType(401, "token-revoked", "Unauthorized", "The token has been revoked."),
+    ProblemType(
+        401,
+        "id-token-invalid",
+        "The ID token is not accepted",
+        "The ID token's audience is not accepted.",
+        path=OIDC_EXCHANGE,
+        methods=("post",),
+    ),
+    ProblemType(
+        401,
+        "id-token-replayed",
+        "The ID token is not accepted",
+        "The ID token has been exchanged already; request a new one.",
+        path=OIDC_EXCHANGE,
+        methods=("post",),
+    ),
     # 403 ------------------------------------------------------------------------------------------------
     ProblemType(
         403, "insufficient-scope", "Forbidden", "The token lacks the 'read' scope.", methods=("get",)
@@ -254,6 +271,14 @@ PROBLEM_TYPES: list[ProblemType] = [
         path=r"/api/v1/tokens",
         methods=("post",),
     ),
+    ProblemType(
+        403,
+        "no-trust-policy",
+        "Not allowed",
+        "No trust policy accepts this ID token.",
+        path=OIDC_EXCHANGE,
+        methods=("post",),
+    ),
     # 404 ------------------------------------------------------------------------------------------------
     ProblemType(404, "not-found", "Not found", "Not found.", path=r".*\{.*"),
     ProblemType(  # the asset a body names (a policy's, a promotion's, a webhook's), missing or not visible
@@ -288,8 +313,9 @@ PROBLEM_TYPES: list[ProblemType] = [
         "duplicate-name",
         CONFLICT,
         "A model named 'credit-scorer' already exists.",
-        path=r"/api/v1/(models|prompts|datasets|service-accounts)",
-        methods=("post",),
+        # Names are chosen when created, and a trust policy's may be changed.
+        path=r"/api/v1/(models|prompts|datasets|service-accounts|trust-policies)(/\{id\})?",
+        methods=("post", "patch"),
     ),
     ProblemType(
         409,

@@ -27,6 +27,8 @@ class Credential:
     kind: CredentialKind
     token_id: int | None = None
     token_prefix: str = ""  # mgr_<lookup>: public, names the token without its secret
+    # A token minted for an OIDC ID token: the issuer, subject, trust policy and matched claims of the CI job.
+    federation: dict | None = None
 
     @classmethod
     def of_request(cls, request) -> Credential | None:
@@ -42,6 +44,7 @@ class Credential:
                 kind=CredentialKind.TOKEN,
                 token_id=auth.pk,
                 token_prefix=f"{getattr(auth, 'PREFIX', 'mgr')}_{lookup}",
+                federation=getattr(auth, "federation", None) or None,
             )
         user = getattr(request, "user", None)
         if auth is None and getattr(user, "is_authenticated", False):
@@ -50,7 +53,10 @@ class Credential:
 
     def context(self) -> dict:
         if self.kind == CredentialKind.TOKEN:
-            return {"kind": str(self.kind), "token_id": self.token_id, "token_prefix": self.token_prefix}
+            data = {"kind": str(self.kind), "token_id": self.token_id, "token_prefix": self.token_prefix}
+            if self.federation:
+                data["oidc"] = self.federation
+            return data
         return {"kind": str(self.kind)}
 
 

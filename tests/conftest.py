@@ -147,3 +147,16 @@ def audit_witness(settings, tmp_path):
     """Every test's signed checkpoints go to a witness directory of its own, as in production."""
     settings.AUDIT_WITNESS_DIR = str(tmp_path / "witness")
     return tmp_path / "witness"
+
+
+@pytest.fixture
+def oidc_issuer():
+    """A local OpenID Connect issuer on 127.0.0.1 (tests/oidc_issuer.py), with the key cache emptied."""
+    from accounts.oidc import KEYS
+    from tests.oidc_issuer import Issuer
+
+    KEYS.clear()
+    issuer = Issuer().start()
+    yield issuer
+    issuer.stop()
+    KEYS.clear()

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import Group
 from guardian.shortcuts import assign_perm
 
-from accounts.models import User
+from accounts.models import TrustPolicy, User
 from accounts.services import token_create, token_revoke
 from approvals.models import OutboxMessage
 from approvals.services import promotion_approve, promotion_request
@@ -15,6 +15,7 @@ from audit.models import AuditEvent
 from core.source import Source
 from registry.models import AssetKind, Stage
 from tests.factories import AssetFactory, PolicyFactory, ServiceAccountFactory, UserFactory, VersionFactory
+from tests.oidc_issuer import github_claims
 from tests.routes import route_methods, url_for, version_body
 from webhooks.models import WebhookSubscription, new_secret
 
@@ -30,6 +31,16 @@ PENDING = {"<int:pk>": "pending"}
 APPROVED = {"<int:pk>": "approved"}
 POLICY = {"<int:pk>": "policy"}
 WEBHOOK = {"<int:pk>": "webhook"}
+TRUST = {"<int:pk>": "trust"}
+TRUST_BODY = {
+    "name": "ci-main",
+    "provider": "github",
+    "audience": "https://registry.example.test",
+    "conditions": {"repository": "acme/fraud"},
+    "account": "ci",
+    "scopes": ["read"],
+}
+ISSUER = {}  # the local OIDC issuer of the running test (fixture local_issuer)
 HOOK_URL = "https://hooks.example.org/registry"  # allow-listed below: never resolved, never sent to
 GRANT = {**NAME, "<str:principal_type>": "user", "<str:principal>": "bob"}
 WRITES = {
@@ -148,6 +159,16 @@ WRITES = {
         {"<str:username>": "bob"},
         {"global_role": "auditor"},
     ),
+    ("trust-policies", "post"): ({}, lambda kind: TRUST_BODY, {}, {**TRUST_BODY, "scopes": ["review"]}),
+    ("trust-policies/<int:pk>", "patch"): (TRUST, lambda kind: {"enabled": False}, TRUST, {"account": "bob"}),
+    ("trust-policies/<int:pk>", "delete"): (TRUST, lambda kind: None, {"<int:pk>": "999999"}, None),
+    # The exchange needs no credential: a token the trust policy of arrange() accepts, or a forged one.
+    ("auth/oidc/token", "post"): (
+        {},
+        lambda kind: {"token": ISSUER["issuer"].token(**github_claims())},
+        {},
+        {"token": "not-a-jwt"},
+    ),
     ("webhooks", "post"): (
         {},
         lambda kind: {"url": HOOK_URL, "events": ["*"], "asset": "model/a"},
@@ -168,6 +189,13 @@ WRITES = {
 @pytest.fixture(autouse=True)
 def webhook_host_allowed(settings):
     settings.CALLBACK_ALLOWED_HOSTS = ["hooks.example.org"]
+
+
+@pytest.fixture(autouse=True)
+def local_issuer(oidc_issuer):
+    ISSUER["issuer"] = oidc_issuer
+    yield
+    ISSUER.clear()
 
 
 def test_every_write_route_has_a_row():
@@ -202,6 +230,15 @@ def arrange(kind):
     webhook = WebhookSubscription.objects.create(
         url=HOOK_URL, events=["*"], asset=asset, secret=new_secret(), created_by=admin
     )
+    trust = TrustPolicy.objects.create(
+        name="ci-trust",
+        provider="github",
+        issuer=ISSUER["issuer"].url,
+        audience="https://registry.example.test",
+        conditions={"repository": "acme/fraud"},
+        account=ci,
+        scopes=["read"],
+    )
     approved = promotion_request(
         actor=ci, source=Source.cli(), asset=asset, version=v1, stage=staging, justification="try"
     )
@@ -216,6 +253,7 @@ def arrange(kind):
         "approved": str(approved.pk),
         "policy": str(policy.pk),
         "webhook": str(webhook.pk),
+        "trust": str(trust.pk),
         "delivery": str(OutboxMessage.objects.filter(webhook=str(webhook.pk)).first().pk),
     }
 

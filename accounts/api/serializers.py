@@ -2,7 +2,8 @@
 
 from rest_framework import serializers
 
-from accounts.models import Scope
+from accounts.models import Scope, TrustProvider
+from accounts.oidc import POLICY_SCOPES
 from accounts.services import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS
 from core.api import StrictInput
 
@@ -102,3 +103,63 @@ class UserOut(serializers.Serializer):
     is_staff = serializers.BooleanField()
     can_create_assets = serializers.BooleanField()
     teams = serializers.ListField(child=serializers.CharField())
+
+
+class TrustPolicyIn(StrictInput):
+    name = serializers.CharField(max_length=100)
+    provider = serializers.ChoiceField(choices=TrustProvider.choices)
+    issuer = serializers.CharField(
+        max_length=300,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="The `iss` of the ID tokens, exactly. Default: GitHub's or gitlab.com's issuer.",
+    )
+    audience = serializers.CharField(max_length=200, help_text="The `aud` the ID token must carry.")
+    conditions = serializers.DictField(
+        child=serializers.CharField(max_length=300),
+        help_text="Claim name -> the exact value the ID token must carry (GitHub: repository or "
+        "repository_id, repository_owner_id, ref, environment, job_workflow_ref; GitLab: project_path, ref, "
+        'ref_protected ("true"/"false"), environment).',
+    )
+    account = serializers.CharField(max_length=150, help_text="The service account the job acts as.")
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=POLICY_SCOPES), min_length=1)
+    token_lifetime_seconds = serializers.IntegerField(min_value=60, max_value=3600, default=900)
+    enabled = serializers.BooleanField(default=True)
+
+
+class TrustPolicyUpdateIn(TrustPolicyIn):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False
+            field.default = serializers.empty
+
+
+class TrustPolicyOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    provider = serializers.CharField()
+    issuer = serializers.CharField()
+    audience = serializers.CharField()
+    conditions = serializers.DictField(child=serializers.CharField())
+    account = serializers.CharField(source="account.username")
+    scopes = serializers.ListField(child=serializers.CharField())
+    token_lifetime_seconds = serializers.IntegerField()
+    enabled = serializers.BooleanField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class IdTokenIn(StrictInput):
+    token = serializers.CharField(max_length=16384, help_text="The CI job's OIDC ID token (a JWT).")
+
+
+class ExchangedTokenOut(serializers.Serializer):
+    token = serializers.CharField(help_text="The registry token: shown once, expires within the hour.")
+    token_type = serializers.CharField(default="Bearer")
+    account = serializers.CharField(source="account.username")
+    scopes = serializers.ListField(child=serializers.CharField())
+    expires_at = serializers.DateTimeField()
+    trust_policy = serializers.CharField(source="federation.trust_policy")

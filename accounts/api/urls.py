@@ -14,4 +14,7 @@ urlpatterns = [
         name="team-member-detail",
     ),
     path("users/<str:username>", views.UserDetailView.as_view(), name="user-detail"),
+    path("trust-policies", views.TrustPolicyListView.as_view(), name="trust-policy-list"),
+    path("trust-policies/<int:pk>", views.TrustPolicyDetailView.as_view(), name="trust-policy-detail"),
+    path("auth/oidc/token", views.OidcTokenExchangeView.as_view(), name="oidc-token"),
 ]

@@ -2,11 +2,12 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from accounts import selectors, services
+from accounts import federation, selectors, services
 from accounts.api import serializers as s
-from accounts.models import ApiToken, Scope, User
+from accounts.models import ApiToken, Scope, TrustPolicy, User
 from accounts.permissions import require_admin
 from core.api import api_source, validated
 
@@ -140,3 +141,74 @@ class UserDetailView(generics.GenericAPIView):
         account = selectors.account_get_for_user(user=request.user, name=username)
         account = services.user_update(actor=request.user, source=api_source(request), user=account, **data)
         return Response(s.UserOut(_user_body(account)).data)
+
+
+def _policy_fields(request, data: dict) -> dict:
+    """The input with the service account looked up by name (after the caller is known to be an admin)."""
+    require_admin(request.user)
+    if "account" in data:
+        data["account"] = selectors.account_get(name=data["account"])
+    return data
+
+
+class TrustPolicyListView(generics.GenericAPIView):
+    """Trust policies: which CI jobs' OIDC ID tokens are exchanged for tokens of which service account."""
+
+    serializer_class = s.TrustPolicyOut
+    queryset = TrustPolicy.objects.none()
+    token_scope = Scope.MANAGE
+
+    @extend_schema(responses=s.TrustPolicyOut(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(selectors.trust_policy_list_for_user(user=request.user))
+        return self.get_paginated_response(s.TrustPolicyOut(page, many=True).data)
+
+    @extend_schema(request=s.TrustPolicyIn, responses={201: s.TrustPolicyOut})
+    def post(self, request):
+        data = _policy_fields(request, dict(validated(s.TrustPolicyIn, request)))
+        policy = federation.trust_policy_create(actor=request.user, source=api_source(request), **data)
+        return Response(
+            s.TrustPolicyOut(policy).data,
+            status=201,
+            headers={"Location": f"/api/v1/trust-policies/{policy.pk}"},
+        )
+
+
+class TrustPolicyDetailView(generics.GenericAPIView):
+    serializer_class = s.TrustPolicyOut
+    queryset = TrustPolicy.objects.none()
+    token_scope = Scope.MANAGE
+
+    @extend_schema(responses=s.TrustPolicyOut)
+    def get(self, request, pk: int):
+        return Response(s.TrustPolicyOut(selectors.trust_policy_get_for_user(user=request.user, pk=pk)).data)
+
+    @extend_schema(request=s.TrustPolicyUpdateIn, responses=s.TrustPolicyOut)
+    def patch(self, request, pk: int):
+        policy = selectors.trust_policy_get_for_user(user=request.user, pk=pk)
+        data = _policy_fields(request, dict(validated(s.TrustPolicyUpdateIn, request)))
+        policy = federation.trust_policy_update(
+            actor=request.user, source=api_source(request), policy=policy, **data
+        )
+        return Response(s.TrustPolicyOut(policy).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, pk: int):
+        policy = selectors.trust_policy_get_for_user(user=request.user, pk=pk)
+        federation.trust_policy_delete(actor=request.user, source=api_source(request), policy=policy)
+        return Response(status=204)
+
+
+class OidcTokenExchangeView(generics.GenericAPIView):
+    """Exchange a CI job's OIDC ID token for a short-lived registry token (no other credential needed)."""
+
+    serializer_class = s.ExchangedTokenOut
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=s.IdTokenIn, responses={201: s.ExchangedTokenOut}, auth=[])
+    def post(self, request):
+        data = validated(s.IdTokenIn, request)
+        record, token = federation.token_exchange(source=api_source(request), id_token=data["token"])
+        record.token = token
+        return Response(s.ExchangedTokenOut(record).data, status=201, headers={"Cache-Control": "no-store"})

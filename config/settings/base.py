@@ -252,6 +252,42 @@ for _network in CALLBACK_ALLOWED_NETWORKS:
 # One delivery attempt (name lookup, connection, TLS, request, status line) must finish in this many seconds.
 WEBHOOK_TIMEOUT = env_int("DJANGO_WEBHOOK_TIMEOUT", 5)
 
+# CI signs in with its OIDC ID token (accounts/oidc.py, docs/operations.md "Trust policies"). An issuer's
+# signing keys (JWKS) are cached for OIDC_JWKS_CACHE_SECONDS; a token naming an unknown key id refetches them,
+# at most once per OIDC_JWKS_REFETCH_SECONDS per issuer. A minted registry token lives at most
+# OIDC_TOKEN_MAX_SECONDS (never longer than the ID token itself).
+OIDC_JWKS_CACHE_SECONDS = env_int("OIDC_JWKS_CACHE_SECONDS", 300)
+OIDC_JWKS_REFETCH_SECONDS = env_int("OIDC_JWKS_REFETCH_SECONDS", 60)
+OIDC_FETCH_TIMEOUT = env_int("OIDC_FETCH_TIMEOUT", 5)
+OIDC_LEEWAY_SECONDS = env_int("OIDC_LEEWAY_SECONDS", 60)
+OIDC_TOKEN_MAX_SECONDS = 3600
+# Issuers are fetched over HTTPS only. The tests run an issuer on plain HTTP on a loopback address: this turns
+# that on, for loopback hosts only (127.0.0.0/8, ::1, localhost); never in production.
+OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS = env_bool("OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS", False)
+
+# Single sign-on for people (accounts/sso.py, docs/operations.md "Single sign-on"): the OpenID Connect
+# authorization code flow with PKCE against the company's identity provider. Off while SSO_OIDC_ISSUER is
+# empty.
+SSO_OIDC_ISSUER = env_str("SSO_OIDC_ISSUER", "") or ""
+SSO_OIDC_CLIENT_ID = env_str("SSO_OIDC_CLIENT_ID", "") or ""
+SSO_OIDC_CLIENT_SECRET = env_secret("SSO_OIDC_CLIENT_SECRET") or ""
+SSO_OIDC_SCOPES = env_str("SSO_OIDC_SCOPES", "openid email profile") or "openid email profile"
+SSO_LABEL = env_str("SSO_LABEL", "company sign-in") or "company sign-in"
+# The claim that names the account on first sign-in, and the claim listing the person's groups.
+SSO_USERNAME_CLAIM = env_str("SSO_USERNAME_CLAIM", "preferred_username") or "preferred_username"
+SSO_GROUPS_CLAIM = env_str("SSO_GROUPS_CLAIM", "groups") or ""
+# group=team pairs: at every sign-in the person is put in each listed team whose group they are in, and taken
+# out of each listed team whose group they are not in (audited); teams not listed are left alone.
+SSO_GROUP_TEAMS = env_list("SSO_GROUP_TEAMS", [])
+# An account that exists already under the name the provider gives (e.g. made with a password before SSO) is
+# linked on its first single sign-on only when this is on; off, that sign-in is refused.
+SSO_LINK_EXISTING_ACCOUNTS = env_bool("SSO_LINK_EXISTING_ACCOUNTS", False)
+_insecure_sso = SSO_OIDC_ISSUER and not SSO_OIDC_ISSUER.startswith("https://")
+if _insecure_sso and not OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS:
+    raise ImproperlyConfigured(f"SSO_OIDC_ISSUER must be an https:// URL; got {SSO_OIDC_ISSUER!r}")
+# Off: people sign in through single sign-on only (the password form refuses everyone).
+PASSWORD_SIGN_IN = env_bool("DJANGO_PASSWORD_SIGN_IN", True)
+
 # /metrics (core/metrics.py) answers a scraper that shows METRICS_TOKEN as a bearer token or comes from one of
 # METRICS_ALLOWED_NETWORKS (CIDR); everyone else gets 404. Neither set: nobody.
 METRICS_TOKEN = env_secret("METRICS_TOKEN") or ""
@@ -305,6 +341,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two choice sets of scopes: every token scope, and the ones a trust policy may give.
+    "ENUM_NAME_OVERRIDES": {
+        "ScopesEnum": "accounts.models.Scope",
+        "TrustPolicyScopesEnum": "accounts.oidc.POLICY_SCOPES",
+    },
     # Every operation lists its error answers (RFC 9457 problems) with examples: added in one place.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -34,3 +34,5 @@ SECURE_SSL_REDIRECT = False
 SECURE_HSTS_SECONDS = 0
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 REGISTRY_BASE_URL = "https://registry.example.test"
+# The tests' OIDC issuer (tests/oidc_issuer.py) serves plain HTTP on 127.0.0.1.
+OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS = True

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group, Permission
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
-from accounts.models import GlobalRole, Scope
+from accounts.models import GlobalRole, Scope, TrustPolicy
 from accounts.services import token_create
 from approvals.models import OutboxMessage
 from approvals.services import promotion_request
@@ -77,7 +77,10 @@ EXPECT = {
     "webhook_change": [200, 200, 404, 404, 404, 404, 404, 403, 401],
     "webhook_delete": [204, 204, 404, 404, 404, 404, 404, 403, 401],
     "webhook_redeliver": [202, 202, 404, 404, 404, 404, 404, 403, 401],
+    # The OIDC exchange takes no credential: an ID token that does not verify is refused alike for all.
+    "exchange_refused": [401, 401, 401, 401, 401, 401, 401, 401, 401],
 }
+TRUST = {"<int:pk>": "trust"}
 HOOK_URL = "https://hooks.example.org/registry"  # allow-listed below: never resolved, never sent to
 WEBHOOK = {"<int:pk>": "webhook"}
 NAME = {"<str:name>": "a", "<int:number>": "1", "<str:stage>": "staging"}
@@ -185,6 +188,23 @@ ROUTES = {
         {"<str:username>": "outsider"},
         lambda kind: {"can_create_assets": True},
     ),
+    ("trust-policies", "get"): ("admin_read", {}, None),
+    ("trust-policies", "post"): (
+        "admin_create",
+        {},
+        lambda kind: {
+            "name": "ci-main",
+            "provider": "github",
+            "audience": "https://registry.example.test",
+            "conditions": {"repository": "acme/fraud"},
+            "account": "ci",
+            "scopes": ["read"],
+        },
+    ),
+    ("trust-policies/<int:pk>", "get"): ("admin_read", TRUST, None),
+    ("trust-policies/<int:pk>", "patch"): ("admin_change", TRUST, lambda kind: {"enabled": False}),
+    ("trust-policies/<int:pk>", "delete"): ("admin_delete", TRUST, None),
+    ("auth/oidc/token", "post"): ("exchange_refused", {}, lambda kind: {"token": "not-a-jwt"}),
     ("webhooks", "get"): ("signed_in", {}, None),
     ("webhooks", "post"): (
         "webhook_create",
@@ -274,6 +294,17 @@ def arrange(kind) -> tuple[dict[str, APIClient], dict[str, str]]:
     last = checkpoint_make(origin=settings.AUDIT_LOG_ORIGIN)
     ids = {"spare": str(spare.pk), "promotion": str(promotion.pk), "policy": str(policy.pk)}
     ids["webhook"] = str(webhook.pk)
+    ids["trust"] = str(
+        TrustPolicy.objects.create(
+            name="ci-trust",
+            provider="github",
+            issuer="https://token.actions.githubusercontent.com",
+            audience="https://registry.example.test",
+            conditions={"repository": "acme/fraud"},
+            account=ci,
+            scopes=["read"],
+        ).pk
+    )
     ids["delivery"] = str(OutboxMessage.objects.filter(webhook=str(webhook.pk)).first().pk)
     return clients, {**ids, "first": str(first.tree_size), "last": str(last.tree_size)}
 

@@ -13,6 +13,7 @@ import pytest
 from django.apps import apps
 from django.utils import timezone
 
+import accounts.federation
 import accounts.services
 import approvals.services
 import notifications.services
@@ -26,7 +27,13 @@ from registry.services import VersionRef
 from tests.factories import UserFactory
 from tests.helpers import World
 
-MODULES = [registry.services, accounts.services, approvals.services, notifications.services]
+MODULES = [
+    registry.services,
+    accounts.services,
+    accounts.federation,
+    approvals.services,
+    notifications.services,
+]
 SRC = Source.cli()
 
 
@@ -72,8 +79,22 @@ def _due(w):
     return promotion
 
 
+def _trust(w):
+    return accounts.federation.trust_policy_create(
+        actor=None,
+        source=SRC,
+        name="ci-main",
+        provider="github",
+        audience="https://registry.example.test",
+        conditions={"repository": "acme/fraud"},
+        account=w.ci,
+        scopes=["read"],
+    )
+
+
 S = registry.services
 A = accounts.services
+F = accounts.federation
 P = approvals.services
 # name → (call, the actions it records)
 SCENARIOS = {
@@ -201,6 +222,34 @@ SCENARIOS = {
         ["promotion.expired"],
     ),
     "promotion_expire_due": (lambda w: P.promotion_expire_due(source=SRC), ["promotion.expired"]),
+    "trust_policy_create": (
+        lambda w: F.trust_policy_create(
+            actor=w.admin,
+            source=SRC,
+            name="ci-other",
+            provider="gitlab",
+            audience="https://registry.example.test",
+            conditions={"project_path": "acme/fraud", "ref_protected": "true"},
+            account=w.ci,
+            scopes=["read", "write"],
+        ),
+        ["trust_policy.created"],
+    ),
+    "trust_policy_update": (
+        lambda w: F.trust_policy_update(actor=w.admin, source=SRC, policy=w.trust, scopes=["write"]),
+        ["trust_policy.updated"],
+    ),
+    "trust_policy_delete": (
+        lambda w: F.trust_policy_delete(actor=w.admin, source=SRC, policy=w.trust),
+        ["trust_policy.deleted"],
+    ),
+    "sso_sign_in": (
+        lambda w: F.sso_sign_in(
+            source=SRC,
+            claims={"iss": "https://idp.example.org", "sub": "00u1", "preferred_username": "sam"},
+        ),
+        ["account.created", "login.succeeded"],
+    ),
     "notification_settings_update": (
         lambda w: notifications.services.notification_settings_update(
             actor=w.r1, source=SRC, choices={"decided": False}
@@ -215,8 +264,10 @@ NEEDS = {
     "promotion_apply": "approved",
     "promotion_expire_if_due": "due",
     "promotion_expire_due": "due",
+    "trust_policy_update": "trust",
+    "trust_policy_delete": "trust",
 }
-MAKERS = {"pending": _pending, "approved": _approved, "due": _due}
+MAKERS = {"pending": _pending, "approved": _approved, "due": _due, "trust": _trust}
 
 
 def test_every_service_has_a_scenario():
@@ -276,7 +327,7 @@ def test_service_changes_nothing_when_its_event_cannot_be_written(name, monkeypa
 
 def _snapshot():
     """The mutable columns of the governed rows, to prove updates were rolled back too."""
-    from accounts.models import ApiToken
+    from accounts.models import ApiToken, TrustPolicy
     from registry.models import Asset, AssetVersion
 
     return (
@@ -285,6 +336,7 @@ def _snapshot():
         list(PromotionRequest.objects.order_by("pk").values_list("status", "revision")),
         list(ApiToken.objects.order_by("pk").values_list("revoked_at")),
         list(Policy.objects.order_by("pk").values_list("expiry_hours")),
+        list(TrustPolicy.objects.order_by("pk").values_list("scopes", "enabled")),
         list(Stage.objects.values_list("name")),
         list(
             User.objects.order_by("pk").values_list(
