@@ -400,8 +400,8 @@ BAD_BODIES = [
     (b'{"seq":3,"x":1e400}', "altered: seq 3 is not in canonical form"),
     (b'{"seq":3,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "altered: seq 3 nests too deeply to read"),
     (b'{"seq":true}', "reordered: the event stored at seq 3 says it is seq true"),
-    # Sorted compact JSON that is still not RFC 8785: a float JCS writes otherwise, an integer beyond 2^53 - 1,
-    # NaN, keys in code point order where JCS sorts by UTF-16, an escape JCS does not use.
+    # Sorted compact JSON that is still not RFC 8785: a float JCS writes otherwise, an integer beyond
+    # 2^53 - 1, NaN, keys in code point order where JCS sorts by UTF-16, an escape JCS does not use.
     (b'{"seq":3,"x":1e+16}', "altered: seq 3 is not in canonical form"),
     (b'{"seq":3,"x":1.0}', "altered: seq 3 is not in canonical form"),
     (b'{"seq":3,"x":9007199254740993}', "altered: seq 3 is not in canonical form"),
