@@ -137,16 +137,18 @@ def _checkpoints(archive, key: str, origin: str) -> tuple[notes.Checkpoint | Non
     return final, roots
 
 
+def _quick_read(line: bytes):
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+
+
 def _entries(entries: _Member) -> iter:
     for line in entries.lines():
         if entries.unterminated:
             raise Tampered("entries.jsonl does not end with a newline", file="entries.jsonl")
-        body = None
-        if orjson is not None:
-            try:
-                body = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                pass
+        body = _quick_read(line) if orjson is not None else None
         if type(body) is not dict or type(body.get("seq")) is not int:  # orjson reads big integers as floats
             try:
                 body = json.loads(line)
