@@ -10,11 +10,12 @@ UTF-8) and integers in decimal. orjson (C speed) writes exactly that with `OPT_S
 - it writes floats its own way (`1.0`, `1e+16`; JCS `1`, `10000000000000000`).
 
 So a body is canonical when orjson reads it as an object and writes the same bytes back, and it holds
-neither a 4-byte character nor a number with a fraction or an exponent. In compact JSON a number follows
-`:`, `,` or `[` and ends at `,`, `}` or `]`; a string that merely looks like one (`"a:1.5,"`) only makes the
-proof give up.
-When it gives up (`None`), the caller decides with the `rfc8785` encoder; it never says yes to a body
-that the encoder would not write byte for byte (tests/audit/test_canonical_check.py, with Hypothesis).
+neither a 4-byte character nor a float. Floats are found in the bytes orjson wrote: with a fraction (`1.5`,
+`1.0`, `1.5e+300`: a `.`, digits, then `,` `}` `]` or the exponent) or an exponent with its sign (`1e+16`,
+`5e-324`: orjson always writes it; a test holds it to that); a string that merely looks like one (`"v1.5,"`)
+only makes the proof give up. When it gives up (`None`), the caller decides with the `rfc8785` encoder; it
+never says yes to a body that the encoder would not write byte for byte (tests/audit/test_canonical_check.py,
+with Hypothesis). Plain byte searches rather than a walk over the parsed object: a tenth of the time.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ import re
 import orjson
 
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
-_UNPROVEN = re.compile(
-    rb"[\xf0-\xff]"  # a 4-byte UTF-8 sequence (or a byte no UTF-8 holds)
-    rb"|[:,\[]-?[0-9]+(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)[,}\]]"  # a float
-)
+_BELOW_4_BYTE = bytes(range(0xF0))  # the bytes that do not start a 4-byte UTF-8 sequence
+_FRACTION = re.compile(rb"\.[0-9]+[,}\]eE]")
+_EXPONENTS = (re.compile(rb"e\+[0-9]+[,}\]]"), re.compile(rb"e-[0-9]+[,}\]]"))
 
 
-def canonical_object(body: bytes | memoryview) -> dict | None:
+def canonical_object(body: bytes) -> dict | None:
     """The body read as a JSON object when it is proven to be its own RFC 8785 form, else None.
 
     None says nothing either way: the body may still be canonical (a float, an emoji), not an object, or
@@ -42,4 +42,10 @@ def canonical_object(body: bytes | memoryview) -> dict | None:
             return None
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return None
-    return None if _UNPROVEN.search(body) else parsed
+    if not body.isascii() and body.translate(None, _BELOW_4_BYTE):
+        return None
+    if b"." in body and _FRACTION.search(body):
+        return None
+    if (b"e+" in body and _EXPONENTS[0].search(body)) or (b"e-" in body and _EXPONENTS[1].search(body)):
+        return None
+    return parsed
