@@ -74,6 +74,17 @@ class CompactRange:
         hashes.append(value)
         return completed
 
+    def push(self, leaf: bytes) -> None:
+        """append, for a caller that needs only roots."""
+        below, hashes = self.size, self._hashes
+        self.size = below + 1
+        if below & 1:
+            sha256 = hashlib.sha256
+            while below & 1:
+                leaf = sha256(b"\x01" + hashes.pop() + leaf).digest()
+                below >>= 1
+        hashes.append(leaf)
+
     def root(self) -> bytes:
         if not self._hashes:
             return EMPTY_ROOT

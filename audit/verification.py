@@ -136,58 +136,63 @@ class _Walk:
         self.verified = 0
 
     def run(self) -> Result:
-        """The common case (a well-typed row whose body is proven canonical and whose hashes match) is
-        checked inline; any other row goes through `_event`, which does every check again and names the
-        problem."""
-        sha256, checkpoints, witnessed = hashlib.sha256, self.checkpoints, self.witnessed
+        """The common row (well typed, its body proven canonical, its hashes matching, no Merkle node or
+        checkpoint ending at it) is checked inline; any other goes through `_step`, which checks it all
+        again and names the problem."""
+        sha256, push, stops = hashlib.sha256, self.tree.push, set(self.checkpoints) | set(self.witnessed)
+        chain, expected = self.chain, self.events + 1
         for seq, body, stored_leaf, stored_chain in _event_rows():
-            expected = self.events + 1
-            if type(seq) is not int or seq != expected:  # bool is not int
-                if not _number(seq):
-                    return self._bad(
-                        expected, f"altered: the event after seq {self.events} has seq {seq!r}, not a number"
-                    )
-                return self._bad(expected, f"missing: seq {expected} is not in the log")
-            problem = ""
-            parsed = canonical_object(body) if type(body) is bytes else None
-            leaf = sha256(b"\x00" + body).digest() if parsed is not None else None
             if (
-                leaf is not None
-                and type(parsed.get("seq")) is int
-                and parsed["seq"] == seq
-                and leaf == stored_leaf
+                seq == expected
+                and type(seq) is int  # not a bool, a float, a Decimal
+                and seq & (NODE_SIZE - 1)  # no stored subtree ends here
+                and seq not in stops
+                and type(body) is bytes
+                and (parsed := canonical_object(body)) is not None
+                and parsed.get("seq") == seq
+                and type(parsed["seq"]) is int
+                and (leaf := sha256(b"\x00" + body).digest()) == stored_leaf
+                and (following := sha256(b"\x02" + chain + leaf).digest()) == stored_chain
                 and type(stored_leaf) is bytes
                 and type(stored_chain) is bytes
-                and (chain := sha256(b"\x02" + self.chain + leaf).digest()) == stored_chain
             ):
-                self.chain = chain
-                completed = self.tree.append(leaf)
-                if not seq & (NODE_SIZE - 1):  # a subtree of NODE_SIZE leaves or more ends here
-                    for size, value in completed:
-                        problem = problem or self.nodes.check(size, seq, value)
-            else:
-                problem = self._event(seq, body, stored_leaf, stored_chain)
-            if problem:
-                return self._bad(seq, problem)
-            self.events = seq
-            if seq in checkpoints:
-                root, chain = checkpoints[seq]
-                if self.tree.root() != root:
-                    return self._bad(
-                        seq, f"altered: the Merkle root at {seq} differs from its signed checkpoint"
-                    )
-                if chain != self.chain:
-                    return self._bad(
-                        seq, f"altered: checkpoint {seq} holds a chain hash not that of seq {seq}"
-                    )
-                self.verified += 1
-            for entry in witnessed.get(seq, ()):
-                if self.tree.root() != entry.root_hash:
-                    return self._bad(
-                        seq, f"forked: the log differs from {entry.describe()}: restored or rewritten"
-                    )
-                self.matched += 1
+                push(leaf)
+                chain, expected = following, expected + 1
+                continue
+            self.chain, self.events = chain, expected - 1
+            bad = self._step(seq, body, stored_leaf, stored_chain)
+            if bad is not None:
+                return bad
+            chain, expected = self.chain, self.events + 1
+        self.chain, self.events = chain, expected - 1
         return Result(True, self.events, self.verified, witnessed=self.matched)
+
+    def _step(self, seq, body, stored_leaf, stored_chain) -> Result | None:
+        expected = self.events + 1
+        if not _number(seq):
+            return self._bad(
+                expected, f"altered: the event after seq {self.events} has seq {seq!r}, not a number"
+            )
+        if seq != expected:
+            return self._bad(expected, f"missing: seq {expected} is not in the log")
+        problem = self._event(seq, body, stored_leaf, stored_chain)
+        if problem:
+            return self._bad(seq, problem)
+        self.events = seq
+        if seq in self.checkpoints:
+            root, chain = self.checkpoints[seq]
+            if self.tree.root() != root:
+                return self._bad(seq, f"altered: the Merkle root at {seq} differs from its signed checkpoint")
+            if chain != self.chain:
+                return self._bad(seq, f"altered: checkpoint {seq} holds a chain hash not that of seq {seq}")
+            self.verified += 1
+        for entry in self.witnessed.get(seq, ()):
+            if self.tree.root() != entry.root_hash:
+                return self._bad(
+                    seq, f"forked: the log differs from {entry.describe()}: restored or rewritten"
+                )
+            self.matched += 1
+        return None
 
     def _event(self, seq: int, body, stored_leaf, stored_chain) -> str:
         for name, value in (("body", body), ("leaf hash", stored_leaf), ("chain hash", stored_chain)):

@@ -184,7 +184,7 @@ def verify_complete(archive, final, roots, members: dict) -> int:
                 chain.hex(),
             ]:
                 raise Tampered("altered: leaf or chain hash differs from hashes.csv", seq=seq)
-        tree.append(leaf)
+        tree.push(leaf)
         if seq in roots and tree.root() != roots[seq]:
             raise Tampered(f"altered: the Merkle root at {seq} differs from its signed checkpoint", seq=seq)
     size = final.size if final else 0
