@@ -10,24 +10,30 @@ UTF-8) and integers in decimal. orjson (C speed) writes exactly that with `OPT_S
 - it writes floats its own way (`1.0`, `1e+16`; JCS `1`, `10000000000000000`).
 
 So a body is canonical when orjson reads it as an object and writes the same bytes back, and it holds
-neither a 4-byte character nor a float. Floats are found in the bytes orjson wrote: with a fraction (`1.5`,
-`1.0`, `1.5e+300`: a `.`, digits, then `,` `}` `]` or the exponent) or an exponent with its sign (`1e+16`,
-`5e-324`: orjson always writes it; a test holds it to that); a string that merely looks like one (`"v1.5,"`)
-only makes the proof give up. When it gives up (`None`), the caller decides with the `rfc8785` encoder; it
-never says yes to a body that the encoder would not write byte for byte (tests/audit/test_canonical_check.py,
-with Hypothesis). Plain byte searches rather than a walk over the parsed object: a tenth of the time.
+neither a 4-byte character nor a float. Floats are found in the bytes orjson wrote, with the digits (and the
+lower-case letters but `e`) taken out, `}` `]` written `,` and `+` written `-`: a fraction leaves `.` before
+the end of its number (`1.5,` `1.0}` become `.,`), an exponent leaves `e-,` (`1e+16,` `1.5e+300]` `5e-324}`;
+orjson always writes its sign, a test holds it to that). Only a string holding such bytes (`"v1.5, beta"`)
+makes the proof give up for nothing. When it gives up (`None`), the caller decides with the `rfc8785`
+encoder; it never says yes to a body that the encoder would not write byte for byte
+(tests/audit/test_canonical_check.py, with Hypothesis). Byte operations in C rather than a walk over the
+parsed object or a regular expression: a third of the time.
 """
 
 from __future__ import annotations
-
-import re
 
 import orjson
 
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _BELOW_4_BYTE = bytes(range(0xF0))  # the bytes that do not start a 4-byte UTF-8 sequence
-_FRACTION = re.compile(rb"\.[0-9]+[,}\]eE]")
-_EXPONENTS = (re.compile(rb"e\+[0-9]+[,}\]]"), re.compile(rb"e-[0-9]+[,}\]]"))
+_NOT_IN_FLOATS = b"0123456789abcdfghijklmnopqrstuvwxyz"
+_ENDS = bytes.maketrans(b"}]E+", b",,e-")
+
+
+def float_marks(body: bytes) -> bool:
+    """Whether the bytes orjson wrote may hold a float (see above)."""
+    skeleton = body.translate(_ENDS, _NOT_IN_FLOATS)
+    return b".," in skeleton or b"e-," in skeleton
 
 
 def canonical_object(body: bytes) -> dict | None:
@@ -44,8 +50,4 @@ def canonical_object(body: bytes) -> dict | None:
         return None
     if not body.isascii() and body.translate(None, _BELOW_4_BYTE):
         return None
-    if b"." in body and _FRACTION.search(body):
-        return None
-    if (b"e+" in body and _EXPONENTS[0].search(body)) or (b"e-" in body and _EXPONENTS[1].search(body)):
-        return None
-    return parsed
+    return None if float_marks(body) else parsed
