@@ -137,26 +137,37 @@ def _checkpoints(archive, key: str, origin: str) -> tuple[notes.Checkpoint | Non
     return final, roots
 
 
-def _quick_read(line: bytes):
+def _read(line: bytes) -> int:
+    """The entry's seq, read with the standard library (what orjson could not read, or not as an int)."""
     try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
+        body = json.loads(line)
+    except ValueError:
+        raise Tampered("an entry is not JSON", file="entries.jsonl") from None
+    if not isinstance(body, dict) or not isinstance(body.get("seq"), int):
+        raise Tampered("an entry has no seq", file="entries.jsonl")
+    return body["seq"]
 
 
 def _entries(entries: _Member) -> iter:
+    """(seq, line) of every entry; orjson reads big integers as floats, so those too go to `_read`."""
+    quick = orjson.loads if orjson is not None else json.loads
+    failure = orjson.JSONDecodeError if orjson is not None else ValueError
     for line in entries.lines():
         if entries.unterminated:
             raise Tampered("entries.jsonl does not end with a newline", file="entries.jsonl")
-        body = _quick_read(line) if orjson is not None else None
-        if type(body) is not dict or type(body.get("seq")) is not int:  # orjson reads big integers as floats
-            try:
-                body = json.loads(line)
-            except ValueError:
-                raise Tampered("an entry is not JSON", file="entries.jsonl") from None
-            if not isinstance(body, dict) or not isinstance(body.get("seq"), int):
-                raise Tampered("an entry has no seq", file="entries.jsonl")
-        yield body["seq"], line
+        try:
+            body = quick(line)
+        except failure:
+            body = None
+        if type(body) is dict and type(seq := body.get("seq")) is int:
+            yield seq, line
+        else:
+            yield _read(line), line
+
+
+def _same(row: bytes, seq: int, leaf: bytes, chain: bytes) -> bool:
+    """The row says these hashes, written otherwise than the export writes it (spaces, CRLF)."""
+    return row.decode().strip().split(",") == [str(seq), leaf.hex(), chain.hex()]
 
 
 def verify_complete(archive, final, roots, members: dict) -> int:
@@ -176,13 +187,7 @@ def verify_complete(archive, final, roots, members: dict) -> int:
         chain = sha256(b"\x02" + chain + leaf).digest()
         if rows is not None:
             row = next(rows, b"")
-            if row != b"%d,%b,%b" % (seq, hexlify(leaf), hexlify(chain)) and row.decode().strip().split(
-                ","
-            ) != [
-                str(seq),
-                leaf.hex(),
-                chain.hex(),
-            ]:
+            if row != b"%d,%b" % (seq, hexlify(leaf + chain, b",", 32)) and not _same(row, seq, leaf, chain):
                 raise Tampered("altered: leaf or chain hash differs from hashes.csv", seq=seq)
         tree.push(leaf)
         if seq in roots and tree.root() != roots[seq]:
