@@ -22,9 +22,12 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
+import queue
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -90,22 +93,46 @@ def _check_digest(manifest: dict, name: str, digest: str, size: int) -> None:
 
 class _Member:
     """The lines of a file of the bundle, without their newline, read in large pieces; its SHA-256 and size
-    as it is read (`digest` once it is read to the end)."""
+    as it is read (`digest` once it is read to the end).
+
+    A thread inflates and hashes the pieces (zlib and hashlib let go of the GIL for large buffers) while
+    the caller checks the lines of the piece before.
+    """
 
     def __init__(self, archive: zipfile.ZipFile, name: str) -> None:
         self.archive, self.name = archive, name
         self.sha256, self.size, self.digest = hashlib.sha256(), 0, None
         self.unterminated = False  # the last line has no newline (it is yielded all the same)
 
+    def _read(self, pieces: queue.Queue, stop: threading.Event) -> None:
+        try:
+            with self.archive.open(self.name) as member:
+                while not stop.is_set() and (piece := member.read(PIECE)):
+                    self.sha256.update(piece)
+                    self.size += len(piece)
+                    pieces.put(piece)
+        except BaseException as exc:  # raised in the caller's thread
+            pieces.put(exc)
+        else:
+            pieces.put(None)
+
     def lines(self):
-        tail = b""
-        with self.archive.open(self.name) as member:
-            while piece := member.read(PIECE):
-                self.sha256.update(piece)
-                self.size += len(piece)
+        pieces, stop, tail = queue.Queue(maxsize=4), threading.Event(), b""
+        reader = threading.Thread(target=self._read, args=(pieces, stop), daemon=True)
+        reader.start()
+        try:
+            while (piece := pieces.get()) is not None:
+                if isinstance(piece, BaseException):
+                    raise piece
                 lines = (tail + piece).split(b"\n")
                 tail = lines.pop()
                 yield from lines
+        finally:
+            stop.set()
+            while reader.is_alive():  # unblock a put, so that the reader sees `stop`
+                with contextlib.suppress(queue.Empty):
+                    pieces.get(timeout=0.05)
+            reader.join()
         self.digest = (self.sha256.hexdigest(), self.size)
         if tail:
             self.unterminated = True
