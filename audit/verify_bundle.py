@@ -44,7 +44,7 @@ except ImportError:  # optional: the standard library's json gives the same answ
 
 KNOWN = {"manifest.json", "verifier-key.txt", "checkpoint.txt", "entries.jsonl", "hashes.csv", "proofs.jsonl"}
 STREAMED = ("entries.jsonl", "hashes.csv")  # their manifest digests are computed as they are verified
-PIECE = 1 << 22
+PIECE = 1 << 20
 
 
 class Tampered(Exception):
@@ -117,7 +117,7 @@ class _Member:
             pieces.put(None)
 
     def lines(self):
-        pieces, stop, tail = queue.Queue(maxsize=4), threading.Event(), b""
+        pieces, stop, tail = queue.Queue(maxsize=2), threading.Event(), b""
         reader = threading.Thread(target=self._read, args=(pieces, stop), daemon=True)
         reader.start()
         try:
