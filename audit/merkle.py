@@ -44,11 +44,15 @@ def root(leaves: list[bytes]) -> bytes:
 
 
 class CompactRange:
-    """An incremental Merkle root: append leaf hashes one by one, ask for the root at any point."""
+    """An incremental Merkle root: append leaf hashes one by one, ask for the root at any point.
+
+    The stack holds the hashes of the perfect subtrees left to right, one per bit set in `size` (largest
+    first), so appending merges as many subtrees as `size` has trailing one bits.
+    """
 
     def __init__(self) -> None:
         self.size = 0
-        self._stack: list[tuple[int, bytes]] = []
+        self._hashes: list[bytes] = []
 
     def append(self, leaf: bytes) -> list[tuple[int, bytes]]:
         """Add a leaf; return the (size, hash) of each perfect subtree it completes, smallest first.
@@ -56,21 +60,36 @@ class CompactRange:
         Each such subtree ends at this leaf, so it is the aligned subtree of `size` leaves at index
         self.size // size - 1 of its level (what audit_verify compares with the stored Merkle nodes).
         """
-        size, value = 1, leaf
-        completed = []
-        while self._stack and self._stack[-1][0] == size:
-            left_size, left = self._stack.pop()
-            size, value = left_size + size, node_hash(left, value)
+        below, hashes = self.size, self._hashes
+        self.size = below + 1
+        if not below & 1:  # half of the appends complete nothing
+            hashes.append(leaf)
+            return []
+        sha256, completed, size, value = hashlib.sha256, [], 1, leaf
+        while below & 1:
+            value = sha256(b"\x01" + hashes.pop() + value).digest()
+            size <<= 1
             completed.append((size, value))
-        self._stack.append((size, value))
-        self.size += 1
+            below >>= 1
+        hashes.append(value)
         return completed
 
+    def push(self, leaf: bytes) -> None:
+        """append, for a caller that needs only roots."""
+        below, hashes = self.size, self._hashes
+        self.size = below + 1
+        if below & 1:
+            sha256 = hashlib.sha256
+            while below & 1:
+                leaf = sha256(b"\x01" + hashes.pop() + leaf).digest()
+                below >>= 1
+        hashes.append(leaf)
+
     def root(self) -> bytes:
-        if not self._stack:
+        if not self._hashes:
             return EMPTY_ROOT
-        value = self._stack[-1][1]
-        for _, left in reversed(self._stack[:-1]):
+        value = self._hashes[-1]
+        for left in reversed(self._hashes[:-1]):
             value = node_hash(left, value)
         return value
 

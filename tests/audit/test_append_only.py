@@ -1,5 +1,7 @@
 """The database refuses changes to the audit tables; verification catches what gets around it."""
 
+import threading
+
 import pytest
 from django.apps import apps
 from django.core.management import CommandError, call_command
@@ -311,6 +313,32 @@ def test_swapped_rows_are_named(events):
     assert verify_fails().startswith("first bad seq 2: reordered")
 
 
+@pytest.fixture
+def small_pages(monkeypatch):
+    """Events read two at a time: page ends and the reader running ahead (PostgreSQL) within reach."""
+    from audit import verification
+
+    monkeypatch.setattr(verification, "PAGE", 2)
+    yield
+    assert not [thread for thread in threading.enumerate() if thread.name == "audit-verify-reader"]
+
+
+def test_log_read_in_small_pages_verifies(noded, small_pages):
+    call_command("audit_verify")  # the Merkle nodes are read while the events are
+
+
+@pytest.mark.parametrize("seq", [2, 3, 4])
+def test_deleted_row_at_a_page_end_is_named(events, small_pages, seq):
+    tamper("DELETE FROM audit_auditevent WHERE seq = %s", [seq])
+    assert verify_fails() == f"first bad seq {seq}: missing: seq {seq} is not in the log"
+
+
+def test_altered_body_on_the_last_page_is_named(events, small_pages):
+    body = bytes(AuditEvent.objects.get(seq=5).body).replace(b'"v4"', b'"v9"')
+    tamper("UPDATE audit_auditevent SET body = %s WHERE seq = 5", [body])
+    assert verify_fails() == "first bad seq 5: altered: seq 5 does not match its leaf hash"
+
+
 def test_forged_checkpoint_signature_is_named(events):
     checkpoint = checkpoint_make(origin=ORIGIN)
     forged = checkpoint.note.replace(checkpoint.note.split("\n")[2], "A" * 43 + "=")
@@ -400,6 +428,16 @@ BAD_BODIES = [
     (b'{"seq":3,"x":1e400}', "altered: seq 3 is not in canonical form"),
     (b'{"seq":3,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "altered: seq 3 nests too deeply to read"),
     (b'{"seq":true}', "reordered: the event stored at seq 3 says it is seq true"),
+    # Sorted compact JSON that is still not RFC 8785: a float JCS writes otherwise, an integer beyond
+    # 2^53 - 1, NaN, keys in code point order where JCS sorts by UTF-16, an escape JCS does not use.
+    (b'{"seq":3,"x":1e+16}', "altered: seq 3 is not in canonical form"),
+    (b'{"seq":3,"x":1.0}', "altered: seq 3 is not in canonical form"),
+    (b'{"seq":3,"x":9007199254740993}', "altered: seq 3 is not in canonical form"),
+    (b'{"seq":3,"x":NaN}', "altered: seq 3 is not in canonical form"),
+    (b'{"seq":3,"\xef\xbf\xbf":1,"\xf0\x9f\x98\x80":2}', "altered: seq 3 is not in canonical form"),
+    (b'{"seq":3,"x":"\\u00e9"}', "altered: seq 3 is not in canonical form"),
+    (b'{"seq":3, "x":1}', "altered: seq 3 is not in canonical form"),
+    (b'{"seq":3,"x":1.5}', "altered: seq 3 does not match its leaf hash"),  # canonical, not the event
 ]
 
 

@@ -51,10 +51,11 @@ def test_empty_tree_and_roots_for_sizes_1_to_8():
     for size, expected in enumerate(ROOTS, start=1):
         assert merkle.root(LEAF_HASHES[:size]).hex() == expected
         assert merkle.lists(LEAF_HASHES).mth(0, size).hex() == expected
-        compact = merkle.CompactRange()
+        compact, pushed = merkle.CompactRange(), merkle.CompactRange()
         for leaf in LEAF_HASHES[:size]:
             compact.append(leaf)
-        assert compact.root().hex() == expected
+            pushed.push(leaf)
+        assert compact.root().hex() == pushed.root().hex() == expected
 
 
 @pytest.mark.parametrize(
