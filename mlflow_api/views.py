@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from django.contrib.auth.models import Group
 from django.db.models import Q
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -23,7 +24,9 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Scope
+from accounts.models import Scope, User
+from accounts.permissions import reads_everything
+from core.compiled import CompiledQuery
 from core.exceptions import Conflict, DomainError
 from core.source import Channel, Source
 from mlflow_api import present, search
@@ -159,16 +162,35 @@ def _missing_version(name: str, number: int) -> MlflowError:
     return MlflowError(RESOURCE_DOES_NOT_EXIST, f"Model Version (name={name}, version={number}) not found")
 
 
-def _assets(user, name: str):
-    assets = Asset.objects.filter(kind__in=(AssetKind.MODEL, AssetKind.PROMPT), name=name)
-    return restrict(assets, user)
+ASSET_COLUMNS = [field.attname for field in Asset._meta.concrete_fields]
+
+
+def _asset_query(*, user, name: str, model: str, prompt: str):
+    assets = restrict(Asset.objects.filter(kind__in=(model, prompt), name=name), user)
+    return assets.order_by("kind").values_list(*ASSET_COLUMNS, "team__name", "created_by__username")
+
+
+# Every call under a registered model starts here: compiled once per shape (core.compiled), as the
+# registry's own asset_get_for_user is.
+_ASSET = CompiledQuery(_asset_query)
 
 
 def _asset(request, name: str) -> Asset:
     """The model or prompt named name that the caller may see (a model first: MLflow has one namespace)."""
-    asset = _assets(request.user, name).select_related("team", "created_by").order_by("kind").first()
-    if asset is None:
+    user = request.user
+    shape = "all" if reads_everything(user) else "granted"
+    row = _ASSET.first(
+        shape, {"user": user}, name=name, model=str(AssetKind.MODEL), prompt=str(AssetKind.PROMPT)
+    )
+    if row is None:
         raise _missing_model(name)
+    columns = len(ASSET_COLUMNS)
+    asset = Asset.from_db("default", ASSET_COLUMNS, row[:columns])
+    team_name, creator_name = row[columns:]
+    if asset.team_id:
+        asset.team = Group.from_db("default", ["id", "name"], [asset.team_id, team_name])
+    if asset.created_by_id:
+        asset.created_by = User.from_db("default", ["id", "username"], [asset.created_by_id, creator_name])
     return asset
 
 
@@ -459,23 +481,76 @@ def delete_registered_model_alias(request, args: Args) -> dict:
     )
 
 
+ALIAS_COLUMNS = (
+    "asset_id",
+    "asset__kind",
+    "asset__name",
+    "version_id",
+    "version__number",
+    "version__description",
+    "version__tags",
+    "version__digest",
+    "version__uri",
+    "version__origin",
+    "version__metadata",
+    "version__template",
+    "version__model_config",
+    "version__commit_message",
+    "version__created_at",
+    "version__created_by_id",
+    "version__created_by__username",
+)
+
+
+def _alias_query(*, user, name: str, stage: str, model: str, prompt: str):
+    pointers = StagePointer.objects.filter(
+        asset__kind__in=(model, prompt), asset__name=name, stage__name=stage
+    )
+    return restrict(pointers, user, field="asset").order_by("asset__kind").values_list(*ALIAS_COLUMNS)
+
+
+def _version_stages_query(*, version: int):
+    pointers = StagePointer.objects.filter(version_id=version).order_by("stage__order")
+    return pointers.values_list("stage__name")
+
+
+# The MLflow client's hottest read (get_model_version_by_alias, load_prompt by alias): compiled once per
+# shape, as the registry's own stage resolve is (core.compiled); visibility is in the same SQL.
+_ALIAS = CompiledQuery(_alias_query)
+_VERSION_STAGES = CompiledQuery(_version_stages_query)
+
+
 def get_model_version_by_alias(request, args: Args) -> dict:
     name = args.string("name", required=True, limit=100)
     alias = args.string("alias", required=True, limit=100)
-    pointers = StagePointer.objects.filter(
-        asset__kind__in=(AssetKind.MODEL, AssetKind.PROMPT), asset__name=name, stage__name=alias.lower()
+    user = request.user
+    shape = "all" if reads_everything(user) else "granted"
+    row = _ALIAS.first(
+        shape,
+        {"user": user},
+        name=name,
+        stage=alias.lower(),
+        model=str(AssetKind.MODEL),
+        prompt=str(AssetKind.PROMPT),
     )
-    pointer = (
-        restrict(pointers, request.user, field="asset")
-        .select_related("asset", "version__created_by")
-        .order_by("asset__kind")
-        .first()
-    )
-    if pointer is None:
+    if row is None:
         _asset(request, name)  # a missing or invisible model says so; a visible one has no such alias
         raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"Registered model alias {alias} not found.")
-    asset, version = pointer.asset, pointer.version
-    return _version_answer(version, asset)
+    data = dict(zip(ALIAS_COLUMNS, row, strict=True))
+    asset = Asset(pk=data["asset_id"], kind=data["asset__kind"], name=data["asset__name"])
+    version = AssetVersion(
+        pk=data["version_id"],
+        asset=asset,
+        **{column[len("version__") :]: data[column] for column in ALIAS_COLUMNS[4:-2]},
+    )
+    if data["version__created_by_id"]:
+        version.created_by = User.from_db(
+            "default",
+            ["id", "username"],
+            [data["version__created_by_id"], data["version__created_by__username"]],
+        )
+    stages = [stage for (stage,) in _VERSION_STAGES.rows("one", {}, version=version.pk)]
+    return {"model_version": present.model_version(version, asset=asset, stages=stages)}
 
 
 # Model versions ------------------------------------------------------------------------------------------
