@@ -78,9 +78,15 @@ class Args:
 
     def _raw(self, name: str):
         if self.query:
-            values = self.data.getlist(name)
+            values = self._query_values(name)
             return values[-1] if values else None
         return self.data.get(name)
+
+    def _query_values(self, name: str) -> list[str]:
+        values = self.data.getlist(name)
+        if any("\x00" in value for value in values):  # JSON bodies are checked by the parser
+            raise invalid(f"Parameter '{name}' contains a NUL character.")
+        return values
 
     def string(self, name: str, *, required: bool = False, limit: int = MAX_STRING) -> str:
         value = self._raw(name)
@@ -120,7 +126,7 @@ class Args:
 
     def strings(self, name: str) -> list[str]:
         if self.query:
-            values = self.data.getlist(name)
+            values = self._query_values(name)
         else:
             values = self.data.get(name) or []
             if not isinstance(values, list):

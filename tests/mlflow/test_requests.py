@@ -122,6 +122,8 @@ def test_without_a_token_the_answer_is_unauthenticated(anon, churn):
             "version=9",
         ),
         ("get", "registered-models/get", {}, "INVALID_PARAMETER_VALUE", "'name'"),
+        ("get", "registered-models/get", {"name": "a\x00b"}, "INVALID_PARAMETER_VALUE", "NUL"),
+        ("get", "registered-models/search", {"order_by": "name\x00"}, "INVALID_PARAMETER_VALUE", "NUL"),
         ("get", "registered-models/search", {"max_results": "0"}, "INVALID_PARAMETER_VALUE", "max_results"),
         ("get", "registered-models/search", {"max_results": "x"}, "INVALID_PARAMETER_VALUE", "max_results"),
         ("get", "registered-models/search", {"page_token": "!!"}, "INVALID_PARAMETER_VALUE", "page_token"),
@@ -263,9 +265,8 @@ def test_malformed_bodies_are_refused(client, churn, body):
 
 
 def test_a_version_without_digest_is_stored_and_shown_as_not_given(client, churn):
-    response = client.post(
-        f"{API}/model-versions/create", {"name": "churn", "source": "s3://b/3"}, format="json"
-    )
+    body = {"name": "churn", "source": "s3://b/3", "run_link": "https://mlflow.example.test/#/runs/r1"}
+    response = client.post(f"{API}/model-versions/create", body, format="json")
     assert response.status_code == 200
     assert {"key": "digest", "value": DIGEST_NOT_GIVEN} in response.json()["model_version"]["tags"]
     version = AssetVersion.objects.get(asset=churn, number=3)
@@ -274,6 +275,7 @@ def test_a_version_without_digest_is_stored_and_shown_as_not_given(client, churn
     page.force_login(churn.created_by or UserFactory(username="root", global_role="admin"))
     html = page.get("/registry/model/churn/versions/3/").content.decode()
     assert DIGEST_NOT_GIVEN in html
+    assert 'href="https://mlflow.example.test/#/runs/r1"' in html  # the run link, on the version's page
 
 
 def test_the_native_api_still_requires_a_digest(person, churn):
