@@ -278,6 +278,9 @@ def version_comparison(kind: str, candidate, current, *, directions: dict[str, s
         "digest_changed": current is None
         or current.digest != candidate.digest
         or candidate.digest == content.DIGEST_NOT_GIVEN,
+        # A version registered without a digest (the MLflow API) cannot be said to hold the same artefact.
+        "digest_given": content.DIGEST_NOT_GIVEN
+        not in (candidate.digest, current.digest if current is not None else None),
         "fields": [
             {"name": name, "current": a or "—", "candidate": b or "—", "changed": a != b}
             for name, a, b in _fields(kind, candidate, current)

@@ -276,6 +276,8 @@ def test_a_version_without_digest_is_stored_and_shown_as_not_given(client, churn
     html = page.get("/registry/model/churn/versions/3/").content.decode()
     assert DIGEST_NOT_GIVEN in html
     assert 'href="https://mlflow.example.test/#/runs/r1"' in html  # the run link, on the version's page
+    compared = page.get("/registry/model/churn/compare/?a=2&b=3").content.decode()
+    assert "Digest not given:" in compared
 
 
 def test_the_native_api_still_requires_a_digest(person, churn):
