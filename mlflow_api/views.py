@@ -488,6 +488,7 @@ def delete_registered_model_alias(request, args: Args) -> dict:
 
 
 ALIAS_COLUMNS = (
+    "stage__name",
     "asset_id",
     "asset__kind",
     "asset__name",
@@ -508,22 +509,17 @@ ALIAS_COLUMNS = (
 )
 
 
-def _alias_query(*, user, name: str, stage: str, model: str, prompt: str):
-    pointers = StagePointer.objects.filter(
-        asset__kind__in=(model, prompt), asset__name=name, stage__name=stage
-    )
-    return restrict(pointers, user, field="asset").order_by("asset__kind").values_list(*ALIAS_COLUMNS)
+def _alias_query(*, user, name: str, model: str, prompt: str):
+    """Every stage pointer of the model or prompt named name, with its version: the alias's row, and the
+    other stages its version is in, in one query."""
+    pointers = StagePointer.objects.filter(asset__kind__in=(model, prompt), asset__name=name)
+    pointers = restrict(pointers, user, field="asset").order_by("asset__kind", "stage__order")
+    return pointers.values_list(*ALIAS_COLUMNS)
 
 
-def _version_stages_query(*, version: int):
-    pointers = StagePointer.objects.filter(version_id=version).order_by("stage__order")
-    return pointers.values_list("stage__name")
-
-
-# The MLflow client's hottest read (get_model_version_by_alias, load_prompt by alias): compiled once per
-# shape, as the registry's own stage resolve is (core.compiled); visibility is in the same SQL.
+# The MLflow client's hottest read (get_model_version_by_alias, load_prompt by alias): one query, compiled
+# once per shape as the registry's own stage resolve is (core.compiled); visibility is in the same SQL.
 _ALIAS = CompiledQuery(_alias_query)
-_VERSION_STAGES = CompiledQuery(_version_stages_query)
 
 
 def get_model_version_by_alias(request, args: Args) -> dict:
@@ -531,14 +527,10 @@ def get_model_version_by_alias(request, args: Args) -> dict:
     alias = args.string("alias", required=True, limit=100)
     user = request.user
     shape = "all" if reads_everything(user) else "granted"
-    row = _ALIAS.first(
-        shape,
-        {"user": user},
-        name=name,
-        stage=alias.lower(),
-        model=str(AssetKind.MODEL),
-        prompt=str(AssetKind.PROMPT),
+    rows = _ALIAS.rows(
+        shape, {"user": user}, name=name, model=str(AssetKind.MODEL), prompt=str(AssetKind.PROMPT)
     )
+    row = next((row for row in rows if row[0] == alias.lower()), None)  # a model's first (ordered by kind)
     if row is None:
         _asset(request, name)  # a missing or invisible model says so; a visible one has no such alias
         raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"Registered model alias {alias} not found.")
@@ -547,7 +539,7 @@ def get_model_version_by_alias(request, args: Args) -> dict:
     version = AssetVersion(
         pk=data["version_id"],
         asset=asset,
-        **{column[len("version__") :]: data[column] for column in ALIAS_COLUMNS[4:-2]},
+        **{column[len("version__") :]: data[column] for column in ALIAS_COLUMNS[5:-2]},
     )
     if data["version__created_by_id"]:
         version.created_by = User.from_db(
@@ -555,7 +547,7 @@ def get_model_version_by_alias(request, args: Args) -> dict:
             ["id", "username"],
             [data["version__created_by_id"], data["version__created_by__username"]],
         )
-    stages = [stage for (stage,) in _VERSION_STAGES.rows("one", {}, version=version.pk)]
+    stages = [other[0] for other in rows if (other[1], other[4]) == (row[1], row[4])]  # asset, version
     return {"model_version": present.model_version(version, asset=asset, stages=stages)}
 
 
