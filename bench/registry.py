@@ -341,7 +341,7 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
         return "client" if pid == os.getpid() else in_database(pid, pgid, command)
 
     rows = []
-    for workload in REQUESTS:
+    for workload in args.workloads:
         spec = {"workload": workload, "port": server.port, "headers": headers, "duration": args.duration}
         spec["poll_path"] = poll_path
         clients = args.promotion_clients if workload in ("promote", "poll") else args.clients
@@ -363,6 +363,7 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
 
 OPTIONS = """
 --backends           postgres,sqlite  comma-separated: postgres, sqlite
+--workloads          all              comma-separated workloads (e.g. register,mlregister,resolve,mlresolve)
 --requests           2000             requests of the one-client runs
 --duration           10.0             seconds of each concurrent run (0: --requests)
 --clients            16               clients of the concurrent runs
@@ -383,6 +384,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = ", ".join(sorted(set(args.backends) - {"postgres", "sqlite"}))
     if unknown or not args.backends:
         parser.error(f"--backends takes postgres and/or sqlite, not {unknown or 'nothing'}")
+    names = [name.strip() for name in args.workloads.split(",") if name.strip()]
+    args.workloads = list(REQUESTS) if args.workloads == "all" else names
+    unknown = ", ".join(sorted(set(args.workloads) - set(REQUESTS)))
+    if unknown or not args.workloads:
+        parser.error(f"--workloads takes {', '.join(REQUESTS)}, not {unknown or 'nothing'}")
     if args.requests < 1 or args.clients < 1 or args.workers < 1 or args.duration < 0:
         parser.error("--requests, --clients and --workers must be at least 1, --duration at least 0")
     return args
