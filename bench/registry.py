@@ -247,6 +247,7 @@ def mlflow_ratios(rows: list[dict]) -> list[dict]:
         native = by_key.get((row["backend"], MLFLOW_PAIRS.get(row["workload"]), row["clients"]))
         if native is None or not row["ops_per_s"]:
             continue
+        server_ms = [(r.get("cpu") or {}).get("ms_per_request", {}).get("gunicorn") for r in (row, native)]
         ratios.append(
             {
                 "backend": row["backend"],
@@ -255,6 +256,10 @@ def mlflow_ratios(rows: list[dict]) -> list[dict]:
                 "mlflow_ops_per_s": row["ops_per_s"],
                 "native_ops_per_s": native["ops_per_s"],
                 "ratio": native["ops_per_s"] / row["ops_per_s"],
+                # Server CPU per request: what a busy machine disturbs least.
+                "mlflow_server_cpu_ms": server_ms[0],
+                "native_server_cpu_ms": server_ms[1],
+                "cpu_ratio": server_ms[0] / server_ms[1] if all(server_ms) else None,
             }
         )
     return ratios
@@ -284,6 +289,12 @@ def print_tables(rows: list[dict]) -> None:
                 f"  {ratio['backend']:<9} {ratio['workload']:<11} {ratio['clients']:>2} client(s): "
                 f"{ratio['mlflow_ops_per_s']:.0f}/s vs {ratio['native_ops_per_s']:.0f}/s, "
                 f"{ratio['ratio']:.2f}x ({'within' if ratio['ratio'] <= 1.3 else 'over'} 1.3x)"
+                + (
+                    f"; server CPU {ratio['mlflow_server_cpu_ms']:.2f} vs "
+                    f"{ratio['native_server_cpu_ms']:.2f} ms/request, {ratio['cpu_ratio']:.2f}x"
+                    if ratio["cpu_ratio"]
+                    else ""
+                )
             )
     checks = [check for row in rows for check in row["checks"]]
     if checks:
