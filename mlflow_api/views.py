@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from django.contrib.auth.models import Group
 from django.db.models import Q
@@ -534,19 +535,13 @@ def get_model_version_by_alias(request, args: Args) -> dict:
     if row is None:
         _asset(request, name)  # a missing or invisible model says so; a visible one has no such alias
         raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"Registered model alias {alias} not found.")
+    # Plain records, not model instances: present.py reads attributes only, and this is the hottest path.
     data = dict(zip(ALIAS_COLUMNS, row, strict=True))
-    asset = Asset(pk=data["asset_id"], kind=data["asset__kind"], name=data["asset__name"])
-    version = AssetVersion(
-        pk=data["version_id"],
-        asset=asset,
-        **{column[len("version__") :]: data[column] for column in ALIAS_COLUMNS[5:-2]},
+    asset = SimpleNamespace(kind=data["asset__kind"], name=data["asset__name"])
+    version = SimpleNamespace(
+        **{column[len("version__") :]: data[column] for column in ALIAS_COLUMNS[5:]},
+        created_by=SimpleNamespace(username=data["version__created_by__username"]),
     )
-    if data["version__created_by_id"]:
-        version.created_by = User.from_db(
-            "default",
-            ["id", "username"],
-            [data["version__created_by_id"], data["version__created_by__username"]],
-        )
     stages = [other[0] for other in rows if (other[1], other[4]) == (row[1], row[4])]  # asset, version
     return {"model_version": present.model_version(version, asset=asset, stages=stages)}
 
