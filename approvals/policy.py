@@ -87,6 +87,8 @@ def validate_gates(gates) -> list[dict]:
             )
         elif kind == "model_card":
             normalised.append({"type": "model_card"})
+        elif kind == "digest":
+            normalised.append({"type": "digest"})
         elif kind == "previous_stage":
             stage, when = gate.get("stage"), gate.get("when", "ever")
             if not isinstance(stage, str) or not stage:
@@ -95,7 +97,9 @@ def validate_gates(gates) -> list[dict]:
                 raise GateSpecError(f"{where}.when", "must be 'current' or 'ever'")
             normalised.append({"type": "previous_stage", "stage": stage, "when": when})
         else:
-            raise GateSpecError(f"{where}.type", "must be 'metric', 'model_card' or 'previous_stage'")
+            raise GateSpecError(
+                f"{where}.type", "must be 'metric', 'model_card', 'digest' or 'previous_stage'"
+            )
     return normalised
 
 
@@ -108,6 +112,7 @@ class Facts:
     model_card: str
     current_stages: frozenset[str]
     past_stages: frozenset[str]  # every stage the version has ever been put in, current ones included
+    digest_given: bool = True  # False for a version registered without a digest (the MLflow API)
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,8 @@ def describe(gate: dict) -> str:
         return f"{gate['metric']} {gate['op']} {gate['value']} ({gate['source'].replace('_', ' ')})"
     if gate["type"] == "model_card":
         return "model card is not empty"
+    if gate["type"] == "digest":
+        return "digest is given"
     return f"{'is' if gate['when'] == 'current' else 'is or has been'} in {gate['stage']}"
 
 
@@ -194,6 +201,10 @@ def evaluate(gates: list[dict], facts: Facts) -> list[GateResult]:
         elif gate["type"] == "model_card":
             actual = len(facts.model_card.strip())
             passed, message = actual > 0, describe(gate)
+        elif gate["type"] == "digest":
+            actual = facts.digest_given
+            passed = actual
+            message = describe(gate) + ("" if actual else ": the version was registered without a digest")
         else:
             stages = facts.current_stages if gate["when"] == "current" else facts.past_stages
             actual = sorted(stages)

@@ -16,6 +16,7 @@ from approvals import policy as rules
 from approvals.models import Decision, Policy, PromotionRequest, Review
 from core.exceptions import Forbidden
 from core.web import format_number
+from registry.content import DIGEST_NOT_GIVEN
 from registry.models import (
     Asset,
     AssetGroupObjectPermission,
@@ -139,6 +140,7 @@ def version_facts_many(
             model_card=version.model_card,
             current_stages=frozenset(current[version.pk]),
             past_stages=frozenset(past[version.pk] | current[version.pk]),
+            digest_given=version.digest != DIGEST_NOT_GIVEN,
         )
         for version in versions
     }
@@ -208,6 +210,8 @@ def gate_view(result: rules.GateResult) -> GateView:
         actual = None
     elif gate["type"] == "model_card":
         actual = f"{value} characters"
+    elif gate["type"] == "digest":
+        actual = "given" if value else DIGEST_NOT_GIVEN
     elif isinstance(value, list):
         actual = ", ".join(str(item) for item in value) or "in no stage"
     else:

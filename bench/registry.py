@@ -3,7 +3,8 @@
 
 For each backend (PostgreSQL, SQLite): a fresh database, a person who creates the asset, its version 1 in
 staging, a production policy and 300 more models, a CI service account with grants; then `gunicorn
-config.wsgi` on a free loopback port and five workloads over HTTP, each with one client and with many.
+config.wsgi` on a free loopback port and seven workloads over HTTP (two through the MLflow API), each with
+one client and with many.
 bench/README.md says how to read the tables. Results go to bench/results/registry-<UTC time>.json.
 
     .venv/bin/python bench/registry.py --backends sqlite --requests 200 --duration 2    # quick
@@ -34,13 +35,20 @@ ASSET = "bench-model"
 REGISTER_PATH = f"/api/v1/models/{ASSET}/versions"
 RESOLVE_PATH = f"/api/v1/models/{ASSET}/stages/staging"
 PROMOTE_PATH = "/api/v1/promotions"
+MLFLOW = "/mlflow/api/2.0/mlflow"
+MLFLOW_REGISTER_PATH = f"{MLFLOW}/model-versions/create"
+MLFLOW_RESOLVE_PATH = f"{MLFLOW}/registered-models/alias?name={ASSET}&alias=staging"
 REQUESTS = {  # method, path (None: the promotion to poll), expected status
     "register": ("POST", REGISTER_PATH, 201),
+    "mlregister": ("POST", MLFLOW_REGISTER_PATH, 200),
     "resolve": ("GET", RESOLVE_PATH, 200),
+    "mlresolve": ("GET", MLFLOW_RESOLVE_PATH, 200),
     "assets": ("GET", "/api/v1/models?page_size=50", 200),
     "promote": ("POST", PROMOTE_PATH, 201),
     "poll": ("GET", None, 200),
 }
+# The MLflow API's calls next to the registry's own: create_model_version and get_model_version_by_alias.
+MLFLOW_PAIRS = {"mlregister": "register", "mlresolve": "resolve"}
 OTHER_ASSETS, VISIBLE_ASSETS = 300, 100  # the asset list: the token's account sees 100 of 301 models
 # The product team's targets: PostgreSQL, 2-core machine. "1" is the one-client run, "16" the concurrent one.
 TARGETS = {
@@ -87,6 +95,10 @@ def request(workload: str, headers: dict) -> tuple[bytes | None, dict]:
         return json.dumps(
             {"digest": "sha256:" + secrets.token_hex(32), "metrics": {"auc": 0.9}}
         ).encode(), headers
+    if workload == "mlregister":  # what MlflowClient.create_model_version sends, with a digest tag
+        digest = "sha256:" + secrets.token_hex(32)
+        body = {"name": ASSET, "source": "s3://bench/model", "tags": [{"key": "digest", "value": digest}]}
+        return json.dumps(body).encode(), headers
     if workload == "promote":  # a replay would create nothing: a fresh key each time
         body = {"kind": "model", "name": ASSET, "version": 1, "stage": "production", "justification": "bench"}
         return json.dumps(body).encode(), {**headers, "Idempotency-Key": secrets.token_hex(16)}
@@ -227,15 +239,41 @@ def describe(check: dict) -> str:
     return f"{label} {op} {check['target']:g}{unit} {'pass' if check['pass'] else 'MISS'}"
 
 
+def mlflow_ratios(rows: list[dict]) -> list[dict]:
+    """Each MLflow workload's throughput next to its native counterpart's, same backend and clients."""
+    by_key = {(row["backend"], row["workload"], row["clients"]): row for row in rows}
+    ratios = []
+    for row in rows:
+        native = by_key.get((row["backend"], MLFLOW_PAIRS.get(row["workload"]), row["clients"]))
+        if native is None or not row["ops_per_s"]:
+            continue
+        server_ms = [(r.get("cpu") or {}).get("ms_per_request", {}).get("gunicorn") for r in (row, native)]
+        ratios.append(
+            {
+                "backend": row["backend"],
+                "workload": row["workload"],
+                "clients": row["clients"],
+                "mlflow_ops_per_s": row["ops_per_s"],
+                "native_ops_per_s": native["ops_per_s"],
+                "ratio": native["ops_per_s"] / row["ops_per_s"],
+                # Server CPU per request: what a busy machine disturbs least.
+                "mlflow_server_cpu_ms": server_ms[0],
+                "native_server_cpu_ms": server_ms[1],
+                "cpu_ratio": server_ms[0] / server_ms[1] if all(server_ms) else None,
+            }
+        )
+    return ratios
+
+
 def print_tables(rows: list[dict]) -> None:
     header = (
-        f"{'backend':<9} {'workload':<9} {'clients':>7} {'requests':>8} {'errors':>6} {'ops/s':>8} "
+        f"{'backend':<9} {'workload':<10} {'clients':>7} {'requests':>8} {'errors':>6} {'ops/s':>8} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'conn/req':>8}  targets (PostgreSQL)"
     )
     print("\n" + header + "\n" + "-" * len(header))
     for row in rows:
         print(
-            f"{row['backend']:<9} {row['workload']:<9} {row['clients']:>7} {row['requests']:>8} "
+            f"{row['backend']:<9} {row['workload']:<10} {row['clients']:>7} {row['requests']:>8} "
             f"{row['errors']:>6} {row['ops_per_s']:>8.1f} {number(row['p50_ms']):>7} "
             f"{number(row['p99_ms']):>7} {row['conn_per_request']:>8.2f}  "
             + (", ".join(describe(check) for check in row["checks"]) or "-")
@@ -243,6 +281,21 @@ def print_tables(rows: list[dict]) -> None:
     for row in rows:
         for message, count in row["error_samples"].items():
             print(f"  error in {row['backend']}/{row['workload']}/{row['clients']}: {count} x {message}")
+    ratios = mlflow_ratios(rows)
+    if ratios:
+        print("\nThe MLflow API next to the registry's own routes (native ops/s / MLflow ops/s)")
+        for ratio in ratios:
+            print(
+                f"  {ratio['backend']:<9} {ratio['workload']:<11} {ratio['clients']:>2} client(s): "
+                f"{ratio['mlflow_ops_per_s']:.0f}/s vs {ratio['native_ops_per_s']:.0f}/s, "
+                f"{ratio['ratio']:.2f}x ({'within' if ratio['ratio'] <= 1.3 else 'over'} 1.3x)"
+                + (
+                    f"; server CPU {ratio['mlflow_server_cpu_ms']:.2f} vs "
+                    f"{ratio['native_server_cpu_ms']:.2f} ms/request, {ratio['cpu_ratio']:.2f}x"
+                    if ratio["cpu_ratio"]
+                    else ""
+                )
+            )
     checks = [check for row in rows for check in row["checks"]]
     if checks:
         missed = sum(not check["pass"] for check in checks)
@@ -258,13 +311,13 @@ def print_tables(rows: list[dict]) -> None:
             cpu, ms = row["cpu"], row["cpu"]["ms_per_request"]
             flags.append(max(cpu["other_cores"], cpu["steal_cores"]) >= common.DISTURBED_CORES)
             lines.append(
-                f"{row['backend']:<9} {row['workload']:<9} {row['clients']:>7}"
+                f"{row['backend']:<9} {row['workload']:<10} {row['clients']:>7}"
                 f" {number(ms.get('gunicorn')):>9} {number(ms.get('database')):>9}"
                 f" {number(ms.get('client')):>7} {cpu['other_cores']:>12.2f}"
                 f" {cpu['steal_cores']:>6.2f}"
             )
         header = (
-            f"{'backend':<9} {'workload':<9} {'clients':>7} {'gunicorn':>9} {'database':>9} {'client':>7}"
+            f"{'backend':<9} {'workload':<10} {'clients':>7} {'gunicorn':>9} {'database':>9} {'client':>7}"
         )
         common.table(header + f" {'other cores':>12} {'steal':>6}", lines, flags, "runs")
 
@@ -299,7 +352,7 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
         return "client" if pid == os.getpid() else in_database(pid, pgid, command)
 
     rows = []
-    for workload in REQUESTS:
+    for workload in args.workloads:
         spec = {"workload": workload, "port": server.port, "headers": headers, "duration": args.duration}
         spec["poll_path"] = poll_path
         clients = args.promotion_clients if workload in ("promote", "poll") else args.clients
@@ -308,7 +361,7 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
         runs.append((clients, args.client_procs, concurrent_requests, max(1, args.warmup // clients)))
         for clients, procs, requests, warmup in runs:
             what = f"{requests} requests" if requests is not None else f"{args.duration:g} s"
-            print(f"   {workload:<9} {clients:>2} client(s), {what} ...", end="", flush=True)
+            print(f"   {workload:<10} {clients:>2} client(s), {what} ...", end="", flush=True)
             row = {"backend": backend, "workload": workload, "clients": clients, "client_procs": procs}
             row.update(run_load({**spec, "warmup": warmup}, clients, procs, requests, owner))
             row["checks"] = checks_for(backend, workload, clients, row)
@@ -321,6 +374,7 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
 
 OPTIONS = """
 --backends           postgres,sqlite  comma-separated: postgres, sqlite
+--workloads          all              comma-separated workloads (e.g. register,mlregister,resolve,mlresolve)
 --requests           2000             requests of the one-client runs
 --duration           10.0             seconds of each concurrent run (0: --requests)
 --clients            16               clients of the concurrent runs
@@ -341,6 +395,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = ", ".join(sorted(set(args.backends) - {"postgres", "sqlite"}))
     if unknown or not args.backends:
         parser.error(f"--backends takes postgres and/or sqlite, not {unknown or 'nothing'}")
+    names = [name.strip() for name in args.workloads.split(",") if name.strip()]
+    args.workloads = list(REQUESTS) if args.workloads == "all" else names
+    unknown = ", ".join(sorted(set(args.workloads) - set(REQUESTS)))
+    if unknown or not args.workloads:
+        parser.error(f"--workloads takes {', '.join(REQUESTS)}, not {unknown or 'nothing'}")
     if args.requests < 1 or args.clients < 1 or args.workers < 1 or args.duration < 0:
         parser.error("--requests, --clients and --workers must be at least 1, --duration at least 0")
     return args
@@ -366,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         for (w, c), items in TARGETS.items()
         for m, op, t in items
     ]
-    common.write_results("registry", started, {"meta": meta, "targets": targets, "results": rows})
+    results = {"meta": meta, "targets": targets, "results": rows, "mlflow_ratios": mlflow_ratios(rows)}
+    common.write_results("registry", started, results)
     return 0
 
 

@@ -26,6 +26,8 @@ urlpatterns = [
     path("audit/", include("audit.web.urls")),
     path("webhooks/", include("webhooks.urls")),
     path("notifications/", include("notifications.urls")),
+    # The MLflow client's model registry and prompts (MLFLOW_REGISTRY_URI=http://HOST/mlflow): docs/mlflow.md
+    path("mlflow/", include("mlflow_api.urls")),
     # The access section: accounts' pages and registry's grants pages, in one namespace.
     path("access/", include((access_urls.urlpatterns + registry_access_urls.urlpatterns, "access"))),
     path("", include("approvals.urls")),

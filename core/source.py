@@ -13,6 +13,7 @@ class Channel(models.TextChoices):
     API = "api", "API"
     TASK = "task", "Task"
     CLI = "cli", "Command line"
+    MLFLOW = "mlflow", "MLflow client"
 
 
 class CredentialKind(models.TextChoices):

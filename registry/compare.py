@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 
 from core.web import format_number
+from registry import content
 
 # Which way is better, by the metric's name (a part of it): smaller for these ...
 LOWER_IS_BETTER = (
@@ -274,7 +275,12 @@ def version_comparison(kind: str, candidate, current, *, directions: dict[str, s
             metric_view(row)
             for row in metric_rows(candidate.metrics or {}, old("metrics"), directions=directions)
         ],
-        "digest_changed": current is None or current.digest != candidate.digest,
+        "digest_changed": current is None
+        or current.digest != candidate.digest
+        or candidate.digest == content.DIGEST_NOT_GIVEN,
+        # A version registered without a digest (the MLflow API) cannot be said to hold the same artefact.
+        "digest_given": content.DIGEST_NOT_GIVEN
+        not in (candidate.digest, current.digest if current is not None else None),
         "fields": [
             {"name": name, "current": a or "—", "candidate": b or "—", "changed": a != b}
             for name, a, b in _fields(kind, candidate, current)

@@ -11,6 +11,9 @@ import rfc8785
 from core.exceptions import InvalidInput
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# What a version registered without a digest (through the MLflow API, which sends none) stores and shows in
+# place of one; the policy gate {"type": "digest"} refuses to promote such a version.
+DIGEST_NOT_GIVEN = "digest not given"
 # {{ name }}: a placeholder; the name is an identifier. Anything else between braces is an error.
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 BRACES_RE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)

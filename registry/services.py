@@ -193,8 +193,11 @@ def asset_archive(*, actor, source: Source, asset: Asset, reason: str = "") -> A
     return asset
 
 
-def _version_content(asset: Asset, data: dict) -> dict:
-    """Validate the kind-specific content of a new version and derive what the server computes."""
+def _version_content(asset: Asset, data: dict, *, digest_optional: bool = False) -> dict:
+    """Validate the kind-specific content of a new version and derive what the server computes.
+
+    digest_optional: a model or dataset version without a digest is stored as `DIGEST_NOT_GIVEN` (the MLflow
+    API, whose client sends none); the policy gate `digest` refuses to promote it."""
     data = dict(data)
     kind = asset.kind
     unknown = sorted(set(data) - VERSION_COMMON_FIELDS - VERSION_FIELDS[kind])
@@ -218,6 +221,11 @@ def _version_content(asset: Asset, data: dict) -> dict:
             )
         data["digest"] = digest
     else:
+        if not data.get("digest") and digest_optional:
+            data["digest"] = content.DIGEST_NOT_GIVEN
+            if kind == AssetKind.DATASET and not data.get("uri"):
+                raise InvalidInput.field("uri", "is required for a dataset")
+            return data
         if not data.get("digest"):
             raise InvalidInput.field("digest", f"is required for a {kind}")
         content.validate_digest(data["digest"])
@@ -234,10 +242,11 @@ def version_register(
     asset: Asset,
     data: dict,
     lineage: list[tuple[Relation, VersionRef]] = (),
+    digest_optional: bool = False,
 ) -> AssetVersion:
     """Register the next version of an asset, with its lineage, numbered without gaps."""
     require(actor, asset, Role.CONTRIBUTE)
-    data = _version_content(asset, data)
+    data = _version_content(asset, data, digest_optional=digest_optional)
     parents = []
     for index, (relation, ref) in enumerate(lineage):
         parent = _resolve(ref, field=f"lineage[{index}]", actor=actor)

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "approvals",
     "webhooks",
     "notifications",
+    "mlflow_api",
     "demo",
     "csp",
 ]

@@ -53,6 +53,7 @@ FACTS = rules.Facts(
         ),  # falls back to version
         ({"type": "metric", "metric": "f1", "op": ">", "value": 0}, False, None),
         ({"type": "model_card"}, True, 6),
+        ({"type": "digest"}, True, True),
         ({"type": "previous_stage", "stage": "staging", "when": "current"}, True, ["staging"]),
         ({"type": "previous_stage", "stage": "canary", "when": "current"}, False, ["staging"]),
         ({"type": "previous_stage", "stage": "canary"}, True, ["canary", "staging"]),
@@ -61,6 +62,13 @@ FACTS = rules.Facts(
 def test_gates(gate, passed, actual):
     [result] = rules.evaluate(rules.validate_gates([gate]), FACTS)
     assert (result.passed, result.actual) == (passed, actual)
+
+
+def test_the_digest_gate_refuses_a_version_registered_without_a_digest():
+    facts = rules.Facts(**{**FACTS.__dict__, "digest_given": False})
+    [result] = rules.evaluate(rules.validate_gates([{"type": "digest"}]), facts)
+    assert (result.passed, result.actual) == (False, False)
+    assert result.message == "digest is given: the version was registered without a digest"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 from registry.compare import dict_changes, line_diff, metric_rows, version_comparison
+from registry.content import DIGEST_NOT_GIVEN
 
 
 def test_metric_verdicts():
@@ -80,3 +81,15 @@ def test_better_and_worse_only_where_the_direction_is_known():
     )
     assert directions == {"ks": "lower"}
     assert metric_rows({"ks": 0.35}, {"ks": 0.4}, directions=directions)[0].verdict == "better"
+
+
+def test_two_versions_without_digest_are_never_called_the_same_artefact():
+    def version(**fields):
+        base = {"metrics": {}, "digest": DIGEST_NOT_GIVEN, "uri": "s3://m", "framework": "", "metadata": {}}
+        return SimpleNamespace(**{**base, "params": {}, "signature": {}, "model_card": "", **fields})
+
+    shown = version_comparison("model", version(), version())
+    assert shown["digest_changed"] and not shown["digest_given"]
+    same = version(digest="sha256:a")
+    shown = version_comparison("model", same, same)
+    assert not shown["digest_changed"] and shown["digest_given"]
