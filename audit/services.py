@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models.functions import Now
 
+from audit import appender
 from audit.canonical import canonical_bytes, chain_hash, format_time, jsonable, leaf_hash
 from audit.models import Action, ActorKind, AuditEvent, AuditHead
 from core import metrics
@@ -15,6 +17,9 @@ from core.outage import after_commit
 from core.source import Source
 
 BODY_VERSION = 1
+# On PostgreSQL the append runs in one statement (audit.appender); False runs the Python steps there too
+# (what SQLite always does): the two give the same bytes, as tests/audit/test_append_sql.py checks.
+APPEND_IN_DATABASE = True
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,24 @@ def audit_record(
         }
     )
 
+    if connection.vendor == "postgresql" and APPEND_IN_DATABASE:
+        event = _append_in_database(
+            before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context
+        )
+    else:
+        event = _append(
+            before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context
+        )
+    for listener in _listeners:
+        listener(event)
+    if action.startswith("promotion."):
+        # Counted when the change commits (never for a rolled-back one): registry_promotions_total.
+        after_commit(metrics.promotion_committed(action), what="promotion metrics")
+    return event
+
+
+def _append(before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context):
+    """The append in Python (SQLite): lock the head, read the clock, hash, insert the event, move the head."""
     # The head lock serialises appends until commit: positions are gapless and the chain cannot fork.
     head = AuditHead.objects.select_for_update().annotate(now=Now()).get(pk=1)
     # The time comes from the database clock, read once the lock is held, so that time order follows seq
@@ -158,9 +181,52 @@ def audit_record(
     event.save()
     head.seq, head.chain_hash = seq, chain
     head.save(update_fields=["seq", "chain_hash"])
-    for listener in _listeners:
-        listener(event)
-    if action.startswith("promotion."):
-        # Counted when the change commits (never for a rolled-back one): registry_promotions_total.
-        after_commit(metrics.promotion_committed(action), what="promotion metrics")
+    return event
+
+
+def _append_in_database(
+    before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context
+):
+    """The same append in one statement: audit_append() (audit.appender) does every step in PostgreSQL."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            appender.CALL,
+            [
+                before[:-1],
+                after[1:],
+                actor.pk if actor else None,
+                actor_repr,
+                kind.value,
+                str(action),
+                target.kind,
+                target.id,
+                target.repr,
+                asset_id,
+                json.dumps(changes),
+                str(source.channel),
+                json.dumps(context),
+            ],
+        )
+        event_id, seq, occurred_at, body, leaf, chain = cursor.fetchone()
+    event = AuditEvent(
+        id=event_id,
+        seq=seq,
+        occurred_at=occurred_at,
+        actor_id=actor.pk if actor else None,
+        actor_repr=actor_repr,
+        actor_kind=kind,
+        action=action,
+        target_kind=target.kind,
+        target_id=target.id,
+        target_repr=target.repr,
+        asset_id=asset_id,
+        changes=changes,
+        source=source.channel,
+        context=context,
+        body=bytes(body),
+        leaf_hash=bytes(leaf),
+        chain_hash=bytes(chain),
+    )
+    event._state.adding = False
+    event._state.db = connection.alias
     return event
