@@ -412,7 +412,7 @@ def bench_backend(
                 print(f" {row['ops_per_s']:.0f}/s, p50 {number(row['p50_ms'])} ms, errors {row['errors']}")
                 rows.append(row)
 
-    workloads(REQUESTS, server.port, "registry")
+    workloads(args.workloads, server.port, "registry")
     if server.process.poll() is not None:
         raise BenchError(f"gunicorn died during the run:\n{server.log_tail()}")
     if args.auth == "token" and args.ceiling:
@@ -436,7 +436,7 @@ def bench_backend(
                 return "gunicorn"
             return "client" if pid == os.getpid() else in_database(pid, pgid, command)
 
-        workloads(("register", "resolve"), ceiling.port, "ceiling")
+        workloads([w for w in ("register", "resolve") if w in args.workloads], ceiling.port, "ceiling")
         if ceiling.process.poll() is not None:
             raise BenchError(f"the ceiling's gunicorn died during the run:\n{ceiling.log_tail()}")
     return rows
@@ -455,6 +455,7 @@ OPTIONS = """
 --worker-class       sync             gunicorn worker class (sync, gthread)
 --threads            0                gunicorn threads per worker (gthread)
 --no-ceiling         -                skip the ceiling app's runs (bench/ceiling)
+--workloads          all              workloads to run: register,resolve,assets,promote,poll
 """
 
 
@@ -465,6 +466,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = ", ".join(sorted(set(args.backends) - {"postgres", "sqlite"}))
     if unknown or not args.backends:
         parser.error(f"--backends takes postgres and/or sqlite, not {unknown or 'nothing'}")
+    args.workloads = list(REQUESTS) if args.workloads == "all" else args.workloads.split(",")
+    if set(args.workloads) - set(REQUESTS):
+        parser.error(f"--workloads takes {', '.join(REQUESTS)}")
     if args.requests < 1 or args.clients < 1 or args.workers < 1 or args.duration < 0:
         parser.error("--requests, --clients and --workers must be at least 1, --duration at least 0")
     return args
