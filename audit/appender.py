@@ -10,6 +10,10 @@ and moves the head. The bytes are the ones the Python path writes: the time is t
 `audit.canonical.format_time` (microseconds, as timestamptz stores them) and the seq a plain integer, so
 the body stays the RFC 8785 form of the whole object and the verifiers need no change
 (tests/audit/test_append_sql.py compares both paths on the same inputs).
+
+A listener of audit_record may say when it is wanted (`on_record(listener, wanted=...)`): its question, an
+EXISTS query, runs inside the function after the head moved, so that a listener with nothing to do (no
+webhook subscription for the event, the usual case) costs no round trip.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ $$;
 CREATE OR REPLACE FUNCTION audit_append(
     p_before bytea, p_after bytea, p_actor_id bigint, p_actor_repr text, p_actor_kind text, p_action text,
     p_target_kind text, p_target_id text, p_target_repr text, p_asset_id bigint, p_changes jsonb,
-    p_source text, p_context jsonb,
+    p_source text, p_context jsonb, p_checks text[],
     OUT event_id bigint, OUT event_seq bigint, OUT event_time timestamptz, OUT event_body bytea,
-    OUT event_leaf bytea, OUT event_chain bytea
+    OUT event_leaf bytea, OUT event_chain bytea, OUT event_wanted boolean[]
 ) LANGUAGE plpgsql AS $$
 DECLARE
     head_seq bigint;
     head_chain bytea;
+    check_sql text;
+    found boolean;
 BEGIN
     -- The head lock serialises appends until commit: positions are gapless and the chain cannot fork.
     SELECT seq, chain_hash INTO STRICT head_seq, head_chain FROM audit_audithead WHERE id = 1 FOR UPDATE;
@@ -51,16 +57,26 @@ BEGIN
         p_target_repr, p_asset_id, p_changes, p_source, p_context, event_body, event_leaf, event_chain)
     RETURNING id INTO event_id;
     UPDATE audit_audithead SET seq = event_seq, chain_hash = event_chain WHERE id = 1;
+    -- The listeners' questions (does anything want this event?), each a query of its own with a snapshot
+    -- taken now, under the lock: what committed before this event's position is seen, as it would be by
+    -- a query sent after this statement.
+    event_wanted := ARRAY[]::boolean[];
+    FOREACH check_sql IN ARRAY coalesce(p_checks, ARRAY[]::text[]) LOOP
+        EXECUTE check_sql INTO found;
+        event_wanted := event_wanted || coalesce(found, false);
+    END LOOP;
 END $$;
 """
 
 DROP = (
     "DROP FUNCTION IF EXISTS audit_append("
-    "bytea, bytea, bigint, text, text, text, text, text, text, bigint, jsonb, text, jsonb); "
+    "bytea, bytea, bigint, text, text, text, text, text, text, bigint, jsonb, text, jsonb, text[]); "
     "DROP FUNCTION IF EXISTS audit_format_time(timestamptz)"
 )
 
-CALL = f"SELECT * FROM {FUNCTION}(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb)"
+CALL = (
+    f"SELECT * FROM {FUNCTION}(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s::text[])"
+)
 
 
 def install(connection) -> None:

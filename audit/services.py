@@ -74,12 +74,22 @@ def event_body(columns: dict) -> bytes:
 # AppConfig.ready): what must leave the registry because of an event (webhooks, e-mail) is written to an
 # outbox in the transaction of the change, and rolls back with it. A listener that fails fails the change.
 _listeners: list[Callable[[AuditEvent], None]] = []
+# listener -> wanted(asset_id, action): a queryset that has a row when the listener may have work to do.
+_wanted: dict[Callable, Callable] = {}
 
 
-def on_record(listener: Callable[[AuditEvent], None]) -> None:
-    """Have listener(event) called for every event recorded from now on, in the event's transaction."""
+def on_record(listener: Callable[[AuditEvent], None], *, wanted: Callable | None = None) -> None:
+    """Have listener(event) called for every event recorded from now on, in the event's transaction.
+
+    wanted(asset_id, action), if given, returns a queryset that has a row whenever the listener could have
+    something to do with such an event (a superset is fine). On PostgreSQL it is asked inside the append's
+    own statement, under the log's lock, and the listener is called only when it has a row; elsewhere the
+    listener is always called.
+    """
     if listener not in _listeners:
         _listeners.append(listener)
+    if wanted is not None:
+        _wanted[listener] = wanted
 
 
 def lock_log() -> None:
@@ -127,15 +137,20 @@ def audit_record(
         }
     )
 
+    listeners = list(_listeners)
     if connection.vendor == "postgresql" and APPEND_IN_DATABASE:
-        event = _append_in_database(
-            before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context
+        asked = [listener for listener in listeners if listener in _wanted]
+        checks = [_check_sql(_wanted[listener](asset_id, str(action))) for listener in asked]
+        event, answers = _append_in_database(
+            before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context, checks
         )
+        unwanted = {listener for listener, answer in zip(asked, answers, strict=True) if not answer}
+        listeners = [listener for listener in listeners if listener not in unwanted]
     else:
         event = _append(
             before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context
         )
-    for listener in _listeners:
+    for listener in listeners:
         listener(event)
     if action.startswith("promotion."):
         # Counted when the change commits (never for a rolled-back one): registry_promotions_total.
@@ -184,8 +199,14 @@ def _append(before, after, kind, actor, actor_repr, action, target, asset_id, ch
     return event
 
 
+def _check_sql(queryset) -> str:
+    """A listener's question as the text of one EXISTS query, its values inlined by the driver's quoting."""
+    sql, params = queryset.values("pk")[:1].query.sql_with_params()
+    return connection.ops.compose_sql(f"SELECT EXISTS({sql})", params)
+
+
 def _append_in_database(
-    before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context
+    before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context, checks
 ):
     """The same append in one statement: audit_append() (audit.appender) does every step in PostgreSQL."""
     with connection.cursor() as cursor:
@@ -205,9 +226,10 @@ def _append_in_database(
                 json.dumps(changes),
                 str(source.channel),
                 json.dumps(context),
+                checks,
             ],
         )
-        event_id, seq, occurred_at, body, leaf, chain = cursor.fetchone()
+        event_id, seq, occurred_at, body, leaf, chain, answers = cursor.fetchone()
     event = AuditEvent(
         id=event_id,
         seq=seq,
@@ -229,4 +251,4 @@ def _append_in_database(
     )
     event._state.adding = False
     event._state.db = connection.alias
-    return event
+    return event, answers

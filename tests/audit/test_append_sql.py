@@ -95,3 +95,40 @@ def test_the_database_path_is_one_statement(admin, django_assert_num_queries, mo
     monkeypatch.setattr(services, "_listeners", [])  # what listeners read is theirs (webhooks: one query)
     with transaction.atomic(), django_assert_num_queries(1):
         audit_record(actor=admin, action=Action.ASSET_UPDATED, target=admin, source=Source.cli())
+
+
+def test_a_listener_is_called_only_when_wanted(admin, monkeypatch):
+    from accounts.models import User
+
+    called = []
+
+    def listener(event):
+        called.append(event.seq)
+
+    def wanted(asset_id, action):
+        # Rows only for the admin's own events about asset 7: the question sees the values it is given.
+        return User.objects.filter(pk=admin.pk if asset_id == 7 and action == "asset.updated" else -1)
+
+    monkeypatch.setattr(services, "_listeners", [listener])
+    monkeypatch.setattr(services, "_wanted", {listener: wanted})
+    first = _record(admin, Action.ASSET_UPDATED, admin, {}, 7)
+    _record(admin, Action.ASSET_UPDATED, admin, {}, 8)
+    _record(admin, Action.ASSET_ARCHIVED, admin, {}, 7)
+    assert called == [first.seq]
+
+
+def test_the_question_sees_rows_written_before_the_append(admin, monkeypatch):
+    # Asked inside the append, after the head lock: a row written earlier in the transaction is seen.
+    from registry.models import Asset
+    from tests.factories import AssetFactory
+
+    called = []
+    monkeypatch.setattr(services, "_listeners", [called.append])
+    monkeypatch.setattr(
+        services, "_wanted", {called.append: lambda asset_id, action: Asset.objects.filter(pk=asset_id)}
+    )
+    assert not called
+    asset = AssetFactory()
+    _record(admin, Action.ASSET_UPDATED, admin, {}, asset.pk)
+    _record(admin, Action.ASSET_UPDATED, admin, {}, asset.pk + 1000)
+    assert [event.asset_id for event in called] == [asset.pk]
