@@ -79,9 +79,9 @@ print("BENCH_TOKEN=" + token)
 
 
 # Run by `manage.py shell` against the bench database once the setup is done: each workload's request twice
-# through Django's test client with the workload's headers (BENCH_HEADERS, BENCH_POLL), the second one
-# counted: the statements Django sends, and on PostgreSQL the BEGIN and COMMIT that psycopg sends around a
-# transaction (round trips = statements + BEGIN + COMMIT). Prints one JSON line.
+# through Django's test client with the workload's headers (BENCH_HEADERS; the requests in BENCH_COUNT), the
+# second one counted. Django logs a transaction's BEGIN and COMMIT with the statements, so on PostgreSQL
+# every statement counted is one round trip. Prints one JSON line.
 COUNT_SCRIPT = """
 import json, os, secrets
 from django.db import connection
@@ -89,17 +89,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 headers = json.loads(os.environ["BENCH_HEADERS"])
 meta = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items() if k.lower() != "content-type"}
-tx = {"begin": 0, "commit": 0}
-if connection.vendor == "postgresql":
-    import psycopg
-    start, commit = psycopg.Connection._get_tx_start_command, psycopg.Connection.commit
-    def counted_start(self):
-        tx["begin"] += 1
-        return start(self)
-    def counted_commit(self):
-        tx["commit"] += 1
-        return commit(self)
-    psycopg.Connection._get_tx_start_command, psycopg.Connection.commit = counted_start, counted_commit
 client = Client(**meta)
 out = {}
 for workload, (method, path, body) in json.loads(os.environ["BENCH_COUNT"]).items():
@@ -107,7 +96,6 @@ for workload, (method, path, body) in json.loads(os.environ["BENCH_COUNT"]).item
         extra = {"HTTP_IDEMPOTENCY_KEY": secrets.token_hex(16)}
         if workload == "register":
             body = {"digest": "sha256:" + secrets.token_hex(32), "metrics": {"auc": 0.9}}
-        tx.update(begin=0, commit=0)
         with CaptureQueriesContext(connection) as captured:
             if method == "GET":
                 response = client.get(path, **extra)
@@ -115,7 +103,7 @@ for workload, (method, path, body) in json.loads(os.environ["BENCH_COUNT"]).item
                 response = client.post(path, body, content_type="application/json", **extra)
     statements = len(captured.captured_queries)
     out[workload] = {"status": response.status_code, "statements": statements,
-                     "round_trips": statements + tx["begin"] + tx["commit"]}
+                     "sql": [" ".join(query["sql"].split())[:100] for query in captured.captured_queries]}
 print("BENCH_COUNT=" + json.dumps(out))
 """
 
@@ -283,7 +271,7 @@ def statement_counts(env: dict, headers: dict, poll_path: str) -> dict:
     return json.loads(found[0].split("=", 1)[1])
 
 
-def print_ceiling(rows: list[dict], counts: dict) -> None:
+def print_ceiling(rows: list[dict], counts: dict, verbose: bool = False) -> None:
     """The registry against the ceiling app (bench/ceiling) in the same run: ratios of ops/s and of p50."""
     by_key = {(r["backend"], r.get("server", "registry"), r["workload"], r["clients"]): r for r in rows}
     lines = []
@@ -293,23 +281,28 @@ def print_ceiling(rows: list[dict], counts: dict) -> None:
             continue
         ops = registry["ops_per_s"] / ceiling["ops_per_s"] if ceiling["ops_per_s"] else None
         p50 = registry["p50_ms"] / ceiling["p50_ms"] if registry["p50_ms"] and ceiling["p50_ms"] else None
+        cpu = [(row["cpu"] or {}).get("ms_per_request", {}).get("gunicorn") for row in (registry, ceiling)]
         lines.append(
             f"{backend:<9} {workload:<9} {clients:>7} {registry['ops_per_s']:>9.1f}"
             f" {ceiling['ops_per_s']:>9.1f} {number(ops):>6} {number(registry['p50_ms']):>7}"
-            f" {number(ceiling['p50_ms']):>7} {number(p50):>6}"
+            f" {number(ceiling['p50_ms']):>7} {number(p50):>6} {number(cpu[0]):>8} {number(cpu[1]):>8}"
         )
     if lines:
         header = (
             f"{'backend':<9} {'workload':<9} {'clients':>7} {'registry':>9} {'ceiling':>9} {'ratio':>6}"
-            f" {'p50 ms':>7} {'ceil ms':>7} {'p50 x':>6}"
+            f" {'p50 ms':>7} {'ceil ms':>7} {'p50 x':>6} {'cpu ms':>8} {'ceil cpu':>8}"
         )
-        print("\nAgainst the ceiling (bench/ceiling, same run): ops/s and its ratio, p50 and its multiple")
+        print(
+            "\nAgainst the ceiling (bench/ceiling, same run): ops/s and its ratio, p50 and its multiple,"
+            " gunicorn CPU ms per request"
+        )
         print(header + "\n" + "-" * len(header) + "\n" + "\n".join(lines))
     for backend, per_workload in counts.items():
-        print(f"\nStatements per request ({backend}; round trips include BEGIN and COMMIT):")
+        print(f"\nStatements per request ({backend}; BEGIN and COMMIT included, each a round trip):")
         for workload, count in per_workload.items():
-            trips = f", {count['round_trips']} round trips" if backend == "postgres" else ""
-            print(f"  {workload:<9} {count['statements']} statements{trips} (HTTP {count['status']})")
+            print(f"  {workload:<9} {count['statements']} statements (HTTP {count['status']})")
+            for sql in count["sql"] if verbose else []:
+                print(f"      {sql}")
 
 
 def print_tables(rows: list[dict]) -> None:
@@ -455,6 +448,7 @@ OPTIONS = """
 --worker-class       sync             gunicorn worker class (sync, gthread)
 --threads            0                gunicorn threads per worker (gthread)
 --no-ceiling         -                skip the ceiling app's runs (bench/ceiling)
+--statements         -                print each request's statements (first 100 characters)
 --workloads          all              workloads to run: register,resolve,assets,promote,poll
 """
 
@@ -489,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     if code := common.run_main(run):
         return code
     print_tables([row for row in rows if row["server"] == "registry"])
-    print_ceiling(rows, counts)
+    print_ceiling(rows, counts, args.statements)
     targets = [
         {"workload": w, "clients": c, "metric": m, "op": op, "target": t}
         for (w, c), items in TARGETS.items()
