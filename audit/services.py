@@ -84,7 +84,8 @@ def on_record(listener: Callable[[AuditEvent], None], *, wanted: Callable | None
     wanted(asset_id, action), if given, returns a queryset that has a row whenever the listener could have
     something to do with such an event (a superset is fine). On PostgreSQL it is asked inside the append's
     own statement, under the log's lock, and the listener is called only when it has a row; elsewhere the
-    listener is always called.
+    listener is always called. Its SQL is compiled once per action (with and without an asset), so the
+    queryset may use asset_id only as a value to compare with.
     """
     if listener not in _listeners:
         _listeners.append(listener)
@@ -140,7 +141,7 @@ def audit_record(
     listeners = list(_listeners)
     if connection.vendor == "postgresql" and APPEND_IN_DATABASE:
         asked = [listener for listener in listeners if listener in _wanted]
-        checks = [_check_sql(_wanted[listener](asset_id, str(action))) for listener in asked]
+        checks = [_check_sql(listener, asset_id, str(action)) for listener in asked]
         event, answers = _append_in_database(
             before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context, checks
         )
@@ -199,10 +200,22 @@ def _append(before, after, kind, actor, actor_repr, action, target, asset_id, ch
     return event
 
 
-def _check_sql(queryset) -> str:
-    """A listener's question as the text of one EXISTS query, its values inlined by the driver's quoting."""
-    sql, params = queryset.values("pk")[:1].query.sql_with_params()
-    return connection.ops.compose_sql(f"SELECT EXISTS({sql})", params)
+_ASSET_STAND_IN = -(10**15) - 3  # no asset has this id: where it appears, the event's asset id goes
+_check_texts: dict = {}
+
+
+def _check_sql(listener, asset_id: int | None, action: str) -> str:
+    """A listener's question as the text of one EXISTS query, its values inlined by the driver's quoting.
+
+    Compiled once per listener, action and whether there is an asset (the ORM's compiling costs more than
+    the question): with a stand-in asset id, whose literal is then replaced by the event's."""
+    key = (listener, asset_id is None, action)
+    if key not in _check_texts:
+        queryset = _wanted[listener](None if asset_id is None else _ASSET_STAND_IN, action)
+        sql, params = queryset.values("pk")[:1].query.sql_with_params()
+        _check_texts[key] = connection.ops.compose_sql(f"SELECT EXISTS({sql})", params)
+    text = _check_texts[key]
+    return text if asset_id is None else text.replace(str(_ASSET_STAND_IN), str(int(asset_id)))
 
 
 def _append_in_database(

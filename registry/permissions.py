@@ -105,18 +105,29 @@ def roles_of_codenames(user, codenames) -> set[Role]:
     return roles & {Role.VIEW} if is_read_only_account(user) else roles
 
 
+_USER_STAND_IN = -(10**15) - 1  # no account has this id: where it appears, the caller's id goes
+
+
 def granted_codenames_sql(*, user_id: int) -> tuple[str, list]:
     """SQL of the permission codenames granted to a user on the asset row `registry_asset` of the enclosing
-    query (directly or through a team), from the same ORM query as granted_roles, and its parameters."""
-    from django.db.models.expressions import RawSQL
+    query (directly or through a team), from the same ORM query as granted_roles, and its parameters.
+    Compiled once per process (the text does not depend on the user)."""
+    global _granted_sql
+    if _granted_sql is None:
+        from django.db.models.expressions import RawSQL
 
-    from registry.models import AssetGroupObjectPermission, AssetUserObjectPermission
+        from registry.models import AssetGroupObjectPermission, AssetUserObjectPermission
 
-    here = RawSQL('"registry_asset"."id"', [])
-    direct = AssetUserObjectPermission.objects.filter(user_id=user_id, content_object_id=here)
-    teams = AssetGroupObjectPermission.objects.filter(group__user=user_id, content_object_id=here)
-    query = direct.values_list("permission__codename").union(teams.values_list("permission__codename"))
-    return query.query.sql_with_params()
+        here = RawSQL('"registry_asset"."id"', [])
+        direct = AssetUserObjectPermission.objects.filter(user_id=_USER_STAND_IN, content_object_id=here)
+        teams = AssetGroupObjectPermission.objects.filter(group__user=_USER_STAND_IN, content_object_id=here)
+        query = direct.values_list("permission__codename").union(teams.values_list("permission__codename"))
+        _granted_sql = query.query.sql_with_params()
+    sql, params = _granted_sql
+    return sql, [user_id if param == _USER_STAND_IN else param for param in params]
+
+
+_granted_sql = None
 
 
 def role_rule(user, role: Role) -> tuple[bool, list[str]]:

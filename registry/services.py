@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from django.contrib.auth.models import Group
@@ -325,27 +326,37 @@ def _register_sql(kind_or_id: dict, actor, data: dict) -> tuple[str, list, Asset
     next version and moves the asset's latest number. It answers one row (none: no such asset) with the
     asset's columns, the codenames, and the new version's id (NULL when nothing was inserted)."""
     version = AssetVersion(asset_id=0, number=0, created_by=actor, **data)
-    columns, values, params = [], [], []
+    params = [
+        field.get_db_prep_save(field.pre_save(version, True), connection)
+        for field in AssetVersion._meta.local_concrete_fields
+        if field.attname not in _SET_IN_SQL
+    ]
+    if actor is None:
+        granted_params, always, codenames = [], True, []
+    else:
+        granted_params = granted_codenames_sql(user_id=actor.pk)[1]
+        always, codenames = role_rule(actor, Role.CONTRIBUTE)
+    sql = _register_text(tuple(kind_or_id), actor is None)
+    return sql, [*granted_params, *kind_or_id.values(), *params, always, codenames], version
+
+
+_SET_IN_SQL = {"id": None, "asset_id": "a.id", "number": "a.latest_version_number + 1"}
+
+
+@functools.cache
+def _register_text(keys: tuple[str, ...], system: bool) -> str:
+    """The text of _register_sql's statement (it depends only on how the asset is found and on whether
+    the actor is the system), built once."""
+    columns, values = [], []
     for field in AssetVersion._meta.local_concrete_fields:
         if field.primary_key:
             continue
         columns.append(connection.ops.quote_name(field.column))
-        if field.attname == "asset_id":
-            values.append("a.id")
-        elif field.attname == "number":
-            values.append("a.latest_version_number + 1")
-        else:
-            values.append(f"%s::{field.db_type(connection)}")
-            params.append(field.get_db_prep_save(field.pre_save(version, True), connection))
-    where_params = list(kind_or_id.values())
-    where = " AND ".join(f'"registry_asset".{connection.ops.quote_name(key)} = %s' for key in kind_or_id)
-    if actor is None:
-        granted_sql, granted_params, always, codenames = "SELECT NULL::varchar WHERE false", [], True, []
-    else:
-        granted_sql, granted_params = granted_codenames_sql(user_id=actor.pk)
-        always, codenames = role_rule(actor, Role.CONTRIBUTE)
+        values.append(_SET_IN_SQL.get(field.attname) or f"%s::{field.db_type(connection)}")
+    where = " AND ".join(f'"registry_asset".{connection.ops.quote_name(key)} = %s' for key in keys)
+    granted_sql = "SELECT NULL::varchar WHERE false" if system else granted_codenames_sql(user_id=0)[0]
     asset_columns = ", ".join(f'"registry_asset".{connection.ops.quote_name(c)}' for c in ASSET_COLUMNS)
-    sql = f"""
+    return f"""
         WITH a AS (
             SELECT {asset_columns}, ARRAY({granted_sql}) AS granted
             FROM "registry_asset" WHERE {where} FOR UPDATE OF "registry_asset"
@@ -360,7 +371,6 @@ def _register_sql(kind_or_id: dict, actor, data: dict) -> tuple[str, list, Asset
         )
         SELECT a.*, v.id FROM a LEFT JOIN v ON true
     """
-    return sql, [*granted_params, *where_params, *params, always, codenames], version
 
 
 def _register_in_one_statement(actor, source, kind, kind_or_id, data, lineage) -> AssetVersion:
