@@ -52,6 +52,15 @@ class CancelForm(forms.Form):
 class PromotionFilterForm(forms.Form):
     """The filters of the promotions list; every field is optional, an invalid one is ignored."""
 
+    show = forms.ChoiceField(
+        label="Show",
+        required=False,
+        choices=[
+            ("", "Every promotion you may see"),
+            ("waiting", "Waiting for my review"),
+            ("mine", "My requests (mine, my teams' service accounts', on assets I manage)"),
+        ],
+    )
     status = forms.ChoiceField(label="Status", required=False)
     stage = forms.ChoiceField(label="Stage", required=False)
     kind = forms.ChoiceField(label="Kind", required=False)
@@ -67,8 +76,14 @@ class PromotionFilterForm(forms.Form):
         self.fields["kind"].choices = [("", "Any kind"), *AssetKind.choices]
 
     def filters(self) -> dict:
-        """The valid, non-empty filters, as the API's query parameters (call after is_valid())."""
-        return {key: value for key, value in self.cleaned_data.items() if value}
+        """The valid, non-empty filters, as the API's query parameters (call after is_valid()); `show` is
+        not one of them (see shown)."""
+        return {key: value for key, value in self.cleaned_data.items() if value and key != "show"}
+
+    def shown(self) -> str:
+        """Which requests to list: "" (every one the reader may see), "waiting" or "mine" (call after
+        is_valid())."""
+        return self.cleaned_data.get("show", "")
 
 
 GATES_HELP = (

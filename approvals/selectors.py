@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db.models import (
     Count,
     Exists,
@@ -17,6 +17,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Window,
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -27,6 +28,7 @@ from approvals import requirements
 from approvals.filters import PromotionFilter
 from approvals.models import OPEN_STATUSES, Decision, Policy, PromotionRequest, Review, Status
 from audit.models import AuditEvent
+from core.compiled import CompiledQuery
 from core.exceptions import NotFound
 from registry import event_text
 from registry.models import (
@@ -38,22 +40,25 @@ from registry.models import (
     Stage,
     StagePointer,
 )
-from registry.permissions import CODENAMES, Role, restrict
+from registry.permissions import CODENAMES, Role, restrict, restrict_few
 from registry.selectors import visible_asset_names
 
 
 def promotion_list_for_user(*, user) -> QuerySet[PromotionRequest]:
-    promotions = PromotionRequest.objects.select_related(
+    return restrict(_promotions(), user, field="asset")
+
+
+def _promotions() -> QuerySet[PromotionRequest]:
+    return PromotionRequest.objects.select_related(
         "asset", "version", "stage", "requested_by", "base_version"
     ).prefetch_related(Prefetch("reviews", queryset=Review.objects.select_related("reviewer").order_by("id")))
-    return restrict(promotions, user, field="asset")
 
 
 def promotion_get_for_user(*, user, pk: int) -> PromotionRequest:
     """The request if user may see it (else NotFound), as it stands now: one whose time has run out reads as
     expired, with the reason and revision its recorded expiry will have. Nothing is written here: the
     periodic task and the decision services record the expiry."""
-    promotion = promotion_list_for_user(user=user).filter(pk=pk).first()
+    promotion = restrict_few(_promotions().filter(pk=pk), user, field="asset").first()
     if promotion is None:
         raise NotFound("Not found.")
     if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
@@ -96,12 +101,18 @@ def _review_grants(user) -> Q:
 
     Only an explicit grant makes a reviewer (requirements.review_refusal): no global role counts here.
     """
-    codename = CODENAMES[Role.REVIEW]
-    direct = AssetUserObjectPermission.objects.filter(user=user, permission__codename=codename)
-    teams = AssetGroupObjectPermission.objects.filter(group__user=user, permission__codename=codename)
-    return Q(asset_id__in=direct.values("content_object_id")) | Q(
-        asset_id__in=teams.values("content_object_id")
-    )
+    # The review permission's id once (an uncorrelated subquery), the person's teams as a list of ids.
+    review = Permission.objects.filter(
+        codename=CODENAMES[Role.REVIEW], content_type__app_label="registry", content_type__model="asset"
+    ).values("pk")[:1]
+    my_teams = get_user_model().groups.through.objects.filter(user_id=user.pk).values("group_id")
+    direct = AssetUserObjectPermission.objects.filter(user=user, permission_id=Subquery(review))
+    teams = AssetGroupObjectPermission.objects.filter(group_id__in=my_teams, permission_id=Subquery(review))
+    # One EXISTS over both kinds of grant, asked of each (pending, so few) row through the grants' asset
+    # index: as two IN lists the database would first hash every asset a reviewer's teams may review.
+    mine = direct.filter(content_object_id=OuterRef("asset_id")).values("content_object_id")
+    ours = teams.filter(content_object_id=OuterRef("asset_id")).values("content_object_id")
+    return Q(Exists(mine.union(ours, all=True)))
 
 
 def _for_rows(promotions: QuerySet[PromotionRequest]) -> QuerySet[PromotionRequest]:
@@ -147,15 +158,17 @@ _ROW_UNUSED = (
 )
 
 
-def _awaiting_review(user) -> QuerySet[PromotionRequest]:
-    """The inbox's rule (promotion_inbox_for_user) without what a list shows: for counting."""
+def _awaiting_review(user, now=None) -> QuerySet[PromotionRequest]:
+    """The inbox's rule (promotion_inbox_for_user) without what a list shows: for counting. A review grant
+    is a grant, and any grant makes its asset visible (registry.permissions): no other visibility check is
+    needed (nor wanted: each costs the database a hash of every asset the person sees)."""
     reviewed = Review.objects.filter(promotion=OuterRef("pk"), reviewer=user)
-    pending = restrict(
-        PromotionRequest.objects.filter(status=Status.PENDING, expires_at__gt=timezone.now()),
-        user,
-        field="asset",
-    )
+    pending = PromotionRequest.objects.filter(status=Status.PENDING, expires_at__gt=now or timezone.now())
     return pending.filter(_review_grants(user)).exclude(requested_by=user).exclude(Exists(reviewed))
+
+
+# What a promotion row shows of its request's relations (one join each).
+_ROW_RELATED = ("asset", "version", "stage", "requested_by", "base_version")
 
 
 def promotion_inbox_for_user(*, user) -> QuerySet[PromotionRequest]:
@@ -165,32 +178,56 @@ def promotion_inbox_for_user(*, user) -> QuerySet[PromotionRequest]:
     One query whatever the number of rows. The promotion page and the services check every rule again
     (requirements.review_refusal): this list is where to look, not a permission.
     """
+    return _for_rows(_inbox(user)).order_by("created_at", "pk")
+
+
+def _inbox_head_query(*, user, now) -> QuerySet[PromotionRequest]:
+    waiting = _awaiting_review(user, now=now).select_related(*_ROW_RELATED)
+    return _for_rows(waiting).annotate(waiting_total=Window(Count("pk"))).order_by("created_at", "pk")
+
+
+_INBOX_HEAD = CompiledQuery(_inbox_head_query)
+
+
+def promotion_inbox_head_for_user(*, user, limit: int) -> tuple[list[PromotionRequest], int]:
+    """The `limit` oldest requests waiting for user's review and how many wait in all, in one query (the
+    count is a window over the same rows, taken before the limit). The inbox's first query: compiled once
+    per shape (core.compiled)."""
+    if not user.is_authenticated or not can_ever_review(user):
+        return [], 0
+    shape = "all" if reads_everything(user) else "granted"
+    head = _INBOX_HEAD.objects(shape, {"user": user}, limit=limit, now=timezone.now())
+    return head, (head[0].waiting_total if head else 0)
+
+
+def _inbox(user) -> QuerySet[PromotionRequest]:
     if not user.is_authenticated or not can_ever_review(user):
         return PromotionRequest.objects.none()
-    reviewed = Review.objects.filter(promotion=OuterRef("pk"), reviewer=user)
-    pending = promotion_list_for_user(user=user).filter(status=Status.PENDING, expires_at__gt=timezone.now())
-    return (
-        _for_rows(pending.filter(_review_grants(user)))
-        .exclude(requested_by=user)
-        .exclude(Exists(reviewed))
-        .order_by("created_at", "pk")
-    )
+    return _awaiting_review(user).select_related(*_ROW_RELATED)
+
+
+def _inbox_count_query(*, user, now) -> QuerySet:
+    # The count as a window over the waiting rows, read from the first: no row, none waiting.
+    waiting = _awaiting_review(user, now=now).order_by()
+    return waiting.annotate(waiting_total=Window(Count("pk"))).values_list("waiting_total")
+
+
+_INBOX_COUNT = CompiledQuery(_inbox_count_query)
 
 
 def promotion_inbox_count_for_user(*, user) -> int:
-    """How many requests wait for user's review (the inbox's rule): one query, none for those who never
-    review (anonymous visitors, service accounts, auditors)."""
+    """How many requests wait for user's review (the inbox's rule): one query, compiled once per shape
+    (the header's badge asks on every page), none for those who never review (anonymous visitors, service
+    accounts, auditors)."""
     if not user.is_authenticated or not can_ever_review(user):
         return 0
-    return _awaiting_review(user).count()
+    shape = "all" if reads_everything(user) else "granted"
+    row = _INBOX_COUNT.first(shape, {"user": user}, now=timezone.now())
+    return row[0] if row else 0
 
 
-def promotion_requests_of_user(*, user) -> QuerySet[PromotionRequest]:
-    """Requests that concern user as a requester, on assets user may still see, newest first (one query):
-    those user made, those made by the service accounts of user's teams, and those on assets user manages
-    (the manage role granted explicitly, directly or through a team; the admin role does not count)."""
-    if not user.is_authenticated:
-        return PromotionRequest.objects.none()
+def _concerning(user) -> QuerySet[PromotionRequest]:
+    """The requests that concern user as a requester (promotion_requests_of_user), on assets user may see."""
     memberships = get_user_model().groups.through.objects
     my_teams = memberships.filter(user_id=user.pk).values("group_id")
     team_accounts = memberships.filter(group_id__in=my_teams, user__is_service_account=True).values("user_id")
@@ -205,18 +242,51 @@ def promotion_requests_of_user(*, user) -> QuerySet[PromotionRequest]:
         | Q(asset_id__in=managed_directly.values("content_object_id"))
         | Q(asset_id__in=managed_by_team.values("content_object_id"))
     )
-    mine = promotion_list_for_user(user=user).filter(concerning)
-    return _for_rows(mine).order_by("-created_at", "-pk")
+    return restrict(PromotionRequest.objects.filter(concerning), user, field="asset")
 
 
-def promotion_search_for_user(*, user, filters: dict) -> QuerySet[PromotionRequest]:
-    """Every request user may see, filtered as the API's list is (approvals.filters.PromotionFilter), newest
-    first, ready for promotion_rows. One query for the rows (and one to count them for a page)."""
+def promotion_requests_of_user(*, user) -> QuerySet[PromotionRequest]:
+    """Requests that concern user as a requester, on assets user may still see, newest first (one query):
+    those user made, those made by the service accounts of user's teams, and those on assets user manages
+    (the manage role granted explicitly, directly or through a team; the admin role does not count)."""
+    return _for_rows(_mine(user)).order_by("-created_at", "-pk")
+
+
+def _mine(user) -> QuerySet[PromotionRequest]:
+    if not user.is_authenticated:
+        return PromotionRequest.objects.none()
+    return _concerning(user).select_related(*_ROW_RELATED)
+
+
+_MINE = CompiledQuery(lambda *, user: promotion_requests_of_user(user=user))
+
+
+def promotion_requests_head_for_user(*, user, limit: int) -> list[PromotionRequest]:
+    """The newest `limit` of promotion_requests_of_user, compiled once per shape (core.compiled)."""
+    if not user.is_authenticated:
+        return []
+    return _MINE.objects("all" if reads_everything(user) else "granted", {"user": user}, limit=limit)
+
+
+# The promotions list's `show` choices besides every request the reader may see.
+SHOW_WAITING = "waiting"  # the inbox's "Waiting for me", oldest first
+SHOW_MINE = "mine"  # the inbox's "My requests", newest first
+
+
+def promotion_search_for_user(*, user, filters: dict, show: str = "") -> QuerySet[PromotionRequest]:
+    """Every request user may see (or, with `show`, those waiting for user's review or concerning user as
+    the inbox lists them), filtered as the API's list is (approvals.filters.PromotionFilter), newest first
+    (waiting ones oldest first), ready for promotion_rows. One query for the rows (and one to count them)."""
     data = dict(filters)
     if isinstance(data.get("status"), str):
         data["status"] = [data["status"]]  # the API's filter takes several
-    promotions = PromotionFilter(data, queryset=promotion_list_for_user(user=user)).qs
-    return _for_rows(promotions).order_by("-created_at", "-pk")
+    if show == SHOW_WAITING:
+        base, order = _inbox(user), ("created_at", "pk")
+    elif show == SHOW_MINE:
+        base, order = _mine(user), ("-created_at", "-pk")
+    else:
+        base, order = promotion_list_for_user(user=user), ("-created_at", "-pk")
+    return _for_rows(PromotionFilter(data, queryset=base).qs).order_by(*order)
 
 
 @dataclass(frozen=True)
@@ -306,14 +376,29 @@ def promotion_deciders(
 FEW_ASSETS = 200
 
 
+_ACTIVITY_FIELDS = (
+    *("seq", "occurred_at", "actor_repr", "actor_kind", "action", "target_kind", "target_id"),
+    *("target_repr", "asset_id", "changes"),
+)
+_VISIBLE_ASSET_IDS = CompiledQuery(lambda *, user: restrict(Asset.objects.all(), user).values_list("pk"))
+_LATEST_VISIBLE_EVENTS = CompiledQuery(
+    lambda *, user: restrict(
+        AuditEvent.objects.only(*_ACTIVITY_FIELDS).filter(asset_id__isnull=False).order_by("-seq"),
+        user,
+        field="asset_id",
+    )
+)
+
+
 def _latest_events_on_visible_assets(*, user, limit: int) -> list[AuditEvent]:
-    fields = ("seq", "occurred_at", "actor_repr", "actor_kind", "action", "target_kind", "target_id")
-    events = AuditEvent.objects.only(*fields, "target_repr", "asset_id", "changes").order_by("-seq")
-    if not reads_everything(user):
-        visible = list(restrict(Asset.objects.all(), user).values_list("pk", flat=True)[: FEW_ASSETS + 1])
+    # Both queries of those who see many assets are compiled once per shape (core.compiled).
+    shape = "all" if reads_everything(user) else "granted"
+    if shape == "granted":
+        visible = [pk for (pk,) in _VISIBLE_ASSET_IDS.rows(shape, {"user": user}, limit=FEW_ASSETS + 1)]
         if len(visible) <= FEW_ASSETS:
+            events = AuditEvent.objects.only(*_ACTIVITY_FIELDS).order_by("-seq")
             return list(events.filter(asset_id__in=visible)[:limit]) if visible else []
-    return list(restrict(events.filter(asset_id__isnull=False), user, field="asset_id")[:limit])
+    return _LATEST_VISIBLE_EVENTS.objects(shape, {"user": user}, limit=limit)
 
 
 def activity_list_for_user(*, user, limit: int = 20) -> list[AuditEvent]:

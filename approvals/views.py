@@ -30,9 +30,11 @@ from registry.permissions import Role, effective_roles
 from registry.sections import AssetSection, VersionAction
 from registry.selectors import lineage_for_user
 
-INBOX_LIMIT = 50
-PER_PAGE = 50  # the promotions list
-MY_REQUESTS_LIMIT = 20
+# The inbox lists the oldest requests waiting and the newest of "My requests"; the promotions list has
+# them all, a page at a time (`?show=waiting`, `?show=mine`).
+INBOX_LIMIT = 25
+MY_REQUESTS_LIMIT = 10
+PER_PAGE = 25  # the promotions list
 LINEAGE_DEPTH = 10
 RECENT_DECIDED = 5  # the asset page lists the open requests and this many decided ones
 VERSION_CHOICES = 50  # the request page offers the latest this many versions (and the one asked for)
@@ -48,14 +50,16 @@ def _promotion(request, pk: int) -> PromotionRequest:
 @require_GET
 def inbox(request):
     user = request.user
-    waiting = list(selectors.promotion_inbox_for_user(user=user)[:INBOX_LIMIT])
-    mine = list(selectors.promotion_requests_of_user(user=user)[:MY_REQUESTS_LIMIT])
-    rows = selectors.promotion_rows(promotions=[*waiting, *mine])
+    waiting, waiting_total = selectors.promotion_inbox_head_for_user(user=user, limit=INBOX_LIMIT)
+    mine = selectors.promotion_requests_head_for_user(user=user, limit=MY_REQUESTS_LIMIT + 1)
+    rows = selectors.promotion_rows(promotions=[*waiting, *mine[:MY_REQUESTS_LIMIT]])
+    request.inbox_waiting_count = waiting_total  # the header's badge shows the same number
     context = {
         "nav": "inbox",
         "waiting": rows[: len(waiting)],
-        "waiting_limit": INBOX_LIMIT,
+        "waiting_total": waiting_total,
         "mine": rows[len(waiting) :],
+        "more_mine": len(mine) > MY_REQUESTS_LIMIT,
         "activity": selectors.activity_list_for_user(user=user),
         "promotion_kind": PromotionRequest._meta.label_lower,
     }
@@ -68,14 +72,16 @@ def promotion_list(request):
     """Every promotion the reader may see, newest first, filtered as the API's list is, a page at a time."""
     stages = list(Stage.objects.order_by("order"))
     form = PromotionFilterForm(request.GET, stages=stages)
-    filters = form.filters() if form.is_valid() else {}
+    valid = form.is_valid()
+    filters, show = (form.filters(), form.shown()) if valid else ({}, "")
     pager = paginate(
-        request, selectors.promotion_search_for_user(user=request.user, filters=filters), PER_PAGE
+        request, selectors.promotion_search_for_user(user=request.user, filters=filters, show=show), PER_PAGE
     )
     context = {
         "nav": "promotions",
         "form": form,
-        "filtered": bool(filters),
+        "filtered": bool(filters) or bool(show),
+        "show": show,
         "pager": pager,
         "rows": selectors.promotion_rows(promotions=pager["rows"]),
     }

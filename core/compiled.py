@@ -3,16 +3,22 @@
 The hottest reads (what is in a stage) spend most of their time turning the ORM query into SQL, not in the
 database. `CompiledQuery` compiles a query once per shape with recognisable stand-in values, remembers where
 each value goes, and then runs the same SQL with the caller's values, converting the row exactly as the ORM
-would. The SQL still comes from the ORM, so no rule (visibility included) is written twice.
+would (model instances included, with their select_related objects and annotations). The SQL still comes
+from the ORM, so no rule (visibility included) is written twice. The query is compiled twice with different
+stand-ins: a parameter that follows no value and no context id must be the same both times (a constant such
+as a status), and a build that reads a changing value itself (the clock) is refused.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.db import connections
 from django.db.models import QuerySet
+from django.db.models.query import get_related_populators
 
 
 class CompiledQuery:
@@ -21,58 +27,154 @@ class CompiledQuery:
         self.build, self.using = build, using
         self._local = threading.local()  # compilers hold a connection, and connections are per thread
 
-    def rows(self, shape, context: dict, **values) -> list[tuple]:
-        """Every row for these values (see first)."""
-        return self._run(shape, context, values, limit=None)
+    def rows(self, shape, context: dict, *, limit: int | None = None, **values) -> list[tuple]:
+        """Every row for these values, or the first `limit` (see first)."""
+        return self._run(shape, context, values, limit=limit)
 
     def first(self, shape, context: dict, **values) -> tuple | None:
-        """The first row for these `values` (strings or whole numbers). `context` holds the other arguments
-        of `build` (e.g. the user): `shape` must tell apart every context that gives different SQL; their ids
-        are parameters too."""
+        """The first row for these `values` (strings, whole numbers or aware datetimes). `context` holds the
+        other arguments of `build` (e.g. the user): `shape` must tell apart every context that gives
+        different SQL; their ids are parameters too. SQL constants of the query (a status, a codename) stay
+        as compiled: compiling twice with other stand-ins proves that they do not come from `values`."""
         found = self._run(shape, context, values, limit=1)
         return found[0] if found else None
 
+    def objects(self, shape, context: dict, *, limit: int | None = None, **values) -> list:
+        """The model instances that iterating build's queryset (a queryset of model instances, with its
+        select_related objects and annotations) would give, at most `limit` of them (see first)."""
+        found, compiled = self._execute(shape, context, values, limit)
+        if not found:
+            return []
+        model_cls, start, end, init_list, populators, annotations = compiled.model
+        db = self.using
+        instances = []
+        for row in found:
+            instance = model_cls.from_db(db, init_list, row[start:end])
+            for populator in populators:
+                populator.populate(row, instance)
+            for name, position in annotations:
+                setattr(instance, name, row[position])
+            instances.append(instance)
+        return instances
+
     def _run(self, shape, context: dict, values: dict, limit: int | None) -> list[tuple]:
+        return self._execute(shape, context, values, limit)[0]
+
+    def _execute(self, shape, context: dict, values: dict, limit: int | None):
         cache = self._local.__dict__.setdefault("cache", {})
         connection = connections[self.using]
         key = (id(connection), shape, limit)
         if key not in cache:
             cache[key] = self._compile(connection, context, values, limit)
-        compiler, sql, slots, converters = cache[key]
-        params = [values[slot] if isinstance(slot, str) else slot(context) for slot in slots]
+        compiled = cache[key]
+        params = [slot(values, context) for slot in compiled.slots]
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(compiled.sql, params)
             found = cursor.fetchall()
-        return list(compiler.apply_converters(found, converters)) if converters and found else found
+        if compiled.converters and found:
+            found = list(compiled.compiler.apply_converters(found, compiled.converters))
+        return found, compiled
 
     def _compile(self, connection, context: dict, values: dict, limit: int | None):
-        # Stand-ins that no real value equals: strings with NUL bytes, numbers far below any id.
+        compiler, sql, params, stand_ins = self._compile_once(connection, context, values, limit, 1)
+        adapt = _adapter(connection)
+        by_stand_in = {adapt(value): name for name, value in stand_ins.items()}
+        # A second compilation, with other stand-ins, tells constants from values.
+        _, sql_again, params_again, stand_ins_again = self._compile_once(
+            connection, context, values, limit, 2
+        )
+        again = {adapt(value): name for name, value in stand_ins_again.items()}
+        if sql_again != sql or len(params_again) != len(params):
+            raise ValueError("the query's SQL depends on its values: it cannot be compiled once")
+        slots = []
+        for position, param in enumerate(params):
+            if _hashable(param) and param in by_stand_in:
+                name = by_stand_in[param]
+                if again.get(params_again[position]) != name:
+                    raise ValueError(f"parameter {position} does not follow value {name!r}")
+                slots.append(lambda vals, ctx, name=name: adapt(vals[name]))
+                continue
+            match = _context_slot(context, param)  # the user's id, say: found by value
+            if match is not None:
+                slots.append(match)
+            elif params_again[position] == param and not _stand_in_like(param):
+                slots.append(lambda vals, ctx, param=param: param)
+            else:
+                raise ValueError(f"cannot tell where parameter {param!r} comes from")
+        converters = compiler.get_converters([column for column, _, _ in compiler.select])
+        layout = _model_layout(compiler) if compiler.klass_info else None
+        return _Compiled(compiler, sql, slots, converters, layout)
+
+    def _compile_once(self, connection, context: dict, values: dict, limit: int | None, round_: int):
+        # Stand-ins that no real value equals: strings with NUL bytes, numbers far below any id, instants in
+        # the first microseconds of 1970.
         stand_ins = {
-            name: (-(10**15) - index if isinstance(value, int) else f"\x00{name}\x00")
-            for index, (name, value) in enumerate(values.items())
+            name: _stand_in(name, value, index, round_) for index, (name, value) in enumerate(values.items())
         }
         queryset = self.build(**context, **stand_ins)
         if limit is not None:
             queryset = queryset[:limit]
         compiler = queryset.query.get_compiler(connection=connection)
         sql, params = compiler.as_sql()
-        by_stand_in = {value: name for name, value in stand_ins.items()}
-        slots = []
-        for param in params:
-            if param in by_stand_in:
-                slots.append(by_stand_in[param])
-            else:  # a value taken from the context, e.g. the user's id: find which, by value
-                match = _context_slot(context, param)
-                if match is None:
-                    raise ValueError(f"cannot tell where parameter {param!r} comes from")
-                slots.append(match)
-        converters = compiler.get_converters([column for column, _, _ in compiler.select])
-        return compiler, sql, slots, converters
+        return compiler, sql, params, stand_ins
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    compiler: object
+    sql: str
+    slots: list[Callable]
+    converters: dict
+    model: tuple | None  # _model_layout, for objects()
+
+
+def _stand_in(name: str, value, index: int, round_: int):
+    if isinstance(value, dt.datetime):
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=1 + index + 1000 * round_)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(10**15) * round_ - index
+    return f"\x00{name}\x00{round_}"
+
+
+def _stand_in_like(param) -> bool:
+    return isinstance(param, str) and "\x00" in param
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _adapter(connection) -> Callable:
+    """What the backend turns a value into as a query parameter (datetimes become text on SQLite)."""
+
+    def adapt(value):
+        if isinstance(value, dt.datetime):
+            return connection.ops.adapt_datetimefield_value(value)
+        return value
+
+    return adapt
+
+
+def _model_layout(compiler) -> tuple:
+    """What Django's ModelIterable reads from a compiler to build instances, taken once."""
+    select, klass_info = compiler.select, compiler.klass_info
+    fields = klass_info["select_fields"]
+    start, end = fields[0], fields[-1] + 1
+    init_list = [column[0].target.attname for column in select[start:end]]
+    populators = get_related_populators(klass_info, select, compiler.using)
+    annotations = tuple(compiler.annotation_col_map.items())
+    return klass_info["model"], start, end, init_list, populators, annotations
 
 
 def _context_slot(context: dict, param):
+    if type(param) is not int:  # ids are whole numbers, never True or 1.0
+        return None
     for name, value in context.items():
         pk = getattr(value, "pk", None)
         if pk is not None and pk == param:
-            return lambda ctx, name=name: ctx[name].pk
+            return lambda vals, ctx, name=name: ctx[name].pk
     return None

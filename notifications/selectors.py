@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from accounts.models import GlobalRole
 from approvals.models import PromotionRequest, Review
 from registry.models import Asset, AssetGroupObjectPermission, AssetUserObjectPermission
-from registry.permissions import CODENAMES, Role, restrict
+from registry.permissions import CODENAMES, Role, restrict_few
 
 from .models import Kind, NotificationSettings
 
@@ -72,7 +72,7 @@ def person_if_allowed(*, user_id: int | None, asset_id: int | None, kind: Kind):
     person = _people(kind).filter(pk=user_id).first()
     if person is None or asset_id is None:
         return person
-    return person if restrict(Asset.objects.filter(pk=asset_id), person).exists() else None
+    return person if restrict_few(Asset.objects.filter(pk=asset_id), person).exists() else None
 
 
 def person_named(*, username: str, asset_id: int | None, kind: Kind):

@@ -8,7 +8,7 @@ Any role makes the asset visible. `manage` also lets its holder contribute and r
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet, TextChoices
+from django.db.models import Exists, OuterRef, Q, QuerySet, TextChoices
 
 from accounts.permissions import is_admin, is_read_only_account, reads_everything
 from accounts.permissions import require_admin as require_admin  # re-exported for the services
@@ -75,6 +75,22 @@ def restrict(queryset: QuerySet, user, field: str = "pk") -> QuerySet:
     return queryset.filter(
         Q(**{f"{field}__in": _user_grants(user).values("content_object_id")})
         | Q(**{f"{field}__in": _team_grants(user).values("content_object_id")})
+    )
+
+
+def restrict_few(queryset: QuerySet, user, field: str = "pk") -> QuerySet:
+    """restrict for a query of one row or a few, found by key (an asset by kind and name, a request by id):
+    the same rule, asked of each row's grants (EXISTS, through the grants' asset index) instead of as a
+    list of every asset user may see, which the database would hash first. For a person whose teams hold
+    thousands of grants that is 0.2 ms instead of 4-7 ms (bench/README.md); for long lists restrict's form
+    is the quicker one."""
+    if user is None or not user.is_authenticated:
+        return queryset.none()
+    if reads_everything(user):
+        return queryset
+    return queryset.filter(
+        Exists(_user_grants(user).filter(content_object_id=OuterRef(field)))
+        | Exists(_team_grants(user).filter(content_object_id=OuterRef(field)))
     )
 
 

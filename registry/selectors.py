@@ -24,7 +24,7 @@ from registry.models import (
     StageHistory,
     StagePointer,
 )
-from registry.permissions import ROLE_OF_CODENAME, Role, effective_roles, restrict
+from registry.permissions import ROLE_OF_CODENAME, Role, effective_roles, restrict, restrict_few
 
 MAX_LINEAGE_DEPTH = 100
 
@@ -38,7 +38,7 @@ ASSET_COLUMNS = [field.attname for field in Asset._meta.concrete_fields]
 
 
 def _asset_query(*, user, kind: str, name: str) -> QuerySet:
-    assets = restrict(Asset.objects.filter(kind=kind, name=name), user)
+    assets = restrict_few(Asset.objects.filter(kind=kind, name=name), user)
     return assets.values_list(*ASSET_COLUMNS, "team__name", "created_by__username")
 
 
@@ -123,7 +123,7 @@ RESOLVE_COLUMNS = (
 
 def _resolve_query(*, user, kind: str, name: str, stage: str) -> QuerySet:
     pointers = StagePointer.objects.filter(asset__kind=kind, asset__name=name, stage__name=stage)
-    return restrict(pointers, user, field="asset").values_list(*RESOLVE_COLUMNS)
+    return restrict_few(pointers, user, field="asset").values_list(*RESOLVE_COLUMNS)
 
 
 _RESOLVE = CompiledQuery(_resolve_query)
@@ -184,7 +184,7 @@ def lineage_for_user(
     if not depths:
         return []
     edges = LineageEdge.objects.filter(pk__in=depths)
-    edges = restrict(restrict(edges, user, field="parent__asset"), user, field="child__asset")
+    edges = restrict_few(restrict_few(edges, user, field="parent__asset"), user, field="child__asset")
     edges = list(edges.select_related("parent__asset", "child__asset"))
     # Walk again over the visible edges only, from the version itself, so that depths count visible hops.
     near, far = ("child_id", "parent_id") if direction == "upstream" else ("parent_id", "child_id")
@@ -283,8 +283,10 @@ def visible_asset_names(*, user, references: set[str]) -> set[tuple[str, str]]:
     named = {asset_name(reference) for reference in references}
     if not named or user.is_registry_admin or user.is_auditor:
         return named
-    candidates = Asset.objects.filter(name__in={name for _, name in named})
-    return set(restrict(candidates, user).values_list("kind", "name")) & named
+    by_key = Q()
+    for kind, name in sorted(named):
+        by_key |= Q(kind=kind, name=name)
+    return set(restrict_few(Asset.objects.filter(by_key), user).values_list("kind", "name"))
 
 
 def evaluation_list_for_user(*, user, version: AssetVersion) -> QuerySet[Evaluation]:
@@ -293,7 +295,7 @@ def evaluation_list_for_user(*, user, version: AssetVersion) -> QuerySet[Evaluat
     The version is visible (the caller fetched it for user), but the dataset an evaluation names belongs
     to another asset that may not be: the page names it only when it is visible.
     """
-    visible = restrict(Asset.objects.filter(pk=OuterRef("dataset_version__asset_id")), user)
+    visible = restrict_few(Asset.objects.filter(pk=OuterRef("dataset_version__asset_id")), user)
     return evaluation_list(version=version).annotate(dataset_visible=Exists(visible)).order_by("-id")
 
 

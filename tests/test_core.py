@@ -90,3 +90,26 @@ def test_demo_data_is_idempotent(capsys, settings, tmp_path):
     client = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
     names = {asset["name"] for asset in client.get("/api/v1/models").json()["results"]}
     assert names == {"fraud-detector", "churn-predictor"}
+
+
+def test_a_compiled_query_refuses_a_build_that_reads_values_of_its_own(db):
+    """Compiled once, a query must take every changing value as a parameter: one that reads the clock
+    itself would run for ever with the first instant. Two compilations with different stand-ins show it."""
+    from django.utils import timezone
+
+    from core.compiled import CompiledQuery
+    from tests.factories import UserFactory
+
+    user = UserFactory()
+    User = type(user)
+    reads_the_clock = CompiledQuery(
+        lambda *, user: User.objects.filter(pk=user.pk, date_joined__lt=timezone.now())
+    )
+    with pytest.raises(ValueError, match=r"comes from|depends on"):
+        reads_the_clock.objects("shape", {"user": user})
+    takes_it = CompiledQuery(lambda *, user, now: User.objects.filter(pk=user.pk, date_joined__lt=now))
+    later = timezone.now() + timezone.timedelta(days=1)
+    assert takes_it.objects("shape", {"user": user}, now=later) == [user]
+    assert takes_it.objects("shape", {"user": user}, now=user.date_joined) == []  # the instant is a parameter
+    other = UserFactory()
+    assert takes_it.objects("shape", {"user": other}, now=later) == [other]  # so is the user's id

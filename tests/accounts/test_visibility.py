@@ -177,3 +177,43 @@ def test_compiled_resolve_answers_like_the_orm_for_every_kind_of_user(bob):
             stage_pointer_resolve_for_user(user=bob, kind=AssetKind.MODEL, name="mine", stage="production")
             is None
         )
+
+
+def test_restrict_few_answers_as_restrict_for_every_kind_of_user(bob):
+    """The per-row form (EXISTS) for lookups by key gives the same rows as the list form (IN)."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from registry.permissions import restrict_few
+
+    direct, by_team, hidden = (AssetFactory(name=name) for name in ("direct", "by-team", "hidden"))
+    staging = Stage.objects.get(name="staging")
+    for asset in (direct, by_team, hidden):
+        StagePointer.objects.create(
+            asset=asset, stage=staging, version=VersionFactory(asset=asset), updated_at="2026-01-01T00:00:00Z"
+        )
+    team = Group.objects.create(name="t")
+    carol = UserFactory(username="carol")
+    carol.groups.add(team)
+    bob.groups.add(team)
+    assign_perm("registry.view_asset", bob, direct)
+    assign_perm("registry.review_asset", team, by_team)
+    people = [
+        bob,
+        carol,
+        UserFactory(username="nobody"),
+        UserFactory(username="root", global_role="admin"),
+        UserFactory(username="audrey", global_role="auditor"),
+        AnonymousUser(),
+    ]
+    for person in people:
+        for asset in (direct, by_team, hidden):
+            by_key = Asset.objects.filter(kind=asset.kind, name=asset.name)
+            assert list(restrict_few(by_key, person)) == list(restrict(by_key, person)), (person, asset)
+        pointers = StagePointer.objects.all()
+        assert set(restrict_few(pointers, person, field="asset")) == set(
+            restrict(pointers, person, field="asset")
+        )
+    assert [a.name for a in restrict_few(Asset.objects.order_by("name"), bob)] == ["by-team", "direct"]
+    assert {p.asset.name for p in restrict_few(StagePointer.objects.all(), carol, field="asset")} == {
+        "by-team"
+    }

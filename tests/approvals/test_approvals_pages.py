@@ -10,6 +10,7 @@ from guardian.shortcuts import assign_perm
 
 from approvals import requirements, selectors, services
 from approvals.models import Policy, PromotionRequest, Review, Status
+from approvals.views import MY_REQUESTS_LIMIT
 from audit.models import AuditEvent
 from core.source import Source
 from registry.models import AssetKind, Evaluation, StageHistory, StagePointer
@@ -462,18 +463,21 @@ def test_inbox_query_count_does_not_grow_with_rows(world, django_assert_max_num_
         services.promotion_approve(actor=world.r2, source=Source.cli(), promotion_id=promotion.pk)
         request_promotion(world, actor=rita, asset=asset, version=version, stage=world.staging)
     client = browser(world.r1)
-    # session, user; waiting for me; my requests; the policies of their stages and the policies' teams;
-    # stage pointers and stage history of their versions (requirements.standing_many, the promotion page's
-    # rule); recent activity: the ids of the (few) assets r1 sees, then their latest events; the header's
-    # inbox badge.
-    with django_assert_max_num_queries(11):
+    # session, user; waiting for me (with how many wait: the header's badge shows that number); my requests;
+    # the policies of their stages and the policies' teams; stage pointers and stage history of their
+    # versions (requirements.standing_many, the promotion page's rule); recent activity: the ids of the
+    # (few) assets r1 sees, then their latest events.
+    with django_assert_max_num_queries(10):
         response = client.get("/")
     # r1 reviews both: the production requests (one approval so far) and rita's staging requests.
     waiting = response.context["waiting"]
     assert sorted((row.promotion.stage.name, row.approvals) for row in waiting) == sorted(
         [("production", 1)] * rows + [("staging", 0)] * rows
     )
-    assert len(browser(rita).get("/").context["mine"]) == rows
+    assert response.context["waiting_total"] == 2 * rows
+    ritas = browser(rita).get("/").context
+    assert len(ritas["mine"]) == min(rows, MY_REQUESTS_LIMIT)
+    assert ritas["more_mine"] == (rows > MY_REQUESTS_LIMIT)
     assert len(response.context["activity"]) == min(20, 3 * rows)  # requested, approved, requested
 
 
@@ -548,3 +552,90 @@ def test_reviewer_team_membership_alone_without_a_grant_shows_nothing(world):
     olga.groups.add(other)
     request_promotion(world)
     assert browser(olga).get("/").context["waiting"] == []
+
+
+# The inbox's heads: the oldest waiting (with how many wait) and the newest of my requests ----------------
+
+
+def test_the_inbox_lists_the_oldest_waiting_and_links_to_all_of_them(world, monkeypatch):
+    monkeypatch.setattr("approvals.views.INBOX_LIMIT", 2)
+    made = [request_promotion(world)]
+    for index in range(2):
+        asset, version = another_model(world, f"model-{index}")
+        made.append(request_promotion(world, asset=asset, version=version))
+    client = browser(world.r1)
+    response = client.get("/")
+    assert [row.promotion.pk for row in response.context["waiting"]] == [made[0].pk, made[1].pk]
+    body = html.unescape(response.content.decode())
+    assert 'Waiting for me <span class="count">(3)</span>' in body
+    assert "Showing the 2 oldest of 3." in body
+    assert 'href="/promotions/?show=waiting">All 3 waiting for you</a>' in body
+    assert '<span class="badge" aria-hidden="true">3</span>' in body  # the header's badge: the same three
+    listed = client.get("/promotions/?show=waiting")
+    assert [row.promotion.pk for row in listed.context["rows"]] == [p.pk for p in made]  # oldest first
+    assert "Waiting for your review" in listed.content.decode()
+    # one of them reviewed: it leaves the inbox and the list
+    services.promotion_approve(actor=world.r1, source=Source.cli(), promotion_id=made[0].pk)
+    assert [row.promotion.pk for row in client.get("/promotions/?show=waiting").context["rows"]] == [
+        made[1].pk,
+        made[2].pk,
+    ]
+    assert "Showing the" not in client.get("/").content.decode()
+
+
+def test_my_requests_show_the_newest_and_link_to_all_of_them(world, monkeypatch):
+    monkeypatch.setattr("approvals.views.MY_REQUESTS_LIMIT", 1)
+    first = request_promotion(world)
+    asset, version = another_model(world, "other")
+    second = request_promotion(world, asset=asset, version=version)
+    # mia manages fraud only: its request is hers to follow, the other asset's is not
+    client = browser(world.manager)
+    response = client.get("/")
+    assert [row.promotion.pk for row in response.context["mine"]] == [first.pk]
+    assert response.context["more_mine"] is False
+    world.manager.groups.add(world.reviewers)  # no change: managing is what makes a request hers
+    assign_perm("registry.manage_asset", world.manager, asset)
+    response = client.get("/")
+    assert [row.promotion.pk for row in response.context["mine"]] == [second.pk]
+    assert 'href="/promotions/?show=mine">All my requests</a>' in response.content.decode()
+    listed = client.get("/promotions/?show=mine")
+    assert [row.promotion.pk for row in listed.context["rows"]] == [second.pk, first.pk]  # newest first
+    assert [row.promotion.pk for row in client.get("/promotions/?show=mine&name=other").context["rows"]] == [
+        second.pk
+    ]
+
+
+def test_the_compiled_inbox_heads_answer_like_the_querysets_for_every_kind_of_user(world):
+    """The inbox's first two queries are compiled once per shape (core.compiled): each person still gets
+    their own rows, with the same annotations and related objects as the querysets give."""
+    request_promotion(world)
+    asset, version = another_model(world, "other")
+    request_promotion(world, asset=asset, version=version)
+    assign_perm("registry.request_promotion_asset", world.r2, asset)
+    Policy.objects.create(kind=AssetKind.MODEL, stage=world.staging)
+    request_promotion(world, actor=world.r2, asset=asset, version=version, stage=world.staging)
+    admin = UserFactory(username="root", global_role="admin")
+    assign_perm("registry.review_asset", world.outsider, asset)  # a review grant of one's own, not a team's
+    people = [world.r1, world.r2, world.r3, world.manager, world.outsider, world.ci, admin]
+    for _ in range(2):  # the second round runs on the compiled SQL
+        for person in people:
+            head, total = selectors.promotion_inbox_head_for_user(user=person, limit=10)
+            expected = list(selectors.promotion_inbox_for_user(user=person))
+            assert [p.pk for p in head] == [p.pk for p in expected], person
+            assert total == len(expected) == selectors.promotion_inbox_count_for_user(user=person), person
+            for got, want in zip(head, expected, strict=True):
+                assert got.approvals_so_far == want.approvals_so_far
+                assert got.latest_evaluation_metrics == want.latest_evaluation_metrics
+                assert (got.asset.name, got.version.number, got.stage.name) == (
+                    want.asset.name,
+                    want.version.number,
+                    want.stage.name,
+                )
+                assert got.requested_by.username == want.requested_by.username
+                assert got.base_version_id == want.base_version_id
+                assert got.created_at == want.created_at
+            mine = selectors.promotion_requests_head_for_user(user=person, limit=10)
+            assert [p.pk for p in mine] == [p.pk for p in selectors.promotion_requests_of_user(user=person)]
+    assert selectors.promotion_inbox_head_for_user(user=world.r1, limit=10)[1] == 3  # through the team
+    outsiders = selectors.promotion_inbox_head_for_user(user=world.outsider, limit=10)[0]
+    assert {p.asset_id for p in outsiders} == {asset.pk} and len(outsiders) == 2  # through the direct grant
