@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models.functions import Now
 
+from audit import appender
 from audit.canonical import canonical_bytes, chain_hash, format_time, jsonable, leaf_hash
 from audit.models import Action, ActorKind, AuditEvent, AuditHead
 from core import metrics
@@ -15,6 +17,9 @@ from core.outage import after_commit
 from core.source import Source
 
 BODY_VERSION = 1
+# On PostgreSQL the append runs in one statement (audit.appender); False runs the Python steps there too
+# (what SQLite always does): the two give the same bytes, as tests/audit/test_append_sql.py checks.
+APPEND_IN_DATABASE = True
 
 
 @dataclass(frozen=True)
@@ -69,12 +74,23 @@ def event_body(columns: dict) -> bytes:
 # AppConfig.ready): what must leave the registry because of an event (webhooks, e-mail) is written to an
 # outbox in the transaction of the change, and rolls back with it. A listener that fails fails the change.
 _listeners: list[Callable[[AuditEvent], None]] = []
+# listener -> wanted(asset_id, action): a queryset that has a row when the listener may have work to do.
+_wanted: dict[Callable, Callable] = {}
 
 
-def on_record(listener: Callable[[AuditEvent], None]) -> None:
-    """Have listener(event) called for every event recorded from now on, in the event's transaction."""
+def on_record(listener: Callable[[AuditEvent], None], *, wanted: Callable | None = None) -> None:
+    """Have listener(event) called for every event recorded from now on, in the event's transaction.
+
+    wanted(asset_id, action), if given, returns a queryset that has a row whenever the listener could have
+    something to do with such an event (a superset is fine). On PostgreSQL it is asked inside the append's
+    own statement, under the log's lock, and the listener is called only when it has a row; elsewhere the
+    listener is always called. Its SQL is compiled once per action (with and without an asset), so the
+    queryset may use asset_id only as a value to compare with.
+    """
     if listener not in _listeners:
         _listeners.append(listener)
+    if wanted is not None:
+        _wanted[listener] = wanted
 
 
 def lock_log() -> None:
@@ -122,6 +138,29 @@ def audit_record(
         }
     )
 
+    listeners = list(_listeners)
+    if connection.vendor == "postgresql" and APPEND_IN_DATABASE:
+        asked = [listener for listener in listeners if listener in _wanted]
+        checks = [_check_sql(listener, asset_id, str(action)) for listener in asked]
+        event, answers = _append_in_database(
+            before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context, checks
+        )
+        unwanted = {listener for listener, answer in zip(asked, answers, strict=True) if not answer}
+        listeners = [listener for listener in listeners if listener not in unwanted]
+    else:
+        event = _append(
+            before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context
+        )
+    for listener in listeners:
+        listener(event)
+    if action.startswith("promotion."):
+        # Counted when the change commits (never for a rolled-back one): registry_promotions_total.
+        after_commit(metrics.promotion_committed(action), what="promotion metrics")
+    return event
+
+
+def _append(before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context):
+    """The append in Python (SQLite): lock the head, read the clock, hash, insert the event, move the head."""
     # The head lock serialises appends until commit: positions are gapless and the chain cannot fork.
     head = AuditHead.objects.select_for_update().annotate(now=Now()).get(pk=1)
     # The time comes from the database clock, read once the lock is held, so that time order follows seq
@@ -158,9 +197,71 @@ def audit_record(
     event.save()
     head.seq, head.chain_hash = seq, chain
     head.save(update_fields=["seq", "chain_hash"])
-    for listener in _listeners:
-        listener(event)
-    if action.startswith("promotion."):
-        # Counted when the change commits (never for a rolled-back one): registry_promotions_total.
-        after_commit(metrics.promotion_committed(action), what="promotion metrics")
     return event
+
+
+_ASSET_STAND_IN = -(10**15) - 3  # no asset has this id: where it appears, the event's asset id goes
+_check_texts: dict = {}
+
+
+def _check_sql(listener, asset_id: int | None, action: str) -> str:
+    """A listener's question as the text of one EXISTS query, its values inlined by the driver's quoting.
+
+    Compiled once per listener, action and whether there is an asset (the ORM's compiling costs more than
+    the question): with a stand-in asset id, whose literal is then replaced by the event's."""
+    key = (listener, asset_id is None, action)
+    if key not in _check_texts:
+        queryset = _wanted[listener](None if asset_id is None else _ASSET_STAND_IN, action)
+        sql, params = queryset.values("pk")[:1].query.sql_with_params()
+        _check_texts[key] = connection.ops.compose_sql(f"SELECT EXISTS({sql})", params)
+    text = _check_texts[key]
+    return text if asset_id is None else text.replace(str(_ASSET_STAND_IN), str(int(asset_id)))
+
+
+def _append_in_database(
+    before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context, checks
+):
+    """The same append in one statement: audit_append() (audit.appender) does every step in PostgreSQL."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            appender.CALL,
+            [
+                before[:-1],
+                after[1:],
+                actor.pk if actor else None,
+                actor_repr,
+                kind.value,
+                str(action),
+                target.kind,
+                target.id,
+                target.repr,
+                asset_id,
+                json.dumps(changes),
+                str(source.channel),
+                json.dumps(context),
+                checks,
+            ],
+        )
+        event_id, seq, occurred_at, body, leaf, chain, answers = cursor.fetchone()
+    event = AuditEvent(
+        id=event_id,
+        seq=seq,
+        occurred_at=occurred_at,
+        actor_id=actor.pk if actor else None,
+        actor_repr=actor_repr,
+        actor_kind=kind,
+        action=action,
+        target_kind=target.kind,
+        target_id=target.id,
+        target_repr=target.repr,
+        asset_id=asset_id,
+        changes=changes,
+        source=source.channel,
+        context=context,
+        body=bytes(body),
+        leaf_hash=bytes(leaf),
+        chain_hash=bytes(chain),
+    )
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event, answers

@@ -89,7 +89,8 @@ def writer_thread(spec: dict, asset_id: int, marks, ready, go) -> dict:
 
     def spot_lock(execute, sql, params, many, context):
         result = execute(sql, params, many, context)
-        if "FOR UPDATE" in sql and '"audit_audithead"' in sql:
+        if ("FOR UPDATE" in sql and '"audit_audithead"' in sql) or "audit_append(" in sql:
+            # On PostgreSQL the lock is taken inside audit_append(): `wait` is then the whole statement.
             marks.locked = time.perf_counter()
         return result
 

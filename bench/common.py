@@ -421,13 +421,14 @@ def call(port: int, headers: dict, method: str, path: str, payload: dict | None 
 
 
 class Gunicorn:
-    """`gunicorn config.wsgi` on a free loopback port, in its own process group; stop() ends it all."""
+    """`gunicorn config.wsgi` (or `app`) on a free loopback port, in its own process group; stop() ends it
+    all."""
 
-    def __init__(self, env: dict, log_path: Path, *options: str):
+    def __init__(self, env: dict, log_path: Path, *options: str, app: str = "config.wsgi"):
         with socket.socket() as sock:
             sock.bind((HOST, 0))
             self.port = sock.getsockname()[1]
-        command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"{HOST}:{self.port}", *options]
+        command = [sys.executable, "-m", "gunicorn", app, "-b", f"{HOST}:{self.port}", *options]
         self.log_path, self.log = log_path, log_path.open("w")
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True

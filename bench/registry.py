@@ -86,6 +86,36 @@ print("BENCH_TOKEN=" + token)
 """
 
 
+# Run by `manage.py shell` against the bench database once the setup is done: each workload's request twice
+# through Django's test client with the workload's headers (BENCH_HEADERS; the requests in BENCH_COUNT), the
+# second one counted. Django logs a transaction's BEGIN and COMMIT with the statements, so on PostgreSQL
+# every statement counted is one round trip. Prints one JSON line.
+COUNT_SCRIPT = """
+import json, os, secrets
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+headers = json.loads(os.environ["BENCH_HEADERS"])
+meta = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items() if k.lower() != "content-type"}
+client = Client(**meta)
+out = {}
+for workload, (method, path, body) in json.loads(os.environ["BENCH_COUNT"]).items():
+    for attempt in range(2):
+        extra = {"HTTP_IDEMPOTENCY_KEY": secrets.token_hex(16)}
+        if workload == "register":
+            body = {"digest": "sha256:" + secrets.token_hex(32), "metrics": {"auc": 0.9}}
+        with CaptureQueriesContext(connection) as captured:
+            if method == "GET":
+                response = client.get(path, **extra)
+            else:
+                response = client.post(path, body, content_type="application/json", **extra)
+    statements = len(captured.captured_queries)
+    out[workload] = {"status": response.status_code, "statements": statements,
+                     "sql": [" ".join(query["sql"].split())[:100] for query in captured.captured_queries]}
+print("BENCH_COUNT=" + json.dumps(out))
+"""
+
+
 # Load generation (in the client processes) ---------------------------------------------------------------
 
 
@@ -265,6 +295,54 @@ def mlflow_ratios(rows: list[dict]) -> list[dict]:
     return ratios
 
 
+def statement_counts(env: dict, headers: dict, poll_path: str) -> dict:
+    """Statements and round trips of one request of each workload (COUNT_SCRIPT)."""
+    requests = {}
+    for workload, (method, path, _) in REQUESTS.items():
+        body, _ = request(workload, {})
+        requests[workload] = (method, path or poll_path, json.loads(body) if body else None)
+    extra = {"BENCH_HEADERS": json.dumps(headers), "BENCH_COUNT": json.dumps(requests)}
+    output = common.manage({**env, **extra}, "shell", "-c", COUNT_SCRIPT)
+    found = [line for line in output.splitlines() if line.startswith("BENCH_COUNT=")]
+    if not found:
+        raise BenchError(f"the statement count printed nothing:\n{output}")
+    return json.loads(found[0].split("=", 1)[1])
+
+
+def print_ceiling(rows: list[dict], counts: dict, verbose: bool = False) -> None:
+    """The registry against the ceiling app (bench/ceiling) in the same run: ratios of ops/s and of p50."""
+    by_key = {(r["backend"], r.get("server", "registry"), r["workload"], r["clients"]): r for r in rows}
+    lines = []
+    for (backend, server, workload, clients), ceiling in by_key.items():
+        registry = by_key.get((backend, "registry", workload, clients))
+        if server != "ceiling" or registry is None:
+            continue
+        ops = registry["ops_per_s"] / ceiling["ops_per_s"] if ceiling["ops_per_s"] else None
+        p50 = registry["p50_ms"] / ceiling["p50_ms"] if registry["p50_ms"] and ceiling["p50_ms"] else None
+        cpu = [(row["cpu"] or {}).get("ms_per_request", {}).get("gunicorn") for row in (registry, ceiling)]
+        lines.append(
+            f"{backend:<9} {workload:<9} {clients:>7} {registry['ops_per_s']:>9.1f}"
+            f" {ceiling['ops_per_s']:>9.1f} {number(ops):>6} {number(registry['p50_ms']):>7}"
+            f" {number(ceiling['p50_ms']):>7} {number(p50):>6} {number(cpu[0]):>8} {number(cpu[1]):>8}"
+        )
+    if lines:
+        header = (
+            f"{'backend':<9} {'workload':<9} {'clients':>7} {'registry':>9} {'ceiling':>9} {'ratio':>6}"
+            f" {'p50 ms':>7} {'ceil ms':>7} {'p50 x':>6} {'cpu ms':>8} {'ceil cpu':>8}"
+        )
+        print(
+            "\nAgainst the ceiling (bench/ceiling, same run): ops/s and its ratio, p50 and its multiple,"
+            " gunicorn CPU ms per request"
+        )
+        print(header + "\n" + "-" * len(header) + "\n" + "\n".join(lines))
+    for backend, per_workload in counts.items():
+        print(f"\nStatements per request ({backend}; BEGIN and COMMIT included, each a round trip):")
+        for workload, count in per_workload.items():
+            print(f"  {workload:<9} {count['statements']} statements (HTTP {count['status']})")
+            for sql in count["sql"] if verbose else []:
+                print(f"      {sql}")
+
+
 def print_tables(rows: list[dict]) -> None:
     header = (
         f"{'backend':<9} {'workload':<10} {'clients':>7} {'requests':>8} {'errors':>6} {'ops/s':>8} "
@@ -325,7 +403,9 @@ def print_tables(rows: list[dict]) -> None:
 # Main ------------------------------------------------------------------------------------------------------
 
 
-def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.ExitStack, meta: dict) -> list:
+def bench_backend(
+    backend: str, args: argparse.Namespace, stack: contextlib.ExitStack, meta: dict, counts: dict
+) -> list:
     print(f"\n== {backend}: migrate, create the bench user, session and asset, start gunicorn")
     scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"registry-bench-{backend}-")))
     url, database = f"sqlite:///{scratch / 'bench.db'}", None
@@ -351,24 +431,60 @@ def bench_backend(backend: str, args: argparse.Namespace, stack: contextlib.Exit
             return "gunicorn"
         return "client" if pid == os.getpid() else in_database(pid, pgid, command)
 
+    counts[backend] = statement_counts(env, headers, poll_path) if args.auth == "token" else {}
     rows = []
-    for workload in args.workloads:
-        spec = {"workload": workload, "port": server.port, "headers": headers, "duration": args.duration}
-        spec["poll_path"] = poll_path
-        clients = args.promotion_clients if workload in ("promote", "poll") else args.clients
-        runs = [(1, 1, args.requests, args.warmup)]
-        concurrent_requests = args.requests if args.duration <= 0 else None
-        runs.append((clients, args.client_procs, concurrent_requests, max(1, args.warmup // clients)))
-        for clients, procs, requests, warmup in runs:
-            what = f"{requests} requests" if requests is not None else f"{args.duration:g} s"
-            print(f"   {workload:<10} {clients:>2} client(s), {what} ...", end="", flush=True)
-            row = {"backend": backend, "workload": workload, "clients": clients, "client_procs": procs}
-            row.update(run_load({**spec, "warmup": warmup}, clients, procs, requests, owner))
-            row["checks"] = checks_for(backend, workload, clients, row)
-            print(f" {row['ops_per_s']:.0f}/s, p50 {number(row['p50_ms'])} ms, errors {row['errors']}")
-            rows.append(row)
+
+    def workloads(names, port: int, server_name: str) -> None:
+        for workload in names:
+            spec = {"workload": workload, "port": port, "headers": headers, "duration": args.duration}
+            spec["poll_path"] = poll_path
+            clients = args.promotion_clients if workload in ("promote", "poll") else args.clients
+            runs = [(1, 1, args.requests, args.warmup)]
+            concurrent_requests = args.requests if args.duration <= 0 else None
+            runs.append((clients, args.client_procs, concurrent_requests, max(1, args.warmup // clients)))
+            for clients, procs, requests, warmup in runs:
+                what = f"{requests} requests" if requests is not None else f"{args.duration:g} s"
+                print(
+                    f"   {server_name:<8} {workload:<9} {clients:>2} client(s), {what} ...",
+                    end="",
+                    flush=True,
+                )
+                row = {"backend": backend, "workload": workload, "clients": clients, "client_procs": procs}
+                row["server"] = server_name
+                row.update(run_load({**spec, "warmup": warmup}, clients, procs, requests, owner))
+                row["checks"] = (
+                    checks_for(backend, workload, clients, row) if server_name == "registry" else []
+                )
+                print(f" {row['ops_per_s']:.0f}/s, p50 {number(row['p50_ms'])} ms, errors {row['errors']}")
+                rows.append(row)
+
+    workloads(args.workloads, server.port, "registry")
     if server.process.poll() is not None:
         raise BenchError(f"gunicorn died during the run:\n{server.log_tail()}")
+    if args.auth == "token" and args.ceiling:
+        server.stop()
+        # The ceiling: the same workers on the same database, doing only the queries (bench/ceiling).
+        ceiling_env = {**env, "DJANGO_SETTINGS_MODULE": "ceiling.settings"}
+        ceiling = common.Gunicorn(
+            ceiling_env,
+            scratch / "ceiling.log",
+            *options,
+            "--pythonpath",
+            str(Path(__file__).resolve().parent),
+            *(["--threads", str(args.threads)] * bool(args.threads)),
+            app="ceiling.wsgi",
+        )
+        stack.callback(ceiling.stop)
+        ceiling.wait_healthy()
+
+        def owner(pid: int, pgid: int, command: str) -> str | None:  # the ceiling's workers
+            if pgid == ceiling.process.pid:
+                return "gunicorn"
+            return "client" if pid == os.getpid() else in_database(pid, pgid, command)
+
+        workloads([w for w in ("register", "resolve") if w in args.workloads], ceiling.port, "ceiling")
+        if ceiling.process.poll() is not None:
+            raise BenchError(f"the ceiling's gunicorn died during the run:\n{ceiling.log_tail()}")
     return rows
 
 
@@ -385,6 +501,8 @@ OPTIONS = """
 --workers            2                gunicorn worker processes
 --worker-class       sync             gunicorn worker class (sync, gthread)
 --threads            0                gunicorn threads per worker (gthread)
+--no-ceiling         -                skip the ceiling app's runs (bench/ceiling)
+--statements         -                print each request's statements (first 100 characters)
 """
 
 
@@ -409,23 +527,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = dt.datetime.now(dt.UTC)
     meta = common.meta(started, args, "django", "gunicorn") | {"sqlite": sqlite3.sqlite_version}
-    rows = []
+    rows, counts = [], {}
 
     def run() -> int:
         for backend in args.backends:
             with contextlib.ExitStack() as stack:
-                rows.extend(bench_backend(backend, args, stack, meta))
+                rows.extend(bench_backend(backend, args, stack, meta, counts))
         return 0
 
     if code := common.run_main(run):
         return code
-    print_tables(rows)
+    print_tables([row for row in rows if row["server"] == "registry"])
+    print_ceiling(rows, counts, args.statements)
     targets = [
         {"workload": w, "clients": c, "metric": m, "op": op, "target": t}
         for (w, c), items in TARGETS.items()
         for m, op, t in items
     ]
-    results = {"meta": meta, "targets": targets, "results": rows, "mlflow_ratios": mlflow_ratios(rows)}
+    results = {
+        "meta": meta,
+        "targets": targets,
+        "results": rows,
+        "statements": counts,
+        "mlflow_ratios": mlflow_ratios([row for row in rows if row["server"] == "registry"]),
+    }
     common.write_results("registry", started, results)
     return 0
 

@@ -106,26 +106,74 @@ _GRANTED = CompiledQuery(_granted_query)
 
 
 def granted_roles(user, asset) -> set[Role]:
-    """The roles granted on asset to user directly or through a team: one query, compiled once.
+    """The roles granted on asset to user directly or through a team: one query, compiled once."""
+    rows = _GRANTED.rows("granted", {}, user_id=user.pk, asset_id=asset.pk)
+    return roles_of_codenames(user, [codename for (codename,) in rows])
+
+
+def roles_of_codenames(user, codenames) -> set[Role]:
+    """The roles that these granted permission codenames give user.
 
     An auditor's grants count as view only, however they got into the tables (through a team, or written
     around grant_add): an auditor holds no write role and never reviews.
     """
-    rows = _GRANTED.rows("granted", {}, user_id=user.pk, asset_id=asset.pk)
-    roles = {ROLE_OF_CODENAME[codename] for (codename,) in rows if codename in ROLE_OF_CODENAME}
+    roles = {ROLE_OF_CODENAME[codename] for codename in codenames if codename in ROLE_OF_CODENAME}
     return roles & {Role.VIEW} if is_read_only_account(user) else roles
 
 
-def effective_roles(user, asset) -> set[Role]:
-    """What user may do on asset: granted roles with their implications, plus global roles."""
+_USER_STAND_IN = -(10**15) - 1  # no account has this id: where it appears, the caller's id goes
+
+
+def granted_codenames_sql(*, user_id: int) -> tuple[str, list]:
+    """SQL of the permission codenames granted to a user on the asset row `registry_asset` of the enclosing
+    query (directly or through a team), from the same ORM query as granted_roles, and its parameters.
+    Compiled once per process (the text does not depend on the user)."""
+    global _granted_sql
+    if _granted_sql is None:
+        from django.db.models.expressions import RawSQL
+
+        from registry.models import AssetGroupObjectPermission, AssetUserObjectPermission
+
+        here = RawSQL('"registry_asset"."id"', [])
+        direct = AssetUserObjectPermission.objects.filter(user_id=_USER_STAND_IN, content_object_id=here)
+        teams = AssetGroupObjectPermission.objects.filter(group__user=_USER_STAND_IN, content_object_id=here)
+        query = direct.values_list("permission__codename").union(teams.values_list("permission__codename"))
+        _granted_sql = query.query.sql_with_params()
+    sql, params = _granted_sql
+    return sql, [user_id if param == _USER_STAND_IN else param for param in params]
+
+
+_granted_sql = None
+
+
+def role_rule(user, role: Role) -> tuple[bool, list[str]]:
+    """How `role in effective_roles(user, asset)` is decided for any asset, for a check inside SQL:
+    (whether user holds role whatever the grants, the codenames of which any grant gives it)."""
+    always = role in global_asset_roles(user)
+    codenames = sorted(
+        CODENAMES[g] for g in Role if role in IMPLIED[g] and roles_of_codenames(user, [CODENAMES[g]])
+    )
+    return always, codenames
+
+
+def global_asset_roles(user) -> set[Role]:
+    """The roles user holds on every asset, from the global roles."""
     roles: set[Role] = set()
-    for role in granted_roles(user, asset):
-        roles |= IMPLIED[role]
     if is_admin(user):
         roles |= ADMIN_ROLES
     if reads_everything(user):
         roles.add(Role.VIEW)
     return roles
+
+
+def effective_roles(user, asset, codenames=None) -> set[Role]:
+    """What user may do on asset: granted roles with their implications, plus global roles
+    (`codenames`: the granted permission codenames when the caller read them already)."""
+    roles: set[Role] = set()
+    granted = granted_roles(user, asset) if codenames is None else roles_of_codenames(user, codenames)
+    for role in granted:
+        roles |= IMPLIED[role]
+    return roles | global_asset_roles(user)
 
 
 def require(actor, asset, role: Role) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from django.contrib.auth.models import Group
@@ -13,7 +14,7 @@ from accounts.models import User
 from accounts.permissions import is_read_only_account
 from audit.models import Action
 from audit.services import audit_record, lock_log
-from core.exceptions import Conflict, Forbidden, InvalidInput
+from core.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from core.source import Source
 from core.validators import name_validator
 from registry import content
@@ -29,8 +30,17 @@ from registry.models import (
     StageHistory,
     StagePointer,
 )
-from registry.permissions import CODENAMES, Role, can_create_assets, require, restrict
-from registry.selectors import lineage_reaches
+from registry.permissions import (
+    CODENAMES,
+    Role,
+    can_create_assets,
+    effective_roles,
+    granted_codenames_sql,
+    require,
+    restrict,
+    role_rule,
+)
+from registry.selectors import asset_get_for_user, lineage_reaches
 
 VERSION_FIELDS = {
     AssetKind.MODEL: {"framework", "metrics", "params", "signature", "model_card"},
@@ -193,13 +203,12 @@ def asset_archive(*, actor, source: Source, asset: Asset, reason: str = "") -> A
     return asset
 
 
-def _version_content(asset: Asset, data: dict, *, digest_optional: bool = False) -> dict:
+def _version_content(kind: str, data: dict, *, digest_optional: bool = False) -> dict:
     """Validate the kind-specific content of a new version and derive what the server computes.
 
     digest_optional: a model or dataset version without a digest is stored as `DIGEST_NOT_GIVEN` (the MLflow
     API, whose client sends none); the policy gate `digest` refuses to promote it."""
     data = dict(data)
-    kind = asset.kind
     unknown = sorted(set(data) - VERSION_COMMON_FIELDS - VERSION_FIELDS[kind])
     if unknown:
         raise InvalidInput.field(unknown[0], f"is not a field of a {kind} version")
@@ -234,6 +243,42 @@ def _version_content(asset: Asset, data: dict, *, digest_optional: bool = False)
     return data
 
 
+def _version_input(actor, kind: str, data: dict, lineage, digest_optional: bool = False) -> tuple[dict, list]:
+    data = _version_content(kind, data, digest_optional=digest_optional)
+    parents = []
+    for index, (relation, ref) in enumerate(lineage):
+        parent = _resolve(ref, field=f"lineage[{index}]", actor=actor)
+        if (relation, parent.pk) in {(r, p.pk) for r, p in parents}:
+            raise InvalidInput.field(f"lineage[{index}]", "is listed twice")
+        parents.append((relation, parent))
+    return data, parents
+
+
+def _version_created(actor, source: Source, version: AssetVersion, parents: list) -> AssetVersion:
+    LineageEdge.objects.bulk_create(
+        LineageEdge(parent=parent, child=version, relation=relation, created_by=actor)
+        for relation, parent in parents
+    )
+    audit_record(
+        actor=actor,
+        action=Action.VERSION_CREATED,
+        target=version,
+        source=source,
+        asset_id=version.asset_id,
+        changes={
+            "after": {
+                "number": version.number,
+                "digest": version.digest,
+                "uri": version.uri,
+                "metrics": version.metrics,
+                "source": version.origin,
+                "lineage": [{"relation": relation, "parent": str(parent)} for relation, parent in parents],
+            }
+        },
+    )
+    return version
+
+
 @transaction.atomic(durable=True)
 def version_register(
     *,
@@ -245,14 +290,16 @@ def version_register(
     digest_optional: bool = False,
 ) -> AssetVersion:
     """Register the next version of an asset, with its lineage, numbered without gaps."""
+    if connection.vendor == "postgresql":
+        return _register_in_one_statement(
+            actor, source, asset.kind, {"id": asset.pk}, data, lineage, digest_optional
+        )
+    return _register(actor, source, asset, data, lineage, digest_optional)
+
+
+def _register(actor, source: Source, asset: Asset, data: dict, lineage, digest_optional=False):
     require(actor, asset, Role.CONTRIBUTE)
-    data = _version_content(asset, data, digest_optional=digest_optional)
-    parents = []
-    for index, (relation, ref) in enumerate(lineage):
-        parent = _resolve(ref, field=f"lineage[{index}]", actor=actor)
-        if (relation, parent.pk) in {(r, p.pk) for r, p in parents}:
-            raise InvalidInput.field(f"lineage[{index}]", "is listed twice")
-        parents.append((relation, parent))
+    data, parents = _version_input(actor, asset.kind, data, lineage, digest_optional)
     # The row lock on the asset serialises registrations of one asset: numbers never gap or repeat.
     locked = Asset.objects.select_for_update().get(pk=asset.pk)
     _check_writable(locked)
@@ -260,28 +307,125 @@ def version_register(
     version = AssetVersion.objects.create(asset=locked, number=number, created_by=actor, **data)
     locked.latest_version_number = number
     locked.save(update_fields=["latest_version_number"])
-    LineageEdge.objects.bulk_create(
-        LineageEdge(parent=parent, child=version, relation=relation, created_by=actor)
-        for relation, parent in parents
-    )
-    audit_record(
-        actor=actor,
-        action=Action.VERSION_CREATED,
-        target=version,
-        source=source,
-        asset_id=locked.pk,
-        changes={
-            "after": {
-                "number": number,
-                "digest": version.digest,
-                "uri": version.uri,
-                "metrics": version.metrics,
-                "source": version.origin,
-                "lineage": [{"relation": relation, "parent": str(parent)} for relation, parent in parents],
-            }
-        },
-    )
-    return version
+    return _version_created(actor, source, version, parents)
+
+
+@transaction.atomic(durable=True)
+def version_register_named(
+    *,
+    actor,
+    source: Source,
+    kind: str,
+    name: str,
+    data: dict,
+    lineage: list[tuple[Relation, VersionRef]] = (),
+) -> AssetVersion:
+    """version_register for the asset kind/name, NotFound if actor may not see it (the API's form: on
+    PostgreSQL the asset is found, locked and its roles read by the registering statement itself)."""
+    if connection.vendor == "postgresql":
+        return _register_in_one_statement(actor, source, kind, {"kind": kind, "name": name}, data, lineage)
+    asset = asset_get_for_user(user=actor, kind=kind, name=name)
+    return _register(actor, source, asset, data, lineage)
+
+
+ASSET_COLUMNS = [field.attname for field in Asset._meta.concrete_fields]
+
+
+def _register_sql(kind_or_id: dict, actor, data: dict) -> tuple[str, list, AssetVersion]:
+    """One statement that locks the asset row (found by id or by kind and name), reads the actor's granted
+    permission codenames on it, and, if the actor may contribute and the asset is not archived, inserts the
+    next version and moves the asset's latest number. It answers one row (none: no such asset) with the
+    asset's columns, the codenames, and the new version's id (NULL when nothing was inserted)."""
+    version = AssetVersion(asset_id=0, number=0, created_by=actor, **data)
+    params = [
+        field.get_db_prep_save(field.pre_save(version, True), connection)
+        for field in AssetVersion._meta.local_concrete_fields
+        if field.attname not in _SET_IN_SQL
+    ]
+    if actor is None:
+        granted_params, always, codenames = [], True, []
+    else:
+        granted_params = granted_codenames_sql(user_id=actor.pk)[1]
+        always, codenames = role_rule(actor, Role.CONTRIBUTE)
+    sql = _register_text(tuple(kind_or_id), actor is None)
+    return sql, [*granted_params, *kind_or_id.values(), *params, always, codenames], version
+
+
+_SET_IN_SQL = {"id": None, "asset_id": "a.id", "number": "a.latest_version_number + 1"}
+
+
+@functools.cache
+def _register_text(keys: tuple[str, ...], system: bool) -> str:
+    """The text of _register_sql's statement (it depends only on how the asset is found and on whether
+    the actor is the system), built once."""
+    columns, values = [], []
+    for field in AssetVersion._meta.local_concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(connection.ops.quote_name(field.column))
+        values.append(_SET_IN_SQL.get(field.attname) or f"%s::{field.db_type(connection)}")
+    where = " AND ".join(f'"registry_asset".{connection.ops.quote_name(key)} = %s' for key in keys)
+    granted_sql = "SELECT NULL::varchar WHERE false" if system else granted_codenames_sql(user_id=0)[0]
+    asset_columns = ", ".join(f'"registry_asset".{connection.ops.quote_name(c)}' for c in ASSET_COLUMNS)
+    return f"""
+        WITH a AS (
+            SELECT {asset_columns}, ARRAY({granted_sql}) AS granted
+            FROM "registry_asset" WHERE {where} FOR UPDATE OF "registry_asset"
+        ), v AS (
+            INSERT INTO "registry_assetversion" ({", ".join(columns)})
+            SELECT {", ".join(values)} FROM a
+            WHERE a.archived_at IS NULL AND (%s OR a.granted && %s::varchar[])
+            RETURNING id, asset_id, number
+        ), u AS (
+            UPDATE "registry_asset" SET latest_version_number = v.number
+            FROM v WHERE "registry_asset".id = v.asset_id
+        )
+        SELECT a.*, v.id FROM a LEFT JOIN v ON true
+    """
+
+
+def _register_in_one_statement(
+    actor, source, kind, kind_or_id, data, lineage, digest_optional: bool = False
+) -> AssetVersion:
+    """version_register on PostgreSQL: the role check, the asset's lock, the insert and the latest number's
+    update in one statement, then the audit event in one more (audit_record). The answers are those of the
+    steps of the other path, in the same order: NotFound, Forbidden, then bad input, then asset-archived."""
+    try:
+        data, parents = _version_input(actor, kind, data, lineage, digest_optional)
+    except InvalidInput:
+        # Bad input is reported after what the caller may not know or do, as on the other path.
+        if "name" in kind_or_id:
+            asset = asset_get_for_user(user=actor, kind=kind, name=kind_or_id["name"])
+        else:
+            asset = Asset.objects.get(pk=kind_or_id["id"])
+        require(actor, asset, Role.CONTRIBUTE)
+        raise
+    sql, params, version = _register_sql(kind_or_id, actor, data)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        if "name" in kind_or_id:
+            raise NotFound("Not found.")
+        raise Asset.DoesNotExist("Asset matching query does not exist.")
+    count = len(ASSET_COLUMNS)
+    asset = Asset.from_db(connection.alias, ASSET_COLUMNS, row[:count])
+    codenames, version_id = row[count], row[count + 1]
+    if actor is not None:
+        roles = effective_roles(actor, asset, codenames=codenames)
+        if "name" in kind_or_id and Role.VIEW not in roles:
+            raise NotFound("Not found.")
+        if Role.CONTRIBUTE not in roles:
+            raise Forbidden(
+                f"You need the '{Role.CONTRIBUTE}' role on {asset} to do this.", type="permission-denied"
+            )
+    _check_writable(asset)
+    if version_id is None:  # cannot happen: the statement decides as the checks above did
+        raise RuntimeError(f"the registration of a version of {asset} inserted nothing")
+    version.pk, version.asset, version.number = version_id, asset, asset.latest_version_number + 1
+    version._state.adding, version._state.db = False, connection.alias
+    asset.latest_version_number = version.number
+    return _version_created(actor, source, version, parents)
 
 
 @transaction.atomic(durable=True)

@@ -11,6 +11,7 @@ class WebhooksConfig(AppConfig):
         from audit.services import on_record
         from webhooks import fanout, services
 
-        on_record(fanout.fan_out)  # an event's messages are written in its transaction
+        # An event's messages are written in its transaction; only when a subscription could want it.
+        on_record(fanout.fan_out, wanted=fanout.candidates)
         tasks.set_signing_keys(services.signing_key)  # each subscription signs with its own secret
         tasks.on_outcome(services.delivery_outcome)  # failing / recovered

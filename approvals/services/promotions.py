@@ -193,8 +193,10 @@ def promotion_request(
         )
     snapshot = combined_requirements(policies)
     # Lock the open requests this one will supersede now, before the first audit event takes the log's lock.
+    # (With what their audit events name: the version, its asset and the stage, read without locking them.)
     older = list(
-        PromotionRequest.objects.select_for_update()
+        PromotionRequest.objects.select_for_update(of=("self",))
+        .select_related("version__asset", "stage")
         .filter(asset=asset, stage=stage, status__in=OPEN_STATUSES)
         .order_by("pk")
     )

@@ -6,6 +6,7 @@ from django.utils.http import quote_etag
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts import selectors as account_selectors
@@ -110,12 +111,21 @@ class VersionListView(KindView):
         return self.get_paginated_response(s.VERSION_OUT[self.kind](page, many=True).data)
 
     def post(self, request, **kwargs):
-        asset = self.asset()
-        data = validated(s.VERSION_IN[self.kind], request)
+        try:
+            data = validated(s.VERSION_IN[self.kind], request)
+        except ValidationError:
+            self.asset()  # an asset the caller may not see is not found, whatever the body
+            raise
         lineage = [(ref.pop("relation"), VersionRef(**ref)) for ref in data.pop("lineage", [])]
         data["origin"] = data.pop("source", {})
-        version = services.version_register(
-            actor=request.user, source=api_source(request), asset=asset, data=data, lineage=lineage
+        # The service finds the asset (NotFound as self.asset() would say) under its row lock.
+        version = services.version_register_named(
+            actor=request.user,
+            source=api_source(request),
+            kind=self.kind,
+            name=self.kwargs["name"],
+            data=data,
+            lineage=lineage,
         )
         body = s.VERSION_OUT[self.kind](version).data
         return Response(body, status=201, headers={"Location": body["url"]})

@@ -13,6 +13,7 @@ from audit.models import AuditEvent
 from core.source import Source
 from registry.models import Evaluation, StageHistory, StagePointer
 from tests.factories import ServiceAccountFactory, UserFactory
+from tests.helpers import IS_POSTGRES
 
 pytestmark = pytest.mark.django_db
 
@@ -478,3 +479,12 @@ def test_an_assets_own_policy_cannot_weaken_the_policy_for_all_assets(world):
     assert world.act(world.r3, promotion["id"], "approve").json()["status"] == "applied"
     # The most specific policy is the one the request names.
     assert PromotionRequest.objects.get(pk=promotion["id"]).policy_id == world.policy.pk
+
+
+def test_superseding_reads_what_the_events_name_with_the_lock(world, django_assert_num_queries):
+    # The open request that a new one supersedes comes locked with its version, asset and stage (what its
+    # audit event names), not read one by one afterwards.
+    assert world.request().status_code == 201
+    expected = 29 if IS_POSTGRES else 35
+    with django_assert_num_queries(expected):
+        assert world.request().status_code == 201

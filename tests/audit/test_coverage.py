@@ -116,6 +116,16 @@ SCENARIOS = {
         ),
         ["version.created"],
     ),
+    "version_register_named": (
+        lambda w: S.version_register_named(
+            actor=w.admin,
+            source=SRC,
+            kind=w.asset.kind,
+            name=w.asset.name,
+            data={"digest": "sha256:" + "f" * 64},
+        ),
+        ["version.created"],
+    ),
     "version_update": (
         lambda w: S.version_update(actor=w.admin, source=SRC, version=w.v1, tags=["t"]),
         ["version.updated"],
