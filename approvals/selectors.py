@@ -18,6 +18,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Window,
+    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -49,18 +50,40 @@ def promotion_list_for_user(*, user) -> QuerySet[PromotionRequest]:
 
 
 def _promotions() -> QuerySet[PromotionRequest]:
+    return _promotion_with_relations().prefetch_related(_reviews())
+
+
+def _promotion_with_relations() -> QuerySet[PromotionRequest]:
     return PromotionRequest.objects.select_related(
         "asset", "version", "stage", "requested_by", "base_version"
-    ).prefetch_related(Prefetch("reviews", queryset=Review.objects.select_related("reviewer").order_by("id")))
+    )
+
+
+def _reviews() -> Prefetch:
+    return Prefetch("reviews", queryset=Review.objects.select_related("reviewer").order_by("id"))
+
+
+_PROMOTION = CompiledQuery(
+    lambda *, user, pk: restrict_few(_promotion_with_relations().filter(pk=pk), user, field="asset").order_by(
+        "pk"
+    )
+)
+_LARGEST_ID = 2**63 - 1  # BigAutoField
 
 
 def promotion_get_for_user(*, user, pk: int) -> PromotionRequest:
     """The request if user may see it (else NotFound), as it stands now: one whose time has run out reads as
     expired, with the reason and revision its recorded expiry will have. Nothing is written here: the
-    periodic task and the decision services record the expiry."""
-    promotion = restrict_few(_promotions().filter(pk=pk), user, field="asset").first()
-    if promotion is None:
+    periodic task and the decision services record the expiry.
+
+    CI polls this: the request's query is compiled once per shape (core.compiled), its reviews follow."""
+    if not user.is_authenticated or not 0 < pk <= _LARGEST_ID:
         raise NotFound("Not found.")
+    found = _PROMOTION.objects("all" if reads_everything(user) else "granted", {"user": user}, limit=1, pk=pk)
+    if not found:
+        raise NotFound("Not found.")
+    promotion = found[0]
+    prefetch_related_objects([promotion], _reviews())
     if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
         promotion.status = Status.EXPIRED
         promotion.status_reason = rules.expiry_reason(promotion.expires_at)

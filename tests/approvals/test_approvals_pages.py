@@ -639,3 +639,25 @@ def test_the_compiled_inbox_heads_answer_like_the_querysets_for_every_kind_of_us
     assert selectors.promotion_inbox_head_for_user(user=world.r1, limit=10)[1] == 3  # through the team
     outsiders = selectors.promotion_inbox_head_for_user(user=world.outsider, limit=10)[0]
     assert {p.asset_id for p in outsiders} == {asset.pk} and len(outsiders) == 2  # through the direct grant
+
+
+def test_the_compiled_promotion_lookup_answers_each_person_as_before(world):
+    """A request by id (CI polls it) is found with SQL compiled once per shape: each person still gets it
+    only if they may see its asset, with its reviews, and an id beyond any row's is simply not found."""
+    from core.exceptions import NotFound
+
+    promotion = request_promotion(world)
+    services.promotion_approve(actor=world.r1, source=Source.cli(), promotion_id=promotion.pk)
+    admin = UserFactory(username="root", global_role="admin")
+    for _ in range(2):  # the second round runs on the compiled SQL
+        for person in (world.r1, world.ci, world.manager, admin):
+            found = selectors.promotion_get_for_user(user=person, pk=promotion.pk)
+            assert (found.pk, found.asset.name, found.version.number) == (promotion.pk, "fraud", 2)
+            assert [review.reviewer.username for review in found.reviews.all()] == ["r1"]
+        for pk in (promotion.pk, promotion.pk + 1, 2**63 - 1, 2**63, 2**200, 0):
+            with pytest.raises(NotFound):
+                selectors.promotion_get_for_user(
+                    user=world.outsider if pk == promotion.pk else world.r1, pk=pk
+                )
+    assert browser(world.r1).get(f"/promotions/{2**64}/").status_code == 404
+    assert world.client(token=world.ci_token).get(f"/api/v1/promotions/{2**64}").status_code == 404
