@@ -176,9 +176,34 @@ def _append(before, after, kind, actor, actor_repr, action, target, asset_id, ch
     )
     leaf = leaf_hash(body)
     chain = chain_hash(bytes(head.chain_hash), leaf)
-    event = AuditEvent(
+    event = _event(
+        kind,
+        actor,
+        actor_repr,
+        action,
+        target,
+        asset_id,
+        changes,
+        source,
+        context,
         seq=seq,
         occurred_at=occurred_at,
+        body=body,
+        leaf_hash=leaf,
+        chain_hash=chain,
+    )
+    event.save()
+    head.seq, head.chain_hash = seq, chain
+    head.save(update_fields=["seq", "chain_hash"])
+    return event
+
+
+def _event(
+    kind, actor, actor_repr, action, target, asset_id, changes, source, context, **stored
+) -> AuditEvent:
+    """The event as both appends record it: its columns, and what the append `stored` (position, time, body,
+    hashes)."""
+    return AuditEvent(
         actor_id=actor.pk if actor else None,
         actor_repr=actor_repr,
         actor_kind=kind,
@@ -190,14 +215,8 @@ def _append(before, after, kind, actor, actor_repr, action, target, asset_id, ch
         changes=changes,
         source=source.channel,
         context=context,
-        body=body,
-        leaf_hash=leaf,
-        chain_hash=chain,
+        **stored,
     )
-    event.save()
-    head.seq, head.chain_hash = seq, chain
-    head.save(update_fields=["seq", "chain_hash"])
-    return event
 
 
 _ASSET_STAND_IN = -(10**15) - 3  # no asset has this id: where it appears, the event's asset id goes
@@ -243,21 +262,19 @@ def _append_in_database(
             ],
         )
         event_id, seq, occurred_at, body, leaf, chain, answers = cursor.fetchone()
-    event = AuditEvent(
+    event = _event(
+        kind,
+        actor,
+        actor_repr,
+        action,
+        target,
+        asset_id,
+        changes,
+        source,
+        context,
         id=event_id,
         seq=seq,
         occurred_at=occurred_at,
-        actor_id=actor.pk if actor else None,
-        actor_repr=actor_repr,
-        actor_kind=kind,
-        action=action,
-        target_kind=target.kind,
-        target_id=target.id,
-        target_repr=target.repr,
-        asset_id=asset_id,
-        changes=changes,
-        source=source.channel,
-        context=context,
         body=bytes(body),
         leaf_hash=bytes(leaf),
         chain_hash=bytes(chain),
