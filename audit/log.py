@@ -167,6 +167,7 @@ def witness_fork_accept(*, actor, source, size: int, reason: str, operator: str 
         target=TargetRef(kind="audit.checkpoint", id=str(size), repr=f"witnessed checkpoint {size}"),
         source=source,
         changes={"reason": reason, "operator": operator, "log_size": current, "superseded": items},
+        positioned=True,  # the witness's fork record names the event's position and time
     )
     witness.record_fork(
         {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db import connection
@@ -20,6 +20,9 @@ BODY_VERSION = 1
 # On PostgreSQL the append runs in one statement (audit.appender); False runs the Python steps there too
 # (what SQLite always does): the two give the same bytes, as tests/audit/test_append_sql.py checks.
 APPEND_IN_DATABASE = True
+# On PostgreSQL an event that no listener is called for is positioned when its transaction commits
+# (audit.appender: audit_defer); False appends every event where it is recorded.
+APPEND_AT_COMMIT = True
 
 
 @dataclass(frozen=True)
@@ -76,21 +79,40 @@ def event_body(columns: dict) -> bytes:
 _listeners: list[Callable[[AuditEvent], None]] = []
 # listener -> wanted(asset_id, action): a queryset that has a row when the listener may have work to do.
 _wanted: dict[Callable, Callable] = {}
+# listener -> the actions it is called for (a listener without an entry is called for every action).
+_actions: dict[Callable, frozenset[str]] = {}
 
 
-def on_record(listener: Callable[[AuditEvent], None], *, wanted: Callable | None = None) -> None:
+def on_record(
+    listener: Callable[[AuditEvent], None],
+    *,
+    wanted: Callable | None = None,
+    actions: Iterable[str] | None = None,
+) -> None:
     """Have listener(event) called for every event recorded from now on, in the event's transaction.
+
+    actions, if given, limits the calls to events of those actions.
 
     wanted(asset_id, action), if given, returns a queryset that has a row whenever the listener could have
     something to do with such an event (a superset is fine). On PostgreSQL it is asked inside the append's
-    own statement, under the log's lock, and the listener is called only when it has a row; elsewhere the
-    listener is always called. Its SQL is compiled once per action (with and without an asset), so the
-    queryset may use asset_id only as a value to compare with.
+    own statement and the listener is called only when it has a row; elsewhere the listener is always
+    called. Its SQL is compiled once per action (with and without an asset), so the queryset may use
+    asset_id only as a value to compare with. An event appended at once is asked under the log's lock (what
+    committed before its position is seen); an event positioned at commit (audit.appender) is asked when it
+    is recorded, before the lock.
     """
     if listener not in _listeners:
         _listeners.append(listener)
     if wanted is not None:
         _wanted[listener] = wanted
+    if actions is not None:
+        _actions[listener] = frozenset(str(action) for action in actions)
+
+
+def _in_test_transaction() -> bool:
+    """Whether the outermost transaction is one a test case opened to roll back: it never commits, so an
+    event waiting for its commit would never be appended."""
+    return bool(connection.atomic_blocks) and getattr(connection.atomic_blocks[0], "_from_testcase", False)
 
 
 def lock_log() -> None:
@@ -106,8 +128,14 @@ def audit_record(
     source: Source,
     changes: dict | None = None,
     asset_id: int | None = None,
+    positioned: bool = False,
 ) -> AuditEvent:
-    """Append one event to the log, inside the caller's transaction (it commits or rolls back with it)."""
+    """Append one event to the log, inside the caller's transaction (it commits or rolls back with it).
+
+    On PostgreSQL an event for which no listener is called takes its position when the transaction commits
+    (audit.appender): the event returned then has no seq, time, body or hashes yet. positioned=True appends
+    it at once, for a caller that needs them before the commit.
+    """
     if not connection.in_atomic_block:
         # An event outside the change's transaction could survive a rolled-back change, or vice versa.
         raise RuntimeError("audit_record must run inside the transaction of the change it records")
@@ -138,12 +166,28 @@ def audit_record(
         }
     )
 
-    listeners = list(_listeners)
+    listeners = [
+        listener for listener in _listeners if listener not in _actions or str(action) in _actions[listener]
+    ]
     if connection.vendor == "postgresql" and APPEND_IN_DATABASE:
         asked = [listener for listener in listeners if listener in _wanted]
         checks = [_check_sql(listener, asset_id, str(action)) for listener in asked]
+        at_commit = APPEND_AT_COMMIT and not positioned and len(asked) == len(listeners)
+        at_commit = at_commit and not _in_test_transaction()
         event, answers = _append_in_database(
-            before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context, checks
+            before,
+            after,
+            kind,
+            actor,
+            actor_repr,
+            action,
+            target,
+            asset_id,
+            changes,
+            source,
+            context,
+            checks,
+            at_commit=at_commit,
         )
         unwanted = {listener for listener, answer in zip(asked, answers, strict=True) if not answer}
         listeners = [listener for listener in listeners if listener not in unwanted]
@@ -238,12 +282,26 @@ def _check_sql(listener, asset_id: int | None, action: str) -> str:
 
 
 def _append_in_database(
-    before, after, kind, actor, actor_repr, action, target, asset_id, changes, source, context, checks
+    before,
+    after,
+    kind,
+    actor,
+    actor_repr,
+    action,
+    target,
+    asset_id,
+    changes,
+    source,
+    context,
+    checks,
+    *,
+    at_commit,
 ):
-    """The same append in one statement: audit_append() (audit.appender) does every step in PostgreSQL."""
+    """The same append in one statement: audit_append() (audit.appender) does every step in PostgreSQL;
+    audit_defer() leaves the event for the commit when no listener's question wants it (its seq is None)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            appender.CALL,
+            appender.CALL_AT_COMMIT if at_commit else appender.CALL,
             [
                 before[:-1],
                 after[1:],
@@ -275,10 +333,12 @@ def _append_in_database(
         id=event_id,
         seq=seq,
         occurred_at=occurred_at,
-        body=bytes(body),
-        leaf_hash=bytes(leaf),
-        chain_hash=bytes(chain),
+        body=None if body is None else bytes(body),
+        leaf_hash=None if leaf is None else bytes(leaf),
+        chain_hash=None if chain is None else bytes(chain),
     )
+    if seq is None:
+        return event, answers  # positioned at commit: not stored yet
     event._state.adding = False
     event._state.db = connection.alias
     return event, answers

@@ -118,3 +118,10 @@ def test_a_listener_is_called_only_when_wanted(admin, monkeypatch):
         _record(admin, Action.ASSET_UPDATED, admin, {}, asset_id)
         _record(admin, Action.ASSET_ARCHIVED, admin, {}, asset_id)
     assert called == [("asset.updated", first.pk), ("asset.updated", second.pk)]
+
+
+def test_in_a_test_case_transaction_the_event_is_appended_at_once(admin):
+    # Django's TestCase rolls its transaction back: an event waiting for the commit would never be written.
+    with transaction.atomic():
+        event = audit_record(actor=admin, action=Action.ASSET_UPDATED, target=admin, source=SOURCE)
+    assert event.seq is not None and AuditEvent.objects.filter(seq=event.seq).exists()
