@@ -66,11 +66,13 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## bench: API throughput and latency (gunicorn, PostgreSQL and SQLite), the audit log, page server times and
-## outbound deliveries (one Celery worker, Redis; see bench/README.md); BENCH_ARGS go to bench/registry.py
+## bench: API throughput and latency (gunicorn, PostgreSQL and SQLite), the audit log and its append designs,
+## page server times and outbound deliveries (one Celery worker, Redis; see bench/README.md); BENCH_ARGS go to
+## bench/registry.py
 bench: venv
 	$(PY) bench/registry.py $(BENCH_ARGS)
 	$(PY) bench/audit.py
+	$(PY) bench/append_designs.py
 	$(PY) bench/pages.py
 	$(PY) bench/deliveries.py
 
