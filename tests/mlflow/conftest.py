@@ -15,6 +15,23 @@ os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "30"
 
 
+@pytest.fixture(autouse=True)
+def _close_client_connections():
+    """After each test, the client's pooled HTTP connections are closed: a kept-alive connection keeps its
+    live-server thread, and that thread's database connection, open past the end of the suite."""
+    yield
+    import gc
+
+    import requests
+    from mlflow.utils import request_utils
+
+    # The client caches its sessions (an lru_cache, which cannot list its values): find them and close them.
+    for found in gc.get_objects():
+        if issubclass(type(found), requests.Session):  # type(): never evaluates a lazy object
+            found.close()
+    request_utils._cached_get_request_session.cache_clear()
+
+
 @pytest.fixture
 def mlflow_uri(live_server, monkeypatch):
     """The registry as the MLflow client's registry and tracking URI; the token is set per client."""
