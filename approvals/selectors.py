@@ -28,6 +28,7 @@ from approvals import policy as rules
 from approvals import requirements
 from approvals.filters import PromotionFilter
 from approvals.models import OPEN_STATUSES, Decision, Policy, PromotionRequest, Review, Status
+from approvals.payloads import PromotionFacts, ReviewFacts
 from audit.models import AuditEvent
 from core.compiled import CompiledQuery
 from core.exceptions import NotFound
@@ -84,11 +85,70 @@ def promotion_get_for_user(*, user, pk: int) -> PromotionRequest:
         raise NotFound("Not found.")
     promotion = found[0]
     prefetch_related_objects([promotion], _reviews())
+    return _as_it_stands(promotion)
+
+
+def _as_it_stands(promotion):
+    """A request (a PromotionRequest or its PromotionFacts) whose time has run out reads as expired."""
     if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
         promotion.status = Status.EXPIRED
         promotion.status_reason = rules.expiry_reason(promotion.expires_at)
         promotion.revision += 1
     return promotion
+
+
+# CI's poll: the columns of the answer (PromotionFacts' fields but the reviews) and each review's, one row per
+# review (or one row without any), in one statement.
+_POLL_COLUMNS = {
+    "id": "id",
+    "status": "status",
+    "status_reason": "status_reason",
+    "revision": "revision",
+    "kind": "asset__kind",
+    "name": "asset__name",
+    "version": "version__number",
+    "digest": "version__digest",
+    "stage": "stage__name",
+    "base_version": "base_version__number",
+    "rollback": "rollback",
+    "justification": "justification",
+    "ci": "ci",
+    "callback_url": "callback_url",
+    "requested_by": "requested_by__username",
+    "policy_snapshot": "policy_snapshot",
+    "superseded_by": "superseded_by_id",
+    "created_at": "created_at",
+    "expires_at": "expires_at",
+    "decided_at": "decided_at",
+    "applied_at": "applied_at",
+}
+_REVIEW_COLUMNS = ("reviews__id", "reviews__reviewer__username", "reviews__decision", "reviews__comment")
+_REVIEW_COLUMNS += ("reviews__created_at",)
+
+
+def _poll_query(*, user, pk: int) -> QuerySet:
+    promotion = restrict_few(PromotionRequest.objects.filter(pk=pk), user, field="asset")
+    return promotion.order_by("reviews__id").values_list(*_POLL_COLUMNS.values(), *_REVIEW_COLUMNS)
+
+
+_POLL = CompiledQuery(_poll_query)
+
+
+def promotion_poll_for_user(*, user, pk: int) -> PromotionFacts:
+    """What GET /api/v1/promotions/<id> answers (CI polls it), if user may see the request (else NotFound),
+    as it stands now (see promotion_get_for_user): the request's columns and its reviews' in one statement,
+    compiled once per shape (core.compiled), read as plain values, no model instances."""
+    if not user.is_authenticated or not 0 < pk <= _LARGEST_ID:
+        raise NotFound("Not found.")
+    rows = _POLL.rows("all" if reads_everything(user) else "granted", {"user": user}, pk=pk)
+    if not rows:
+        raise NotFound("Not found.")
+    width = len(_POLL_COLUMNS)
+    facts = PromotionFacts(
+        **dict(zip(_POLL_COLUMNS, rows[0][:width], strict=True)),
+        reviews=[ReviewFacts(*row[width + 1 :]) for row in rows if row[width] is not None],
+    )
+    return _as_it_stands(facts)
 
 
 def policy_list_for_user(*, user) -> QuerySet[Policy]:

@@ -12,7 +12,7 @@ from approvals import selectors, services
 from approvals.api import serializers as s
 from approvals.filters import PromotionFilter
 from approvals.models import Policy, PromotionRequest
-from approvals.payloads import promotion_payload
+from approvals.payloads import facts_payload, promotion_payload
 from core.api import api_source, validated
 from core.exceptions import DomainError, InvalidInput
 from core.http import etag_matches
@@ -39,7 +39,7 @@ class PromotionListView(generics.GenericAPIView):
     @extend_schema(responses=s.PromotionOut(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(s.PromotionOut(page, many=True).data)
+        return self.get_paginated_response([promotion_payload(promotion) for promotion in page])
 
     @extend_schema(request=s.PromotionIn, responses={201: s.PromotionOut}, parameters=IDEMPOTENCY_HEADER)
     def post(self, request):
@@ -91,14 +91,14 @@ class PromotionDetailView(generics.GenericAPIView):
     )
     def get(self, request, pk: int):
         """Where the request stands. ETag/If-None-Match → 304; Retry-After while it is not final."""
-        promotion = selectors.promotion_get_for_user(user=request.user, pk=pk)
-        etag = f'"promotion-{promotion.pk}-{promotion.revision}"'
+        promotion = selectors.promotion_poll_for_user(user=request.user, pk=pk)
+        etag = f'"promotion-{promotion.id}-{promotion.revision}"'
         headers = {"ETag": etag}
         if promotion.is_open:
             headers["Retry-After"] = str(settings.PROMOTION_POLL_SECONDS)
         if etag_matches(request, etag):
             return Response(status=304, headers=headers)
-        return Response(promotion_payload(promotion), headers=headers)
+        return Response(facts_payload(promotion), headers=headers)
 
 
 class PromotionActionView(generics.GenericAPIView):
