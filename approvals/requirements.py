@@ -288,23 +288,44 @@ def eligible_reviewers(promotion: PromotionRequest, requirements: dict) -> Query
     through a team, in one of the policy's teams if it names some, neither the requester nor (unless the
     policy allows it) the version's author. tests/approvals/test_decision_page.py checks that it agrees
     with review_refusal person by person."""
+    return eligible_reviewers_query(**eligible_reviewers_values(promotion, requirements))
+
+
+def eligible_reviewers_values(promotion: PromotionRequest, requirements: dict) -> dict:
+    """What eligible_reviewers_query takes for this request: the asset, the requester, the author when the
+    policy excludes them, the policy's teams (a list, maybe empty)."""
+    values = {
+        "asset_id": promotion.asset_id,
+        "requester_id": promotion.requested_by_id,
+        "teams": list(requirements["reviewer_teams"]),
+    }
+    if not requirements["allow_author_approval"] and promotion.version.created_by_id is not None:
+        values["author_id"] = promotion.version.created_by_id
+    return values
+
+
+def eligible_reviewers_query(
+    *, asset_id: int, requester_id: int, teams: list[int], author_id: int | None = None
+) -> QuerySet[User]:
+    """eligible_reviewers from plain values (for core.compiled: one shape per author excluded or not and
+    number of teams)."""
     codename = CODENAMES[Role.REVIEW]
     direct = AssetUserObjectPermission.objects.filter(
-        content_object_id=promotion.asset_id, permission__codename=codename
+        content_object_id=asset_id, permission__codename=codename
     ).values("user_id")
     granted_teams = AssetGroupObjectPermission.objects.filter(
-        content_object_id=promotion.asset_id, permission__codename=codename
+        content_object_id=asset_id, permission__codename=codename
     ).values("group_id")
     memberships = User.groups.through.objects
     people = (
         User.objects.filter(is_active=True, is_service_account=False)
         .exclude(global_role=GlobalRole.AUDITOR)
         .filter(Q(pk__in=direct) | Q(pk__in=memberships.filter(group_id__in=granted_teams).values("user_id")))
-        .exclude(pk=promotion.requested_by_id)
+        .exclude(pk=requester_id)
     )
-    if not requirements["allow_author_approval"] and promotion.version.created_by_id is not None:
-        people = people.exclude(pk=promotion.version.created_by_id)
-    if requirements["reviewer_teams"]:
-        members = memberships.filter(group_id__in=requirements["reviewer_teams"]).values("user_id")
+    if author_id is not None:
+        people = people.exclude(pk=author_id)
+    if teams:
+        members = memberships.filter(group_id__in=teams).values("user_id")
         people = people.filter(pk__in=members)
     return people

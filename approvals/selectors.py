@@ -367,6 +367,22 @@ def promotion_rows(*, promotions: list[PromotionRequest]) -> list[PromotionRow]:
 NAMED_REVIEWERS = 8
 
 
+# The eligible people (requirements.eligible_reviewers) asked two ways, each compiled once per shape: which
+# of the approvers still are, and the first of them by name with how many there are in all (a window count).
+_ELIGIBLE_AMONG = CompiledQuery(
+    lambda *, approvers, **eligible: requirements.eligible_reviewers_query(**eligible)
+    .filter(pk__in=approvers)
+    .order_by()
+    .values_list("pk")
+)
+_ELIGIBLE_NAMED = CompiledQuery(
+    lambda **eligible: requirements.eligible_reviewers_query(**eligible)
+    .annotate(total=Window(Count("pk")))
+    .order_by("username")
+    .values_list("pk", "username", "total")
+)
+
+
 @dataclass
 class Deciders:
     """Who decides a request: the policy's team names, the eligible people (named when few, `total` always),
@@ -382,11 +398,11 @@ class Deciders:
 def promotion_deciders(
     *, promotion: PromotionRequest, needs: dict, reviews: list[Review], policies: list[Policy]
 ) -> Deciders:
-    """Deciders of one request under its live requirements (`needs`), in at most four queries whatever the
+    """Deciders of one request under its live requirements (`needs`), in at most three queries whatever the
     number of reviewers or reviews: the names of teams the current policies (their teams prefetched) do not
-    name, approvers still eligible, the first eligible people, and their count when there are more than
-    NAMED_REVIEWERS. A final request keeps its record: no one is eligible any more, and its reviews are
-    what counted when it was decided."""
+    name, approvers still eligible, the first eligible people with how many there are (a window over the
+    same rows). A final request keeps its record: no one is eligible any more, and its reviews are what
+    counted when it was decided."""
     known = {team.pk: team.name for policy in policies for team in policy.reviewer_teams.all()}
     teams = [pk for pk in needs["reviewer_teams"] if pk > 0]
     missing = [pk for pk in teams if pk not in known]
@@ -395,18 +411,19 @@ def promotion_deciders(
     team_names = sorted(known[pk] for pk in teams if pk in known)
     if not promotion.is_open:
         return Deciders(team_names, [], 0, set(), [])
-    eligible = requirements.eligible_reviewers(promotion, needs)
+    eligible = requirements.eligible_reviewers_values(promotion, needs)
+    shape = "author_id" in eligible  # whether the author is left out
     approvals = [review for review in reviews if review.decision == Decision.APPROVE]
     counted: set[int] = set()
     if approvals:
         approvers = [review.reviewer_id for review in approvals]
-        counted = set(eligible.filter(pk__in=approvers).values_list("pk", flat=True))
-    named = list(eligible.order_by("username").values_list("pk", "username")[: NAMED_REVIEWERS + 1])
-    total = len(named) if len(named) <= NAMED_REVIEWERS else eligible.count()
+        counted = {pk for (pk,) in _ELIGIBLE_AMONG.rows(shape, {}, approvers=approvers, **eligible)}
+    named = _ELIGIBLE_NAMED.rows(shape, {}, limit=NAMED_REVIEWERS + 1, **eligible)
+    total = named[0][2] if named else 0
     decided = {review.reviewer_id: review for review in reviews}
     people = []
     if len(named) <= NAMED_REVIEWERS:
-        people = [{"name": name, "review": decided.get(pk), "counts": pk in counted} for pk, name in named]
+        people = [{"name": name, "review": decided.get(pk), "counts": pk in counted} for pk, name, _ in named]
     not_counted = [review for review in approvals if review.reviewer_id not in counted]
     return Deciders(team_names, people, total, counted, not_counted)
 

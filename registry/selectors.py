@@ -168,6 +168,15 @@ SELECT 1 FROM down WHERE id = %s LIMIT 1
 """
 
 
+def _visible_edges_query(*, user, ids: list[int]) -> QuerySet[LineageEdge]:
+    edges = LineageEdge.objects.filter(pk__in=ids)
+    edges = restrict_few(restrict_few(edges, user, field="parent__asset"), user, field="child__asset")
+    return edges.select_related("parent__asset", "child__asset")
+
+
+_VISIBLE_EDGES = CompiledQuery(_visible_edges_query)  # compiled once per shape and number of edges
+
+
 def lineage_for_user(
     *, user, version: AssetVersion, direction: str, depth: int
 ) -> list[tuple[LineageEdge, int]]:
@@ -183,9 +192,8 @@ def lineage_for_user(
         depths = dict(cursor.fetchall())
     if not depths:
         return []
-    edges = LineageEdge.objects.filter(pk__in=depths)
-    edges = restrict_few(restrict_few(edges, user, field="parent__asset"), user, field="child__asset")
-    edges = list(edges.select_related("parent__asset", "child__asset"))
+    shape = "all" if reads_everything(user) else "granted"
+    edges = _VISIBLE_EDGES.objects(shape, {"user": user}, ids=list(depths))
     # Walk again over the visible edges only, from the version itself, so that depths count visible hops.
     near, far = ("child_id", "parent_id") if direction == "upstream" else ("parent_id", "child_id")
     by_near: dict[int, list[LineageEdge]] = {}
