@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery, prefetch_related_objects
 
 from accounts.models import GlobalRole, User
 from approvals import policy as rules
 from approvals.models import Decision, Policy, PromotionRequest, Review
+from core.compiled import CompiledQuery
 from core.exceptions import Forbidden
 from core.web import format_number
 from registry.content import DIGEST_NOT_GIVEN
@@ -51,15 +52,21 @@ def policies_for(asset: Asset, stage: Stage) -> list[Policy]:
     return sorted(candidates.prefetch_related("reviewer_teams"), key=_most_specific_first)
 
 
+_POLICIES_FOR_MANY = CompiledQuery(  # once per number of stages and of assets (core.compiled)
+    lambda *, stages, assets: Policy.objects.filter(stage_id__in=stages).filter(
+        Q(asset_id__in=assets) | Q(asset__isnull=True)
+    )
+)
+
+
 def policies_for_many(promotions: list[PromotionRequest]) -> dict[int, list[Policy]]:
     """policies_for of each request (by its id), for a whole list in two queries (policies, their teams)."""
     if not promotions:
         return {}
-    candidates = list(
-        Policy.objects.filter(stage_id__in={p.stage_id for p in promotions})
-        .filter(Q(asset_id__in={p.asset_id for p in promotions}) | Q(asset__isnull=True))
-        .prefetch_related("reviewer_teams")
-    )
+    stages = sorted({p.stage_id for p in promotions})
+    assets = sorted({p.asset_id for p in promotions})
+    candidates = _POLICIES_FOR_MANY.objects("", {}, stages=stages, assets=assets)
+    prefetch_related_objects(candidates, "reviewer_teams")
     return {
         promotion.pk: sorted(
             (policy for policy in candidates if _applies(policy, promotion.asset, promotion.stage_id)),
@@ -109,6 +116,27 @@ def _requirements(promotion: PromotionRequest, policies: list[Policy]) -> dict:
 # Facts the gates look at ----------------------------------------------------------------------------
 
 
+# The facts' queries, compiled once per number of versions (core.compiled).
+_LATEST_EVALUATION_METRICS = CompiledQuery(
+    lambda *, ids: AssetVersion.objects.filter(pk__in=ids)
+    .annotate(
+        latest=Subquery(
+            Evaluation.objects.filter(version=OuterRef("pk")).order_by("-id").values("metrics")[:1],
+            output_field=JSONField(),
+        )
+    )
+    .values_list("pk", "latest")
+)
+_CURRENT_STAGES = CompiledQuery(
+    lambda *, ids: StagePointer.objects.filter(version_id__in=ids).values_list("version_id", "stage__name")
+)
+_PAST_STAGES = CompiledQuery(
+    lambda *, ids: StageHistory.objects.filter(version_id__in=ids)
+    .values_list("version_id", "stage__name")
+    .distinct()
+)
+
+
 def version_facts_many(
     *, versions: list[AssetVersion], evaluation_metrics: dict[int, dict | None] | None = None
 ) -> dict[int, rules.Facts]:
@@ -117,21 +145,16 @@ def version_facts_many(
     Two queries (stage pointers, stage history) when evaluation_metrics gives each version's latest
     evaluation metrics (a list annotates them), three when it is left out and they are read here.
     """
-    ids = {version.pk for version in versions}
+    ids = sorted({version.pk for version in versions})
+    if not ids:
+        return {}
     if evaluation_metrics is None:
-        latest = Evaluation.objects.filter(version=OuterRef("pk")).order_by("-id").values("metrics")[:1]
-        evaluation_metrics = dict(
-            AssetVersion.objects.filter(pk__in=ids)
-            .annotate(latest=Subquery(latest, output_field=JSONField()))
-            .values_list("pk", "latest")
-        )
+        evaluation_metrics = dict(_LATEST_EVALUATION_METRICS.rows("", {}, ids=ids))
     current: dict[int, set[str]] = defaultdict(set)
     past: dict[int, set[str]] = defaultdict(set)
-    pointers = StagePointer.objects.filter(version_id__in=ids).values_list("version_id", "stage__name")
-    history = StageHistory.objects.filter(version_id__in=ids).values_list("version_id", "stage__name")
-    for version_id, stage in pointers:
+    for version_id, stage in _CURRENT_STAGES.rows("", {}, ids=ids):
         current[version_id].add(stage)
-    for version_id, stage in history.distinct():
+    for version_id, stage in _PAST_STAGES.rows("", {}, ids=ids):
         past[version_id].add(stage)
     return {
         version.pk: rules.Facts(
