@@ -118,22 +118,24 @@ def _requirements(promotion: PromotionRequest, policies: list[Policy]) -> dict:
 
 # The facts' queries, compiled once per number of versions (core.compiled).
 _LATEST_EVALUATION_METRICS = CompiledQuery(
-    lambda *, ids: AssetVersion.objects.filter(pk__in=ids)
-    .annotate(
-        latest=Subquery(
-            Evaluation.objects.filter(version=OuterRef("pk")).order_by("-id").values("metrics")[:1],
-            output_field=JSONField(),
+    lambda *, ids: (
+        AssetVersion.objects.filter(pk__in=ids)
+        .annotate(
+            latest=Subquery(
+                Evaluation.objects.filter(version=OuterRef("pk")).order_by("-id").values("metrics")[:1],
+                output_field=JSONField(),
+            )
         )
+        .values_list("pk", "latest")
     )
-    .values_list("pk", "latest")
 )
 _CURRENT_STAGES = CompiledQuery(
     lambda *, ids: StagePointer.objects.filter(version_id__in=ids).values_list("version_id", "stage__name")
 )
 _PAST_STAGES = CompiledQuery(
-    lambda *, ids: StageHistory.objects.filter(version_id__in=ids)
-    .values_list("version_id", "stage__name")
-    .distinct()
+    lambda *, ids: (
+        StageHistory.objects.filter(version_id__in=ids).values_list("version_id", "stage__name").distinct()
+    )
 )
 
 

@@ -370,16 +370,20 @@ NAMED_REVIEWERS = 8
 # The eligible people (requirements.eligible_reviewers) asked two ways, each compiled once per shape: which
 # of the approvers still are, and the first of them by name with how many there are in all (a window count).
 _ELIGIBLE_AMONG = CompiledQuery(
-    lambda *, approvers, **eligible: requirements.eligible_reviewers_query(**eligible)
-    .filter(pk__in=approvers)
-    .order_by()
-    .values_list("pk")
+    lambda *, approvers, **eligible: (
+        requirements.eligible_reviewers_query(**eligible)
+        .filter(pk__in=approvers)
+        .order_by()
+        .values_list("pk")
+    )
 )
 _ELIGIBLE_NAMED = CompiledQuery(
-    lambda **eligible: requirements.eligible_reviewers_query(**eligible)
-    .annotate(total=Window(Count("pk")))
-    .order_by("username")
-    .values_list("pk", "username", "total")
+    lambda **eligible: (
+        requirements.eligible_reviewers_query(**eligible)
+        .annotate(total=Window(Count("pk")))
+        .order_by("username")
+        .values_list("pk", "username", "total")
+    )
 )
 
 

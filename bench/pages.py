@@ -1163,7 +1163,7 @@ def main(argv: list[str] | None = None) -> int:
                 " ON a.id = e.asset_id GROUP BY e.asset_id, a.kind, a.name ORDER BY 2 DESC, 1 LIMIT 1"
             )
             _, events, kind, name = cursor.fetchone()
-        log(f"== measure the kept database {database.name} again: {args.warmup} warm-up and {args.loads} loads")
+        log(f"== measure the kept database {database.name} again: {args.warmup} warm-up, {args.loads} loads")
         summary = {"counts": {"busiest_asset_events": events}, "timings": {}, "busiest_asset": (kind, name)}
         results["rows"] = run_pages(summary, args)
         meta.update(reused=True, data=summary["counts"])

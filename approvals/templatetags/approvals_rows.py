@@ -40,7 +40,8 @@ def time_element(value, *, title_seconds: bool = False, suffix: str = "") -> str
         f"{local.year:04d}-{local.month:02d}-{local.day:02d} {local.hour:02d}:{local.minute:02d}{seconds}"
         f" {local.tzname() or ''}"
     )
-    return f'<time datetime="{local.isoformat()}" title="{escape(title)}">{escape(timesince(value))}{suffix}</time>'
+    since = escape(timesince(value))
+    return f'<time datetime="{local.isoformat()}" title="{escape(title)}">{since}{suffix}</time>'
 
 
 def _gates(row) -> str:
@@ -73,12 +74,12 @@ def promotion_row(row, *, show_requester: bool, show_status: bool) -> str:
             f'<td data-label="Status"><span class="status status-{escape(p.status)}">'
             f"{escape(p.get_status_display())}</span></td>"
         )
+    url = cached_reverse("approvals:promotion", p.pk)
+    asset_url = cached_reverse("registry:asset-detail", asset.kind, asset.name)
     return (
         "\n      <tr>\n"
-        f'        <th scope="row" data-label="Request"><a href="{cached_reverse("approvals:promotion", p.pk)}">'
-        f"#{p.pk}</a></th>\n"
-        f'        <td data-label="Asset"><a href="{cached_reverse("registry:asset-detail", asset.kind, asset.name)}">'
-        f"{escape(asset)}</a></td>\n"
+        f'        <th scope="row" data-label="Request"><a href="{url}">#{p.pk}</a></th>\n'
+        f'        <td data-label="Asset"><a href="{asset_url}">{escape(asset)}</a></td>\n'
         f'        <td data-label="Version">{version}</td>\n'
         f'        <td data-label="Stage">{escape(p.stage.name)}</td>\n'
         f"        {requester}\n"
@@ -109,10 +110,10 @@ def activity_row(event, *, promotion_kind: str) -> str:
     by = escape(event.actor_repr)
     if event.actor_kind == "service_account":
         by += f' <span class="muted">({escape(event.get_actor_kind_display().lower())})</span>'
+    when = time_element(event.occurred_at, title_seconds=True, suffix=" ago")
     return (
         "\n        <tr>\n"
-        f'          <td data-label="When">{time_element(event.occurred_at, title_seconds=True, suffix=" ago")}'
-        "</td>\n"
+        f'          <td data-label="When">{when}</td>\n'
         f'          <td data-label="What"><code>{escape(event.action)}</code></td>\n'
         f'          <td data-label="On">{on}</td>\n'
         f'          <td data-label="By">{by}</td>\n'
