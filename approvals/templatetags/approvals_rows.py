@@ -23,11 +23,12 @@ register = template.Library()
 
 @lru_cache(maxsize=8192)
 def _reverse(urlconf, prefix: str, viewname: str, args: tuple) -> str:
-    return reverse(viewname, urlconf=urlconf, args=args)
+    return escape(reverse(viewname, urlconf=urlconf, args=args))
 
 
 def cached_reverse(viewname: str, *args) -> str:
-    """reverse(viewname, args=args), remembered: a list shows the same rows load after load."""
+    """`{% url viewname *args %}`: reverse(viewname, args=args), escaped for HTML as the tag's output is,
+    remembered (a list shows the same rows load after load)."""
     return _reverse(get_urlconf(), get_script_prefix(), viewname, args)
 
 
