@@ -258,8 +258,13 @@ def standing_many(
         evaluation_metrics=evaluation_metrics,
     )
     standings = {}
+    combined: dict[tuple[int, ...], dict | None] = {}  # the same policies apply to many rows: combined once
     for promotion in promotions:
-        requirements = _requirements(promotion, policies[promotion.pk])
+        applying = policies[promotion.pk]
+        key = tuple(policy.pk for policy in applying)
+        if key not in combined:
+            combined[key] = combined_requirements(applying)
+        requirements = rules.stricter(promotion.policy_snapshot, combined[key])
         results = rules.evaluate(requirements["gates"], facts[promotion.version_id])
         standings[promotion.pk] = Standing(
             requirements=requirements,
