@@ -291,10 +291,18 @@ def visible_asset_names(*, user, references: set[str]) -> set[tuple[str, str]]:
     named = {asset_name(reference) for reference in references}
     if not named or user.is_registry_admin or user.is_auditor:
         return named
+    kinds, names = zip(*sorted(named), strict=True)
+    return set(_VISIBLE_NAMES.rows("granted", {"user": user}, kinds=list(kinds), names=list(names)))
+
+
+def _visible_names_query(*, user, kinds: list[str], names: list[str]) -> QuerySet:
     by_key = Q()
-    for kind, name in sorted(named):
+    for kind, name in zip(kinds, names, strict=True):
         by_key |= Q(kind=kind, name=name)
-    return set(restrict_few(Asset.objects.filter(by_key), user).values_list("kind", "name"))
+    return restrict_few(Asset.objects.filter(by_key), user).values_list("kind", "name")
+
+
+_VISIBLE_NAMES = CompiledQuery(_visible_names_query)  # once per number of names (core.compiled)
 
 
 def evaluation_list_for_user(*, user, version: AssetVersion) -> QuerySet[Evaluation]:
