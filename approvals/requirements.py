@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery, prefetch_related_objects
 
 from accounts.models import GlobalRole, User
 from approvals import policy as rules
 from approvals.models import Decision, Policy, PromotionRequest, Review
+from core.compiled import CompiledQuery
 from core.exceptions import Forbidden
 from core.web import format_number
 from registry.content import DIGEST_NOT_GIVEN
@@ -51,15 +52,21 @@ def policies_for(asset: Asset, stage: Stage) -> list[Policy]:
     return sorted(candidates.prefetch_related("reviewer_teams"), key=_most_specific_first)
 
 
+_POLICIES_FOR_MANY = CompiledQuery(  # once per number of stages and of assets (core.compiled)
+    lambda *, stages, assets: Policy.objects.filter(stage_id__in=stages).filter(
+        Q(asset_id__in=assets) | Q(asset__isnull=True)
+    )
+)
+
+
 def policies_for_many(promotions: list[PromotionRequest]) -> dict[int, list[Policy]]:
     """policies_for of each request (by its id), for a whole list in two queries (policies, their teams)."""
     if not promotions:
         return {}
-    candidates = list(
-        Policy.objects.filter(stage_id__in={p.stage_id for p in promotions})
-        .filter(Q(asset_id__in={p.asset_id for p in promotions}) | Q(asset__isnull=True))
-        .prefetch_related("reviewer_teams")
-    )
+    stages = sorted({p.stage_id for p in promotions})
+    assets = sorted({p.asset_id for p in promotions})
+    candidates = _POLICIES_FOR_MANY.objects("", {}, stages=stages, assets=assets)
+    prefetch_related_objects(candidates, "reviewer_teams")
     return {
         promotion.pk: sorted(
             (policy for policy in candidates if _applies(policy, promotion.asset, promotion.stage_id)),
@@ -109,6 +116,29 @@ def _requirements(promotion: PromotionRequest, policies: list[Policy]) -> dict:
 # Facts the gates look at ----------------------------------------------------------------------------
 
 
+# The facts' queries, compiled once per number of versions (core.compiled).
+_LATEST_EVALUATION_METRICS = CompiledQuery(
+    lambda *, ids: (
+        AssetVersion.objects.filter(pk__in=ids)
+        .annotate(
+            latest=Subquery(
+                Evaluation.objects.filter(version=OuterRef("pk")).order_by("-id").values("metrics")[:1],
+                output_field=JSONField(),
+            )
+        )
+        .values_list("pk", "latest")
+    )
+)
+_CURRENT_STAGES = CompiledQuery(
+    lambda *, ids: StagePointer.objects.filter(version_id__in=ids).values_list("version_id", "stage__name")
+)
+_PAST_STAGES = CompiledQuery(
+    lambda *, ids: (
+        StageHistory.objects.filter(version_id__in=ids).values_list("version_id", "stage__name").distinct()
+    )
+)
+
+
 def version_facts_many(
     *, versions: list[AssetVersion], evaluation_metrics: dict[int, dict | None] | None = None
 ) -> dict[int, rules.Facts]:
@@ -117,21 +147,16 @@ def version_facts_many(
     Two queries (stage pointers, stage history) when evaluation_metrics gives each version's latest
     evaluation metrics (a list annotates them), three when it is left out and they are read here.
     """
-    ids = {version.pk for version in versions}
+    ids = sorted({version.pk for version in versions})
+    if not ids:
+        return {}
     if evaluation_metrics is None:
-        latest = Evaluation.objects.filter(version=OuterRef("pk")).order_by("-id").values("metrics")[:1]
-        evaluation_metrics = dict(
-            AssetVersion.objects.filter(pk__in=ids)
-            .annotate(latest=Subquery(latest, output_field=JSONField()))
-            .values_list("pk", "latest")
-        )
+        evaluation_metrics = dict(_LATEST_EVALUATION_METRICS.rows("", {}, ids=ids))
     current: dict[int, set[str]] = defaultdict(set)
     past: dict[int, set[str]] = defaultdict(set)
-    pointers = StagePointer.objects.filter(version_id__in=ids).values_list("version_id", "stage__name")
-    history = StageHistory.objects.filter(version_id__in=ids).values_list("version_id", "stage__name")
-    for version_id, stage in pointers:
+    for version_id, stage in _CURRENT_STAGES.rows("", {}, ids=ids):
         current[version_id].add(stage)
-    for version_id, stage in history.distinct():
+    for version_id, stage in _PAST_STAGES.rows("", {}, ids=ids):
         past[version_id].add(stage)
     return {
         version.pk: rules.Facts(
@@ -233,8 +258,13 @@ def standing_many(
         evaluation_metrics=evaluation_metrics,
     )
     standings = {}
+    combined: dict[tuple[int, ...], dict | None] = {}  # the same policies apply to many rows: combined once
     for promotion in promotions:
-        requirements = _requirements(promotion, policies[promotion.pk])
+        applying = policies[promotion.pk]
+        key = tuple(policy.pk for policy in applying)
+        if key not in combined:
+            combined[key] = combined_requirements(applying)
+        requirements = rules.stricter(promotion.policy_snapshot, combined[key])
         results = rules.evaluate(requirements["gates"], facts[promotion.version_id])
         standings[promotion.pk] = Standing(
             requirements=requirements,
@@ -288,23 +318,44 @@ def eligible_reviewers(promotion: PromotionRequest, requirements: dict) -> Query
     through a team, in one of the policy's teams if it names some, neither the requester nor (unless the
     policy allows it) the version's author. tests/approvals/test_decision_page.py checks that it agrees
     with review_refusal person by person."""
+    return eligible_reviewers_query(**eligible_reviewers_values(promotion, requirements))
+
+
+def eligible_reviewers_values(promotion: PromotionRequest, requirements: dict) -> dict:
+    """What eligible_reviewers_query takes for this request: the asset, the requester, the author when the
+    policy excludes them, the policy's teams (a list, maybe empty)."""
+    values = {
+        "asset_id": promotion.asset_id,
+        "requester_id": promotion.requested_by_id,
+        "teams": list(requirements["reviewer_teams"]),
+    }
+    if not requirements["allow_author_approval"] and promotion.version.created_by_id is not None:
+        values["author_id"] = promotion.version.created_by_id
+    return values
+
+
+def eligible_reviewers_query(
+    *, asset_id: int, requester_id: int, teams: list[int], author_id: int | None = None
+) -> QuerySet[User]:
+    """eligible_reviewers from plain values (for core.compiled: one shape per author excluded or not and
+    number of teams)."""
     codename = CODENAMES[Role.REVIEW]
     direct = AssetUserObjectPermission.objects.filter(
-        content_object_id=promotion.asset_id, permission__codename=codename
+        content_object_id=asset_id, permission__codename=codename
     ).values("user_id")
     granted_teams = AssetGroupObjectPermission.objects.filter(
-        content_object_id=promotion.asset_id, permission__codename=codename
+        content_object_id=asset_id, permission__codename=codename
     ).values("group_id")
     memberships = User.groups.through.objects
     people = (
         User.objects.filter(is_active=True, is_service_account=False)
         .exclude(global_role=GlobalRole.AUDITOR)
         .filter(Q(pk__in=direct) | Q(pk__in=memberships.filter(group_id__in=granted_teams).values("user_id")))
-        .exclude(pk=promotion.requested_by_id)
+        .exclude(pk=requester_id)
     )
-    if not requirements["allow_author_approval"] and promotion.version.created_by_id is not None:
-        people = people.exclude(pk=promotion.version.created_by_id)
-    if requirements["reviewer_teams"]:
-        members = memberships.filter(group_id__in=requirements["reviewer_teams"]).values("user_id")
+    if author_id is not None:
+        people = people.exclude(pk=author_id)
+    if teams:
+        members = memberships.filter(group_id__in=teams).values("user_id")
         people = people.filter(pk__in=members)
     return people

@@ -10,6 +10,7 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    Func,
     IntegerField,
     JSONField,
     OuterRef,
@@ -264,9 +265,15 @@ def promotion_inbox_for_user(*, user) -> QuerySet[PromotionRequest]:
     return _for_rows(_inbox(user)).order_by("created_at", "pk")
 
 
-def _inbox_head_query(*, user, now) -> QuerySet[PromotionRequest]:
-    waiting = _awaiting_review(user, now=now).select_related(*_ROW_RELATED)
-    return _for_rows(waiting).annotate(waiting_total=Window(Count("pk"))).order_by("created_at", "pk")
+def _inbox_head_query(*, user, now, limit: int) -> QuerySet[PromotionRequest]:
+    # Sorted and cut on the request's own columns first (ids only), then only those rows are joined to
+    # their wide relations (model cards, metrics, descriptions): sorting every waiting row with them cost
+    # more than finding them. The count of all waiting rows is a subquery of the same rule.
+    waiting = _awaiting_review(user, now=now).order_by()
+    head = waiting.order_by("created_at", "pk").values("pk")[:limit]
+    total = waiting.values(count=Func(F("pk"), function="COUNT", output_field=IntegerField()))
+    rows = PromotionRequest.objects.filter(pk__in=head).select_related(*_ROW_RELATED)
+    return _for_rows(rows).annotate(waiting_total=Subquery(total)).order_by("created_at", "pk")
 
 
 _INBOX_HEAD = CompiledQuery(_inbox_head_query)
@@ -278,8 +285,8 @@ def promotion_inbox_head_for_user(*, user, limit: int) -> tuple[list[PromotionRe
     per shape (core.compiled)."""
     if not user.is_authenticated or not can_ever_review(user):
         return [], 0
-    shape = "all" if reads_everything(user) else "granted"
-    head = _INBOX_HEAD.objects(shape, {"user": user}, limit=limit, now=timezone.now())
+    shape = ("all" if reads_everything(user) else "granted", limit)
+    head = _INBOX_HEAD.objects(shape, {"user": user, "limit": limit}, now=timezone.now())
     return head, (head[0].waiting_total if head else 0)
 
 
@@ -341,14 +348,22 @@ def _mine(user) -> QuerySet[PromotionRequest]:
     return _concerning(user).select_related(*_ROW_RELATED)
 
 
-_MINE = CompiledQuery(lambda *, user: promotion_requests_of_user(user=user))
+def _mine_head_query(*, user, limit: int) -> QuerySet[PromotionRequest]:
+    # As the inbox's head: the newest ids first, then only those rows with their relations.
+    head = _concerning(user).order_by("-created_at", "-pk").values("pk")[:limit]
+    rows = PromotionRequest.objects.filter(pk__in=head).select_related(*_ROW_RELATED)
+    return _for_rows(rows).order_by("-created_at", "-pk")
+
+
+_MINE = CompiledQuery(_mine_head_query)
 
 
 def promotion_requests_head_for_user(*, user, limit: int) -> list[PromotionRequest]:
     """The newest `limit` of promotion_requests_of_user, compiled once per shape (core.compiled)."""
     if not user.is_authenticated:
         return []
-    return _MINE.objects("all" if reads_everything(user) else "granted", {"user": user}, limit=limit)
+    shape = ("all" if reads_everything(user) else "granted", limit)
+    return _MINE.objects(shape, {"user": user, "limit": limit})
 
 
 # The promotions list's `show` choices besides every request the reader may see.
@@ -412,6 +427,26 @@ def promotion_rows(*, promotions: list[PromotionRequest]) -> list[PromotionRow]:
 NAMED_REVIEWERS = 8
 
 
+# The eligible people (requirements.eligible_reviewers) asked two ways, each compiled once per shape: which
+# of the approvers still are, and the first of them by name with how many there are in all (a window count).
+_ELIGIBLE_AMONG = CompiledQuery(
+    lambda *, approvers, **eligible: (
+        requirements.eligible_reviewers_query(**eligible)
+        .filter(pk__in=approvers)
+        .order_by()
+        .values_list("pk")
+    )
+)
+_ELIGIBLE_NAMED = CompiledQuery(
+    lambda **eligible: (
+        requirements.eligible_reviewers_query(**eligible)
+        .annotate(total=Window(Count("pk")))
+        .order_by("username")
+        .values_list("pk", "username", "total")
+    )
+)
+
+
 @dataclass
 class Deciders:
     """Who decides a request: the policy's team names, the eligible people (named when few, `total` always),
@@ -427,11 +462,11 @@ class Deciders:
 def promotion_deciders(
     *, promotion: PromotionRequest, needs: dict, reviews: list[Review], policies: list[Policy]
 ) -> Deciders:
-    """Deciders of one request under its live requirements (`needs`), in at most four queries whatever the
+    """Deciders of one request under its live requirements (`needs`), in at most three queries whatever the
     number of reviewers or reviews: the names of teams the current policies (their teams prefetched) do not
-    name, approvers still eligible, the first eligible people, and their count when there are more than
-    NAMED_REVIEWERS. A final request keeps its record: no one is eligible any more, and its reviews are
-    what counted when it was decided."""
+    name, approvers still eligible, the first eligible people with how many there are (a window over the
+    same rows). A final request keeps its record: no one is eligible any more, and its reviews are what
+    counted when it was decided."""
     known = {team.pk: team.name for policy in policies for team in policy.reviewer_teams.all()}
     teams = [pk for pk in needs["reviewer_teams"] if pk > 0]
     missing = [pk for pk in teams if pk not in known]
@@ -440,18 +475,19 @@ def promotion_deciders(
     team_names = sorted(known[pk] for pk in teams if pk in known)
     if not promotion.is_open:
         return Deciders(team_names, [], 0, set(), [])
-    eligible = requirements.eligible_reviewers(promotion, needs)
+    eligible = requirements.eligible_reviewers_values(promotion, needs)
+    shape = "author_id" in eligible  # whether the author is left out
     approvals = [review for review in reviews if review.decision == Decision.APPROVE]
     counted: set[int] = set()
     if approvals:
         approvers = [review.reviewer_id for review in approvals]
-        counted = set(eligible.filter(pk__in=approvers).values_list("pk", flat=True))
-    named = list(eligible.order_by("username").values_list("pk", "username")[: NAMED_REVIEWERS + 1])
-    total = len(named) if len(named) <= NAMED_REVIEWERS else eligible.count()
+        counted = {pk for (pk,) in _ELIGIBLE_AMONG.rows(shape, {}, approvers=approvers, **eligible)}
+    named = _ELIGIBLE_NAMED.rows(shape, {}, limit=NAMED_REVIEWERS + 1, **eligible)
+    total = named[0][2] if named else 0
     decided = {review.reviewer_id: review for review in reviews}
     people = []
     if len(named) <= NAMED_REVIEWERS:
-        people = [{"name": name, "review": decided.get(pk), "counts": pk in counted} for pk, name in named]
+        people = [{"name": name, "review": decided.get(pk), "counts": pk in counted} for pk, name, _ in named]
     not_counted = [review for review in approvals if review.reviewer_id not in counted]
     return Deciders(team_names, people, total, counted, not_counted)
 

@@ -35,7 +35,10 @@ class CompiledQuery:
         """The first row for these `values` (strings, whole numbers or aware datetimes). `context` holds the
         other arguments of `build` (e.g. the user): `shape` must tell apart every context that gives
         different SQL; their ids are parameters too. SQL constants of the query (a status, a codename) stay
-        as compiled: compiling twice with other stand-ins proves that they do not come from `values`."""
+        as compiled: compiling twice with other stand-ins proves that they do not come from `values`.
+
+        A value may also be a list (or tuple) of such values, for `__in`: each length is compiled once, so
+        a list must not be empty (the ORM gives no SQL for an empty IN)."""
         found = self._run(shape, context, values, limit=1)
         return found[0] if found else None
 
@@ -63,7 +66,7 @@ class CompiledQuery:
     def _execute(self, shape, context: dict, values: dict, limit: int | None):
         cache = self._local.__dict__.setdefault("cache", {})
         connection = connections[self.using]
-        key = (id(connection), shape, limit)
+        key = (id(connection), shape, limit, _lengths(values))
         if key not in cache:
             cache[key] = self._compile(connection, context, values, limit)
         compiled = cache[key]
@@ -78,21 +81,24 @@ class CompiledQuery:
     def _compile(self, connection, context: dict, values: dict, limit: int | None):
         compiler, sql, params, stand_ins = self._compile_once(connection, context, values, limit, 1)
         adapt = _adapter(connection)
-        by_stand_in = {adapt(value): name for name, value in stand_ins.items()}
+        by_stand_in = _positions(stand_ins, adapt)
         # A second compilation, with other stand-ins, tells constants from values.
         _, sql_again, params_again, stand_ins_again = self._compile_once(
             connection, context, values, limit, 2
         )
-        again = {adapt(value): name for name, value in stand_ins_again.items()}
+        again = _positions(stand_ins_again, adapt)
         if sql_again != sql or len(params_again) != len(params):
             raise ValueError("the query's SQL depends on its values: it cannot be compiled once")
         slots = []
         for position, param in enumerate(params):
             if _hashable(param) and param in by_stand_in:
-                name = by_stand_in[param]
-                if again.get(params_again[position]) != name:
+                name, index = by_stand_in[param]
+                if again.get(params_again[position]) != (name, index):
                     raise ValueError(f"parameter {position} does not follow value {name!r}")
-                slots.append(lambda vals, ctx, name=name: adapt(vals[name]))
+                if index is None:
+                    slots.append(lambda vals, ctx, name=name: adapt(vals[name]))
+                else:
+                    slots.append(lambda vals, ctx, name=name, index=index: adapt(vals[name][index]))
                 continue
             match = _context_slot(context, param)  # the user's id, say: found by value
             if match is not None:
@@ -108,8 +114,12 @@ class CompiledQuery:
     def _compile_once(self, connection, context: dict, values: dict, limit: int | None, round_: int):
         # Stand-ins that no real value equals: strings with NUL bytes, numbers far below any id, instants in
         # the first microseconds of 1970.
+        counter = iter(range(1_000_000))
         stand_ins = {
-            name: _stand_in(name, value, index, round_) for index, (name, value) in enumerate(values.items())
+            name: [_stand_in(name, item, next(counter), round_) for item in value]
+            if isinstance(value, list | tuple)
+            else _stand_in(name, value, next(counter), round_)
+            for name, value in values.items()
         }
         queryset = self.build(**context, **stand_ins)
         if limit is not None:
@@ -133,7 +143,22 @@ def _stand_in(name: str, value, index: int, round_: int):
         return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=1 + index + 1000 * round_)
     if isinstance(value, int) and not isinstance(value, bool):
         return -(10**15) * round_ - index
-    return f"\x00{name}\x00{round_}"
+    return f"\x00{name}\x00{index}\x00{round_}"
+
+
+def _lengths(values: dict) -> tuple:
+    return tuple(len(value) for value in values.values() if isinstance(value, list | tuple))
+
+
+def _positions(stand_ins: dict, adapt: Callable) -> dict:
+    """Each stand-in as a parameter, to its value's name and its index in a list value (None for a value)."""
+    positions = {}
+    for name, value in stand_ins.items():
+        if isinstance(value, list):
+            positions.update({adapt(item): (name, index) for index, item in enumerate(value)})
+        else:
+            positions[adapt(value)] = (name, None)
+    return positions
 
 
 def _stand_in_like(param) -> bool:

@@ -168,6 +168,15 @@ SELECT 1 FROM down WHERE id = %s LIMIT 1
 """
 
 
+def _visible_edges_query(*, user, ids: list[int]) -> QuerySet[LineageEdge]:
+    edges = LineageEdge.objects.filter(pk__in=ids)
+    edges = restrict_few(restrict_few(edges, user, field="parent__asset"), user, field="child__asset")
+    return edges.select_related("parent__asset", "child__asset")
+
+
+_VISIBLE_EDGES = CompiledQuery(_visible_edges_query)  # compiled once per shape and number of edges
+
+
 def lineage_for_user(
     *, user, version: AssetVersion, direction: str, depth: int
 ) -> list[tuple[LineageEdge, int]]:
@@ -183,9 +192,8 @@ def lineage_for_user(
         depths = dict(cursor.fetchall())
     if not depths:
         return []
-    edges = LineageEdge.objects.filter(pk__in=depths)
-    edges = restrict_few(restrict_few(edges, user, field="parent__asset"), user, field="child__asset")
-    edges = list(edges.select_related("parent__asset", "child__asset"))
+    shape = "all" if reads_everything(user) else "granted"
+    edges = _VISIBLE_EDGES.objects(shape, {"user": user}, ids=list(depths))
     # Walk again over the visible edges only, from the version itself, so that depths count visible hops.
     near, far = ("child_id", "parent_id") if direction == "upstream" else ("parent_id", "child_id")
     by_near: dict[int, list[LineageEdge]] = {}
@@ -283,10 +291,18 @@ def visible_asset_names(*, user, references: set[str]) -> set[tuple[str, str]]:
     named = {asset_name(reference) for reference in references}
     if not named or user.is_registry_admin or user.is_auditor:
         return named
+    kinds, names = zip(*sorted(named), strict=True)
+    return set(_VISIBLE_NAMES.rows("granted", {"user": user}, kinds=list(kinds), names=list(names)))
+
+
+def _visible_names_query(*, user, kinds: list[str], names: list[str]) -> QuerySet:
     by_key = Q()
-    for kind, name in sorted(named):
+    for kind, name in zip(kinds, names, strict=True):
         by_key |= Q(kind=kind, name=name)
-    return set(restrict_few(Asset.objects.filter(by_key), user).values_list("kind", "name"))
+    return restrict_few(Asset.objects.filter(by_key), user).values_list("kind", "name")
+
+
+_VISIBLE_NAMES = CompiledQuery(_visible_names_query)  # once per number of names (core.compiled)
 
 
 def evaluation_list_for_user(*, user, version: AssetVersion) -> QuerySet[Evaluation]:

@@ -113,3 +113,27 @@ def test_a_compiled_query_refuses_a_build_that_reads_values_of_its_own(db):
     assert takes_it.objects("shape", {"user": user}, now=user.date_joined) == []  # the instant is a parameter
     other = UserFactory()
     assert takes_it.objects("shape", {"user": other}, now=later) == [other]  # so is the user's id
+
+
+def test_a_compiled_query_takes_lists_for_in_compiled_once_per_length(db, django_assert_num_queries):
+    """A list value (for `__in`) is a parameter per item; each length is its own compilation."""
+    from core.compiled import CompiledQuery
+    from tests.factories import UserFactory
+
+    people = [UserFactory(username=f"p{index}") for index in range(4)]
+    User = type(people[0])
+    builds = []
+
+    def build(*, ids, name):
+        builds.append(len(ids))
+        return User.objects.filter(pk__in=ids).exclude(username=name).order_by("pk").values_list("username")
+
+    among = CompiledQuery(build)
+    first, second, third, fourth = (person.pk for person in people)
+    assert among.rows("", {}, ids=[first, second], name="p0") == [("p1",)]
+    assert among.rows("", {}, ids=[third, fourth], name="nobody") == [("p2",), ("p3",)]
+    assert among.rows("", {}, ids=(first, third, fourth), name="p3") == [("p0",), ("p2",)]
+    assert among.rows("", {}, ids=[fourth, fourth], name="") == [("p3",)]  # a repeated item is harmless
+    assert builds == [2, 2, 3, 3]  # twice per length (stand-ins told from constants), then never again
+    with django_assert_num_queries(1):
+        assert among.rows("", {}, ids=[second, first], name="p9") == [("p0",), ("p1",)]

@@ -1,5 +1,7 @@
 """Template helpers: sanitised Markdown for model cards and descriptions."""
 
+from functools import lru_cache
+
 import markdown as markdown_lib
 import nh3
 from django import template
@@ -41,8 +43,14 @@ ALLOWED_TAGS = {
 @register.filter
 def markdown(text: str) -> str:
     """Markdown to HTML, then cleaned by an allow-list (nh3): no scripts, no event handlers, no styles."""
-    html = markdown_lib.markdown(text or "", extensions=["tables", "fenced_code"])
-    clean = nh3.clean(
+    return mark_safe(_clean_html(text or ""))
+
+
+@lru_cache(maxsize=128)
+def _clean_html(text: str) -> str:
+    # Remembered by the text itself: a page shows the same model card load after load, and converting one
+    # costs milliseconds (a changed card is another text, so never a stale one).
+    html = markdown_lib.markdown(text, extensions=["tables", "fenced_code"])
+    return nh3.clean(
         html, tags=ALLOWED_TAGS, attributes={"a": {"href", "title"}}, url_schemes={"http", "https", "mailto"}
     )
-    return mark_safe(clean)

@@ -521,7 +521,7 @@ def test_page_query_count_of_an_open_request(world, django_assert_max_num_querie
     # eligible_reviewers); the eligible people, named; the viewer's review grants and teams; the manage
     # check for the cancel button; lineage; history; the header's inbox badge. None of them grows with the
     # approvals.
-    with django_assert_max_num_queries(19):
+    with django_assert_max_num_queries(18):
         response = client.get(page(promotion.pk))
     assert response.context["counted"] == approvals
 
