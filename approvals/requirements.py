@@ -6,7 +6,10 @@ Reads only; the rules themselves are pure functions in approvals/policy.py.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
@@ -96,14 +99,56 @@ def combined_requirements(policies: list[Policy]) -> dict | None:
     return combined
 
 
-def requirements_for(promotion: PromotionRequest) -> tuple[dict, Policy | None]:
-    """The stricter of the request's policy snapshot and the stage's current policies."""
-    policies = policies_for(promotion.asset, promotion.stage)
+def requirements_for(
+    promotion: PromotionRequest, policies: list[Policy] | None = None
+) -> tuple[dict, Policy | None]:
+    """The stricter of the request's policy snapshot and the stage's current policies (`policies`: what
+    policies_for gives for the request, when the caller read it already in this transaction)."""
+    if policies is None:
+        policies = policies_for(promotion.asset, promotion.stage)
     return _requirements(promotion, policies), (policies[0] if policies else None)
 
 
 def _requirements(promotion: PromotionRequest, policies: list[Policy]) -> dict:
     return rules.stricter(promotion.policy_snapshot, combined_requirements(policies))
+
+
+# What a service has in hand, for the audit listeners it calls ---------------------------------------
+
+
+@dataclass(frozen=True)
+class InHand:
+    """A promotion request as the service deciding it holds it (locked, saved, with its asset, version,
+    stage, requester and base version loaded), and the policies that apply to it now (policies_for, read
+    in the same transaction; None when the service did not need them)."""
+
+    promotion: PromotionRequest
+    policies: list[Policy] | None
+
+
+_in_hand = threading.local()
+
+
+@contextmanager
+def in_hand(promotion: PromotionRequest, policies: list[Policy] | None) -> Iterator[None]:
+    """While the block runs, promotion_in_hand(promotion.pk) answers with this request and its policies.
+
+    A service wraps its audit_record calls in it, so that a listener called for the event (the e-mails of
+    notifications, which sits above approvals) uses what the service read instead of reading it again. Only
+    for the block: nothing outlives the call that the request's state could have moved on from.
+    """
+    previous = getattr(_in_hand, "value", None)
+    _in_hand.value = InHand(promotion=promotion, policies=policies)
+    try:
+        yield
+    finally:
+        _in_hand.value = previous
+
+
+def promotion_in_hand(promotion_id: int) -> InHand | None:
+    """The request and its policies, when the service recording an event about it shares them (in_hand)."""
+    held = getattr(_in_hand, "value", None)
+    return held if held is not None and held.promotion.pk == promotion_id else None
 
 
 # Facts the gates look at ----------------------------------------------------------------------------

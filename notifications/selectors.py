@@ -48,6 +48,14 @@ def managers(*, asset_id: int, kind: Kind) -> list:
     return list(_people(kind).filter(_holders(asset_id, Role.MANAGE)).order_by("pk"))
 
 
+def reviewers_to_tell(asset_id: int | None, action: str = ""):
+    """The people who could be told that a promotion of the asset waits for review: a superset of
+    eligible_reviewers for any request of it (the same people and grants, before the request's own rules).
+    What audit.services.on_record asks before the review-request listener runs (`wanted`): on PostgreSQL,
+    a request nobody could be told of costs no query of this app."""
+    return _people(Kind.REVIEW_REQUESTED).filter(_holders(asset_id, Role.REVIEW))
+
+
 def eligible_reviewers(*, promotion: PromotionRequest, requirements: dict, kind: Kind) -> list:
     """The people who may review the request now (the rules of approvals.requirements.review_refusal, as one
     query): an explicit review grant, from the policy's reviewer teams when it names some, not the requester,

@@ -17,6 +17,7 @@ from approvals.requirements import (
     combined_requirements,
     counted_approvals,
     gate_results,
+    in_hand,
     policies_for,
     requirements_for,
     review_refusal,
@@ -59,7 +60,7 @@ def _lock(promotion_id: int) -> PromotionRequest:
     list(Asset.objects.select_for_update().filter(pk=asset_id))
     return (
         PromotionRequest.objects.select_for_update(of=("self",))
-        .select_related("asset", "version", "stage", "requested_by")
+        .select_related("asset", "version", "stage", "requested_by", "base_version")
         .get(pk=promotion_id)
     )
 
@@ -224,22 +225,23 @@ def promotion_request(
         base_version=base,
         expires_at=now + dt.timedelta(hours=policy.expiry_hours),
     )
-    audit_record(
-        actor=actor,
-        action=Action.PROMOTION_REQUESTED,
-        target=promotion,
-        source=source,
-        asset_id=asset.pk,
-        changes={
-            "version": version.number,
-            "stage": stage.name,
-            "base_version": base.number if base else None,
-            "justification": promotion.justification,
-            "rollback": rollback,
-            "ci": promotion.ci,
-            "required_approvals": snapshot["required_approvals"],
-        },
-    )
+    with in_hand(promotion, policies):  # the e-mails to its reviewers need what was read above
+        audit_record(
+            actor=actor,
+            action=Action.PROMOTION_REQUESTED,
+            target=promotion,
+            source=source,
+            asset_id=asset.pk,
+            changes={
+                "version": version.number,
+                "stage": stage.name,
+                "base_version": base.number if base else None,
+                "justification": promotion.justification,
+                "rollback": rollback,
+                "ci": promotion.ci,
+                "required_approvals": snapshot["required_approvals"],
+            },
+        )
     # Reviewers always look at the latest candidate: older open requests for this stage are superseded (one
     # whose time has run out already reads as expired, and is recorded so).
     for previous in older:
@@ -269,7 +271,13 @@ def promotion_approve(*, actor, source: Source, promotion_id: int, comment: str 
     """Record actor's approval; when the quorum is reached, approve and (by default) apply at once."""
     promotion = _lock(promotion_id)
     _refuse_if_closed(promotion)
-    requirements, current_policy = requirements_for(promotion)
+    policies = policies_for(promotion.asset, promotion.stage)
+    with in_hand(promotion, policies):  # what the listeners of its events need, read once
+        return _approve(promotion, actor=actor, source=source, comment=comment, policies=policies)
+
+
+def _approve(promotion, *, actor, source: Source, comment: str, policies: list[Policy]) -> PromotionRequest:
+    requirements, current_policy = requirements_for(promotion, policies)
     refusal = review_refusal(actor, promotion, requirements)
     if refusal is not None:
         raise refusal
@@ -367,7 +375,8 @@ def promotion_reject(*, actor, source: Source, promotion_id: int, comment: str) 
         raise Unprocessable("Say why you reject the request.", type="comment-required")
     promotion = _lock(promotion_id)
     _refuse_if_closed(promotion)
-    requirements, _ = requirements_for(promotion)
+    policies = policies_for(promotion.asset, promotion.stage)
+    requirements, _ = requirements_for(promotion, policies)
     refusal = review_refusal(actor, promotion, requirements)
     if refusal is not None:
         raise refusal
@@ -377,14 +386,15 @@ def promotion_reject(*, actor, source: Source, promotion_id: int, comment: str) 
         promotion=promotion, reviewer=actor, decision=Decision.REJECT, comment=comment.strip()
     )
     _transition(promotion, Status.REJECTED, comment.strip(), decided_at=timezone.now())
-    audit_record(
-        actor=actor,
-        action=Action.PROMOTION_REJECTED,
-        target=promotion,
-        source=source,
-        asset_id=promotion.asset_id,
-        changes={"comment": comment.strip()},
-    )
+    with in_hand(promotion, policies):
+        audit_record(
+            actor=actor,
+            action=Action.PROMOTION_REJECTED,
+            target=promotion,
+            source=source,
+            asset_id=promotion.asset_id,
+            changes={"comment": comment.strip()},
+        )
     _notify(promotion)
     return promotion
 
@@ -404,14 +414,15 @@ def promotion_cancel(*, actor, source: Source, promotion_id: int, reason: str = 
     _require_requester_or_manager(actor, promotion, "cancel")
     _refuse_if_closed(promotion, allowed=OPEN_STATUSES)
     _transition(promotion, Status.CANCELLED, reason.strip())
-    audit_record(
-        actor=actor,
-        action=Action.PROMOTION_CANCELLED,
-        target=promotion,
-        source=source,
-        asset_id=promotion.asset_id,
-        changes={"reason": reason.strip()},
-    )
+    with in_hand(promotion, None):
+        audit_record(
+            actor=actor,
+            action=Action.PROMOTION_CANCELLED,
+            target=promotion,
+            source=source,
+            asset_id=promotion.asset_id,
+            changes={"reason": reason.strip()},
+        )
     _notify(promotion)
     return promotion
 
@@ -423,8 +434,12 @@ def promotion_apply(*, actor, source: Source, promotion_id: int) -> PromotionReq
     promotion = _lock(promotion_id)
     _require_requester_or_manager(actor, promotion, "apply")
     _refuse_if_closed(promotion, allowed=(Status.APPROVED,))
-    requirements, current_policy = requirements_for(promotion)
-    _apply(promotion, actor=actor, source=source, requirements=requirements, current_policy=current_policy)
+    policies = policies_for(promotion.asset, promotion.stage)
+    requirements, current_policy = requirements_for(promotion, policies)
+    with in_hand(promotion, policies):
+        _apply(
+            promotion, actor=actor, source=source, requirements=requirements, current_policy=current_policy
+        )
     return promotion
 
 
@@ -446,7 +461,8 @@ def promotion_expire_if_due(*, promotion_id: int, source: Source) -> PromotionRe
     """Record the expiry of one request whose time ran out (when a decision finds it due)."""
     promotion = _lock(promotion_id)
     if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
-        _expire(promotion, source)
+        with in_hand(promotion, None):
+            _expire(promotion, source)
     return promotion
 
 
@@ -458,6 +474,7 @@ def promotion_expire_due(*, source: Source) -> int:
     for promotion_id in list(due.values_list("pk", flat=True)):
         promotion = _lock(promotion_id)  # asset first, like every other transition
         if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
-            _expire(promotion, source)
+            with in_hand(promotion, None):
+                _expire(promotion, source)
             count += 1
     return count
