@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery, Value
 
 from accounts.models import GlobalRole, User
 from approvals import policy as rules
 from approvals.models import Decision, Policy, PromotionRequest, Review
+from core.compiled import CompiledQuery
 from core.exceptions import Forbidden
 from core.web import format_number
 from registry.content import DIGEST_NOT_GIVEN
@@ -179,21 +180,46 @@ def version_facts_many(
     for version_id, stage in history.distinct():
         past[version_id].add(stage)
     return {
-        version.pk: rules.Facts(
-            version_metrics=version.metrics,
-            evaluation_metrics=evaluation_metrics.get(version.pk) or {},
-            model_card=version.model_card,
-            current_stages=frozenset(current[version.pk]),
-            past_stages=frozenset(past[version.pk] | current[version.pk]),
-            digest_given=version.digest != DIGEST_NOT_GIVEN,
-        )
+        version.pk: _facts(version, evaluation_metrics.get(version.pk), current[version.pk], past[version.pk])
         for version in versions
     }
 
 
+def _facts(version: AssetVersion, evaluation_metrics: dict | None, current: set, past: set) -> rules.Facts:
+    return rules.Facts(
+        version_metrics=version.metrics,
+        evaluation_metrics=evaluation_metrics or {},
+        model_card=version.model_card,
+        current_stages=frozenset(current),
+        past_stages=frozenset(past | current),
+        digest_given=version.digest != DIGEST_NOT_GIVEN,
+    )
+
+
+def _latest_evaluation(*, version_id):
+    return Evaluation.objects.filter(version_id=version_id).order_by("-id").values_list("metrics")
+
+
+def _stages_of(*, version_id):
+    """The stages the version is in ("current") and every stage it was moved to ("past"), one row each."""
+    current = StagePointer.objects.filter(version_id=version_id).values_list("stage__name", Value("current"))
+    past = StageHistory.objects.filter(version_id=version_id).values_list("stage__name", Value("past"))
+    return current.union(past)
+
+
+# A decision checks one version's gates: its facts in two statements, their SQL compiled once per process.
+_LATEST_EVALUATION = CompiledQuery(_latest_evaluation)
+_STAGES_OF = CompiledQuery(_stages_of)
+
+
 def version_facts(version: AssetVersion) -> rules.Facts:
-    """What gates look at for one version (3 queries)."""
-    return version_facts_many(versions=[version])[version.pk]
+    """What gates look at for one version, as version_facts_many gives them (2 queries: the latest
+    evaluation's metrics; the stages it is and has been in)."""
+    latest = _LATEST_EVALUATION.first("latest", {}, version_id=version.pk)
+    current, past = set(), set()
+    for stage, when in _STAGES_OF.rows("stages", {}, version_id=version.pk):
+        (current if when == "current" else past).add(stage)
+    return _facts(version, latest[0] if latest else None, current, past)
 
 
 def gate_results(promotion: PromotionRequest, requirements: dict) -> list[rules.GateResult]:

@@ -28,6 +28,7 @@ from approvals.tasks import outbox_callback
 from audit.models import Action
 from audit.services import audit_record
 from core import netguard
+from core.compiled import CompiledQuery
 from core.exceptions import Conflict, Forbidden, InvalidInput, Unprocessable
 from core.source import Source
 from registry.models import Asset, AssetVersion, Stage, StagePointer
@@ -51,6 +52,34 @@ def _not_pending(promotion: PromotionRequest) -> Conflict:
         type="request-not-pending",
         extra={"current_state": promotion.status},
     )
+
+
+def _open_requests(*, asset_id, stage_id):
+    """The open requests for asset → stage, locked, with what their audit events name (the version, its
+    asset and the stage, read without locking them)."""
+    return (
+        PromotionRequest.objects.select_for_update(of=("self",))
+        .select_related("version__asset", "stage")
+        .filter(asset_id=asset_id, stage_id=stage_id, status__in=OPEN_STATUSES)
+        .order_by("pk")
+    )
+
+
+def _pointer(*, asset_id, stage_id):
+    return StagePointer.objects.filter(asset_id=asset_id, stage_id=stage_id).select_related("version")
+
+
+# A request's reads, compiled once per process (core.compiled): building the SQL cost more than running it.
+_OPEN_REQUESTS = CompiledQuery(_open_requests)
+_POINTER = CompiledQuery(_pointer)
+
+
+def _no_reviews_yet(promotion: PromotionRequest) -> None:
+    """A request just made has no reviews: its representation (the answer kept for its Idempotency-Key) reads
+    them from here, as from a prefetch, instead of asking."""
+    reviews = promotion.reviews.all()
+    reviews._result_cache, reviews._prefetch_done = [], True
+    promotion._prefetched_objects_cache = {"reviews": reviews}
 
 
 def _lock(promotion_id: int) -> PromotionRequest:
@@ -178,8 +207,8 @@ def promotion_request(
             f"No policy governs promotion of {asset} into {stage.name}; a manager must define one.",
             type="no-policy",
         )
-    pointer = StagePointer.objects.filter(asset=asset, stage=stage).select_related("version").first()
-    base = pointer.version if pointer else None
+    pointers = _POINTER.objects("pointer", {}, limit=1, asset_id=asset.pk, stage_id=stage.pk)
+    base = pointers[0].version if pointers else None
     if base is not None and base.pk == version.pk:
         raise Conflict(
             f"{version} is already in {stage.name}.",
@@ -194,13 +223,7 @@ def promotion_request(
         )
     snapshot = combined_requirements(policies)
     # Lock the open requests this one will supersede now, before the first audit event takes the log's lock.
-    # (With what their audit events name: the version, its asset and the stage, read without locking them.)
-    older = list(
-        PromotionRequest.objects.select_for_update(of=("self",))
-        .select_related("version__asset", "stage")
-        .filter(asset=asset, stage=stage, status__in=OPEN_STATUSES)
-        .order_by("pk")
-    )
+    older = _OPEN_REQUESTS.objects("open", {}, asset_id=asset.pk, stage_id=stage.pk)
     failed = [
         result for result in rules.evaluate(snapshot["gates"], version_facts(version)) if not result.passed
     ]
@@ -225,6 +248,7 @@ def promotion_request(
         base_version=base,
         expires_at=now + dt.timedelta(hours=policy.expiry_hours),
     )
+    _no_reviews_yet(promotion)
     with in_hand(promotion, policies):  # the e-mails to its reviewers need what was read above
         audit_record(
             actor=actor,
