@@ -89,7 +89,7 @@ def _lock(promotion_id: int) -> PromotionRequest:
     list(Asset.objects.select_for_update().filter(pk=asset_id))
     return (
         PromotionRequest.objects.select_for_update(of=("self",))
-        .select_related("asset", "version", "stage", "requested_by", "base_version")
+        .select_related("asset", "version__asset", "stage", "requested_by", "base_version")
         .get(pk=promotion_id)
     )
 
@@ -311,16 +311,17 @@ def _approve(promotion, *, actor, source: Source, comment: str, policies: list[P
     Review.objects.create(promotion=promotion, reviewer=actor, decision=Decision.APPROVE, comment=comment)
     promotion.revision += 1
     promotion.save(update_fields=["revision", "updated_at"])
-    counted = len(counted_approvals(promotion, requirements))
+    counted = counted_approvals(promotion, requirements)
+    required = requirements["required_approvals"]
     audit_record(
         actor=actor,
         action=Action.PROMOTION_APPROVED,
         target=promotion,
         source=source,
         asset_id=promotion.asset_id,
-        changes={"comment": comment, "approvals": counted, "required": requirements["required_approvals"]},
+        changes={"comment": comment, "approvals": len(counted), "required": required},
     )
-    if counted >= requirements["required_approvals"]:
+    if len(counted) >= required:
         _transition(promotion, Status.APPROVED, decided_at=timezone.now())
         audit_record(
             actor=None,
@@ -328,7 +329,7 @@ def _approve(promotion, *, actor, source: Source, comment: str, policies: list[P
             target=promotion,
             source=source,
             asset_id=promotion.asset_id,
-            changes={"approvals": counted},
+            changes={"approvals": len(counted)},
         )
         if requirements["apply_on_approval"]:
             _apply(
@@ -337,19 +338,30 @@ def _approve(promotion, *, actor, source: Source, comment: str, policies: list[P
                 source=source,
                 requirements=requirements,
                 current_policy=current_policy,
+                counted=counted,
             )
     return promotion
 
 
-def _apply(promotion, *, actor, source: Source, requirements: dict, current_policy: Policy | None) -> None:
-    """Move the stage pointer for an approved request, after checking everything again (same transaction)."""
+def _apply(
+    promotion,
+    *,
+    actor,
+    source: Source,
+    requirements: dict,
+    current_policy: Policy | None,
+    counted: list[Review] | None = None,
+) -> None:
+    """Move the stage pointer for an approved request, after checking everything again (same transaction;
+    `counted`: the approvals that count, when the approval that reached the quorum has just counted them
+    under the same locks)."""
     problem = None
     if promotion.stage.protected and current_policy is None:
         problem = f"no policy governs {promotion.stage.name} any more"
     elif promotion.asset.is_archived:
         problem = f"{promotion.asset} was archived"
     else:
-        count = len(counted_approvals(promotion, requirements))
+        count = len(counted if counted is not None else counted_approvals(promotion, requirements))
         failed = [r for r in gate_results(promotion, requirements) if not r.passed]
         pointer = StagePointer.objects.filter(asset=promotion.asset, stage=promotion.stage).first()
         if count < requirements["required_approvals"]:
