@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.contrib.auth.models import Group
 from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery, Value
 
 from accounts.models import GlobalRole, User
@@ -49,10 +50,41 @@ def _applying_to(asset: Asset) -> Q:
     return Q(asset=asset) | Q(asset__isnull=True, kind=asset.kind) | Q(asset__isnull=True, kind="")
 
 
+POLICY_COLUMNS = [field.attname for field in Policy._meta.concrete_fields]
+
+
+def _policies_query(*, asset_id, kind, stage_id):
+    """The policies that apply to asset → stage, one row per reviewer team (or one with no team)."""
+    applying = Q(asset_id=asset_id) | Q(asset__isnull=True, kind=kind) | Q(asset__isnull=True, kind="")
+    return (
+        Policy.objects.filter(applying, stage_id=stage_id)
+        .order_by("pk", "reviewer_teams__id")
+        .values_list(*POLICY_COLUMNS, "reviewer_teams__id", "reviewer_teams__name")
+    )
+
+
+# Every decision reads them: one statement with the reviewer teams joined, its SQL compiled once per process.
+_POLICIES = CompiledQuery(_policies_query)
+
+
 def policies_for(asset: Asset, stage: Stage) -> list[Policy]:
-    """Every policy that applies to asset → stage, the most specific first: the asset's, its kind's, all."""
-    candidates = Policy.objects.filter(stage=stage).filter(_applying_to(asset))
-    return sorted(candidates.prefetch_related("reviewer_teams"), key=_most_specific_first)
+    """Every policy that applies to asset → stage, the most specific first: the asset's, its kind's, all.
+    One query; each policy's reviewer_teams come with it, as a prefetch would leave them."""
+    policies: dict[int, Policy] = {}
+    teams: dict[int, list[Group]] = defaultdict(list)
+    count = len(POLICY_COLUMNS)
+    pk = POLICY_COLUMNS.index("id")
+    for row in _POLICIES.rows("applying", {}, asset_id=asset.pk, kind=str(asset.kind), stage_id=stage.pk):
+        if row[pk] not in policies:
+            policies[row[pk]] = Policy.from_db("default", POLICY_COLUMNS, row[:count])
+        team_id, team_name = row[count:]
+        if team_id is not None:
+            teams[row[pk]].append(Group.from_db("default", ["id", "name"], [team_id, team_name]))
+    for policy in policies.values():
+        prefetched = policy.reviewer_teams.all()
+        prefetched._result_cache, prefetched._prefetch_done = teams[policy.pk], True
+        policy._prefetched_objects_cache = {"reviewer_teams": prefetched}
+    return sorted(policies.values(), key=_most_specific_first)
 
 
 def policies_for_many(promotions: list[PromotionRequest]) -> dict[int, list[Policy]]:

@@ -485,7 +485,8 @@ def test_superseding_reads_what_the_events_name_with_the_lock(world, django_asse
     # The open request that a new one supersedes comes locked with its version, asset and stage (what its
     # audit event names), not read one by one afterwards.
     assert world.request().status_code == 201
-    expected = 22 if IS_POSTGRES else 29  # was 29 and 35: the listener's reads, the gates' facts, the reviews
+    # Was 29 and 35: the e-mail listener's reads, the policies' teams, the gates' facts, the reviews.
+    expected = 21 if IS_POSTGRES else 28
     with django_assert_num_queries(expected):
         assert world.request().status_code == 201
 
@@ -503,7 +504,39 @@ def test_the_approval_that_reaches_the_quorum_reads_what_it_needs_once(
     world.act(world.r1, promotion["id"], "approve")
     client = world.client(world.r2)
     # (PostgreSQL?, applied at once?): was 50, 30, 62, 36.
-    expected = {(True, True): 35, (True, False): 22, (False, True): 47, (False, False): 28}
+    expected = {(True, True): 34, (True, False): 21, (False, True): 46, (False, False): 27}
     with django_assert_num_queries(expected[IS_POSTGRES, apply_on_approval]):
         answer = client.post(f"/api/v1/promotions/{promotion['id']}/approve", {}, format="json")
     assert answer.json()["status"] == ("applied" if apply_on_approval else "approved")
+
+
+def test_the_policies_that_apply_come_in_one_query_as_the_orm_reads_them(world, django_assert_num_queries):
+    from django.contrib.auth.models import Group
+
+    from approvals import policy as rules
+    from approvals.requirements import _applying_to, _most_specific_first, policies_for
+
+    everyone = Policy.objects.create(kind="", stage=world.production, required_approvals=3)
+    models = Policy.objects.create(kind="model", stage=world.production, gates=[{"type": "model_card"}])
+    Policy.objects.create(kind="prompt", stage=world.production)  # another kind: does not apply
+    Policy.objects.create(kind="", stage=world.staging)  # another stage: does not apply
+    everyone.reviewer_teams.set([Group.objects.create(name="platform")])
+    world.policy.reviewer_teams.add(Group.objects.create(name="risk"))  # two teams
+    assert models.reviewer_teams.count() == 0
+
+    def seen(policies):
+        return [
+            (
+                [getattr(policy, column) for column in ("id", "kind", "asset_id", "gates", "created_at")],
+                sorted((team.pk, team.name) for team in policy.reviewer_teams.all()),
+                rules.snapshot(policy),
+            )
+            for policy in policies
+        ]
+
+    candidates = Policy.objects.filter(stage=world.production).filter(_applying_to(world.asset))
+    expected = sorted(candidates.prefetch_related("reviewer_teams"), key=_most_specific_first)
+    with django_assert_num_queries(1):
+        found = policies_for(world.asset, world.production)
+        assert seen(found) == seen(expected)
+    assert [policy.pk for policy in found] == [world.policy.pk, models.pk, everyone.pk]
