@@ -299,6 +299,12 @@ def test_cancel_by_requester_or_manager_only(world):
 def test_bad_input_is_400_and_creates_nothing(world):
     refused(world.request(stage="nowhere"), 400, "invalid-input")
     refused(world.request(version=99), 400, "invalid-input")
+    for beyond_the_column in (2**31, 2**53 - 1):  # a whole number the API accepts, no version can have
+        body = refused(world.request(version=beyond_the_column), 400, "invalid-input")
+        assert body["errors"][0] == {
+            "field": "version",
+            "message": f"model/fraud has no version {beyond_the_column}",
+        }
     refused(world.request(ci={"commit": "not hex"}), 400, "invalid-input")
     assert not PromotionRequest.objects.exists()
 
