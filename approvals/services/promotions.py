@@ -65,12 +65,17 @@ def _open_requests(*, asset_id, stage_id):
     )
 
 
+def _asset_locked(*, asset_id):
+    return Asset.objects.select_for_update().filter(pk=asset_id)
+
+
 def _pointer(*, asset_id, stage_id):
     return StagePointer.objects.filter(asset_id=asset_id, stage_id=stage_id).select_related("version")
 
 
 # A request's reads, compiled once per process (core.compiled): building the SQL cost more than running it.
 _OPEN_REQUESTS = CompiledQuery(_open_requests)
+_ASSET_LOCKED = CompiledQuery(_asset_locked)
 _POINTER = CompiledQuery(_pointer)
 
 
@@ -193,7 +198,8 @@ def promotion_request(
         # Inserted first: a concurrent replay of the same key waits on this row, then finds it.
         record = claim_key(account=actor, claim=idempotency)
     require(actor, asset, Role.REQUEST_PROMOTION)
-    locked = Asset.objects.select_for_update().get(pk=asset.pk)  # one request decision per asset at a time
+    # One request decision per asset at a time (assets are archived, never deleted: the row is there).
+    (locked,) = _ASSET_LOCKED.objects("lock", {}, limit=1, asset_id=asset.pk)
     if locked.is_archived:
         raise Conflict(f"{asset} is archived.", type="asset-archived")
     if version.asset_id != asset.pk:
