@@ -8,7 +8,9 @@ import functools
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import CharField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from approvals import policy as rules
@@ -32,7 +34,7 @@ from core.compiled import CompiledQuery
 from core.exceptions import Conflict, Forbidden, InvalidInput, Unprocessable
 from core.source import Source
 from registry.models import Asset, AssetVersion, Stage, StagePointer
-from registry.permissions import Role, effective_roles, require
+from registry.permissions import Role, effective_roles, granted_codenames_sql, require
 from registry.services import stage_move
 
 
@@ -69,6 +71,13 @@ def _asset_locked(*, asset_id):
     return Asset.objects.select_for_update().filter(pk=asset_id)
 
 
+def _asset_locked_with_grants(*, asset_id, user_id):
+    """The asset's row locked, with the codenames granted on it to the user (PostgreSQL: an ARRAY)."""
+    sql, params = granted_codenames_sql(user_id=user_id)
+    granted = RawSQL(f"ARRAY({sql})", params, output_field=CharField())
+    return _asset_locked(asset_id=asset_id).annotate(granted=granted)
+
+
 def _pointer(*, asset_id, stage_id):
     return StagePointer.objects.filter(asset_id=asset_id, stage_id=stage_id).select_related("version")
 
@@ -76,6 +85,22 @@ def _pointer(*, asset_id, stage_id):
 # A request's reads, compiled once per process (core.compiled): building the SQL cost more than running it.
 _OPEN_REQUESTS = CompiledQuery(_open_requests)
 _ASSET_LOCKED = CompiledQuery(_asset_locked)
+_ASSET_LOCKED_WITH_GRANTS = CompiledQuery(_asset_locked_with_grants)
+
+
+def _lock_asset_requiring(actor, asset: Asset, role: Role) -> Asset:
+    """require(actor, asset, role), then the asset's row locked; on PostgreSQL both in one statement (the
+    answers are the same: the lock a refused request took goes with its rollback)."""
+    if actor is None or connection.vendor != "postgresql":
+        require(actor, asset, role)
+        (locked,) = _ASSET_LOCKED.objects("lock", {}, limit=1, asset_id=asset.pk)
+        return locked
+    (locked,) = _ASSET_LOCKED_WITH_GRANTS.objects("lock", {}, limit=1, asset_id=asset.pk, user_id=actor.pk)
+    if role not in effective_roles(actor, locked, codenames=locked.granted):
+        raise Forbidden(f"You need the '{role}' role on {asset} to do this.", type="permission-denied")
+    return locked
+
+
 _POINTER = CompiledQuery(_pointer)
 
 
@@ -197,9 +222,8 @@ def promotion_request(
     if idempotency is not None:
         # Inserted first: a concurrent replay of the same key waits on this row, then finds it.
         record = claim_key(account=actor, claim=idempotency)
-    require(actor, asset, Role.REQUEST_PROMOTION)
     # One request decision per asset at a time (assets are archived, never deleted: the row is there).
-    (locked,) = _ASSET_LOCKED.objects("lock", {}, limit=1, asset_id=asset.pk)
+    locked = _lock_asset_requiring(actor, asset, Role.REQUEST_PROMOTION)
     if locked.is_archived:
         raise Conflict(f"{asset} is archived.", type="asset-archived")
     if version.asset_id != asset.pk:

@@ -491,8 +491,9 @@ def test_superseding_reads_what_the_events_name_with_the_lock(world, django_asse
     # The open request that a new one supersedes comes locked with its version, asset and stage (what its
     # audit event names), not read one by one afterwards.
     assert world.request().status_code == 201
-    # Was 29 and 35: the e-mail listener's reads, the policies' teams, the gates' facts, the reviews.
-    expected = 21 if IS_POSTGRES else 28
+    # Was 29 and 35: the e-mail listener's reads, the policies' teams, the gates' facts, the reviews, and on
+    # PostgreSQL the role check (with the asset's lock).
+    expected = 20 if IS_POSTGRES else 28
     with django_assert_num_queries(expected):
         assert world.request().status_code == 201
 
@@ -546,3 +547,23 @@ def test_the_policies_that_apply_come_in_one_query_as_the_orm_reads_them(world, 
         found = policies_for(world.asset, world.production)
         assert seen(found) == seen(expected)
     assert [policy.pk for policy in found] == [world.policy.pk, models.pk, everyone.pk]
+
+
+def test_who_may_request_a_promotion_is_decided_with_the_assets_lock_as_before(world):
+    """On PostgreSQL the role check rides on the statement that locks the asset; the answers do not change:
+    403 for a caller who sees the asset without the role (nothing created, the key not kept), the role from
+    a team's grant or the admin role allowed, an auditor's grant counting as view only."""
+    from accounts.models import GlobalRole
+    from approvals.models import IdempotencyRecord
+    from tests.factories import UserFactory
+
+    body = refused(world.request(world.client(world.r1), key="k-r1"), 403, "permission-denied")
+    assert body["detail"] == "You need the 'request_promotion' role on model/fraud to do this."
+    assert not PromotionRequest.objects.exists() and not IdempotencyRecord.objects.exists()
+    auditor = UserFactory(username="audra", global_role=GlobalRole.AUDITOR)
+    assign_perm("registry.request_promotion_asset", auditor, world.asset)  # forced around grant_add
+    refused(world.request(world.client(auditor), key="k-audra"), 403, "permission-denied")
+    assign_perm("registry.request_promotion_asset", world.reviewers, world.asset)
+    assert world.request(world.client(world.r1), key="k-r1").status_code == 201
+    admin = UserFactory(username="ada", global_role=GlobalRole.ADMIN)
+    assert world.request(world.client(admin), key="k-ada").status_code == 201
