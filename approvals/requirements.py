@@ -6,10 +6,14 @@ Reads only; the rules themselves are pure functions in approvals/policy.py.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery, prefetch_related_objects
+from django.contrib.auth.models import Group
+from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery, Value, prefetch_related_objects
 
 from accounts.models import GlobalRole, User
 from approvals import policy as rules
@@ -46,10 +50,41 @@ def _applying_to(asset: Asset) -> Q:
     return Q(asset=asset) | Q(asset__isnull=True, kind=asset.kind) | Q(asset__isnull=True, kind="")
 
 
+POLICY_COLUMNS = [field.attname for field in Policy._meta.concrete_fields]
+
+
+def _policies_query(*, asset_id, kind, stage_id):
+    """The policies that apply to asset → stage, one row per reviewer team (or one with no team)."""
+    applying = Q(asset_id=asset_id) | Q(asset__isnull=True, kind=kind) | Q(asset__isnull=True, kind="")
+    return (
+        Policy.objects.filter(applying, stage_id=stage_id)
+        .order_by("pk", "reviewer_teams__id")
+        .values_list(*POLICY_COLUMNS, "reviewer_teams__id", "reviewer_teams__name")
+    )
+
+
+# Every decision reads them: one statement with the reviewer teams joined, its SQL compiled once per process.
+_POLICIES = CompiledQuery(_policies_query)
+
+
 def policies_for(asset: Asset, stage: Stage) -> list[Policy]:
-    """Every policy that applies to asset → stage, the most specific first: the asset's, its kind's, all."""
-    candidates = Policy.objects.filter(stage=stage).filter(_applying_to(asset))
-    return sorted(candidates.prefetch_related("reviewer_teams"), key=_most_specific_first)
+    """Every policy that applies to asset → stage, the most specific first: the asset's, its kind's, all.
+    One query; each policy's reviewer_teams come with it, as a prefetch would leave them."""
+    policies: dict[int, Policy] = {}
+    teams: dict[int, list[Group]] = defaultdict(list)
+    count = len(POLICY_COLUMNS)
+    pk = POLICY_COLUMNS.index("id")
+    for row in _POLICIES.rows("applying", {}, asset_id=asset.pk, kind=str(asset.kind), stage_id=stage.pk):
+        if row[pk] not in policies:
+            policies[row[pk]] = Policy.from_db("default", POLICY_COLUMNS, row[:count])
+        team_id, team_name = row[count:]
+        if team_id is not None:
+            teams[row[pk]].append(Group.from_db("default", ["id", "name"], [team_id, team_name]))
+    for policy in policies.values():
+        prefetched = policy.reviewer_teams.all()
+        prefetched._result_cache, prefetched._prefetch_done = teams[policy.pk], True
+        policy._prefetched_objects_cache = {"reviewer_teams": prefetched}
+    return sorted(policies.values(), key=_most_specific_first)
 
 
 _POLICIES_FOR_MANY = CompiledQuery(  # once per number of stages and of assets (core.compiled)
@@ -103,14 +138,56 @@ def combined_requirements(policies: list[Policy]) -> dict | None:
     return combined
 
 
-def requirements_for(promotion: PromotionRequest) -> tuple[dict, Policy | None]:
-    """The stricter of the request's policy snapshot and the stage's current policies."""
-    policies = policies_for(promotion.asset, promotion.stage)
+def requirements_for(
+    promotion: PromotionRequest, policies: list[Policy] | None = None
+) -> tuple[dict, Policy | None]:
+    """The stricter of the request's policy snapshot and the stage's current policies (`policies`: what
+    policies_for gives for the request, when the caller read it already in this transaction)."""
+    if policies is None:
+        policies = policies_for(promotion.asset, promotion.stage)
     return _requirements(promotion, policies), (policies[0] if policies else None)
 
 
 def _requirements(promotion: PromotionRequest, policies: list[Policy]) -> dict:
     return rules.stricter(promotion.policy_snapshot, combined_requirements(policies))
+
+
+# What a service has in hand, for the audit listeners it calls ---------------------------------------
+
+
+@dataclass(frozen=True)
+class InHand:
+    """A promotion request as the service deciding it holds it (locked, saved, with its asset, version,
+    stage, requester and base version loaded), and the policies that apply to it now (policies_for, read
+    in the same transaction; None when the service did not need them)."""
+
+    promotion: PromotionRequest
+    policies: list[Policy] | None
+
+
+_in_hand = threading.local()
+
+
+@contextmanager
+def in_hand(promotion: PromotionRequest, policies: list[Policy] | None) -> Iterator[None]:
+    """While the block runs, promotion_in_hand(promotion.pk) answers with this request and its policies.
+
+    A service wraps its audit_record calls in it, so that a listener called for the event (the e-mails of
+    notifications, which sits above approvals) uses what the service read instead of reading it again. Only
+    for the block: nothing outlives the call that the request's state could have moved on from.
+    """
+    previous = getattr(_in_hand, "value", None)
+    _in_hand.value = InHand(promotion=promotion, policies=policies)
+    try:
+        yield
+    finally:
+        _in_hand.value = previous
+
+
+def promotion_in_hand(promotion_id: int) -> InHand | None:
+    """The request and its policies, when the service recording an event about it shares them (in_hand)."""
+    held = getattr(_in_hand, "value", None)
+    return held if held is not None and held.promotion.pk == promotion_id else None
 
 
 # Facts the gates look at ----------------------------------------------------------------------------
@@ -159,21 +236,46 @@ def version_facts_many(
     for version_id, stage in _PAST_STAGES.rows("", {}, ids=ids):
         past[version_id].add(stage)
     return {
-        version.pk: rules.Facts(
-            version_metrics=version.metrics,
-            evaluation_metrics=evaluation_metrics.get(version.pk) or {},
-            model_card=version.model_card,
-            current_stages=frozenset(current[version.pk]),
-            past_stages=frozenset(past[version.pk] | current[version.pk]),
-            digest_given=version.digest != DIGEST_NOT_GIVEN,
-        )
+        version.pk: _facts(version, evaluation_metrics.get(version.pk), current[version.pk], past[version.pk])
         for version in versions
     }
 
 
+def _facts(version: AssetVersion, evaluation_metrics: dict | None, current: set, past: set) -> rules.Facts:
+    return rules.Facts(
+        version_metrics=version.metrics,
+        evaluation_metrics=evaluation_metrics or {},
+        model_card=version.model_card,
+        current_stages=frozenset(current),
+        past_stages=frozenset(past | current),
+        digest_given=version.digest != DIGEST_NOT_GIVEN,
+    )
+
+
+def _latest_evaluation(*, version_id):
+    return Evaluation.objects.filter(version_id=version_id).order_by("-id").values_list("metrics")
+
+
+def _stages_of(*, version_id):
+    """The stages the version is in ("current") and every stage it was moved to ("past"), one row each."""
+    current = StagePointer.objects.filter(version_id=version_id).values_list("stage__name", Value("current"))
+    past = StageHistory.objects.filter(version_id=version_id).values_list("stage__name", Value("past"))
+    return current.union(past)
+
+
+# A decision checks one version's gates: its facts in two statements, their SQL compiled once per process.
+_LATEST_EVALUATION = CompiledQuery(_latest_evaluation)
+_STAGES_OF = CompiledQuery(_stages_of)
+
+
 def version_facts(version: AssetVersion) -> rules.Facts:
-    """What gates look at for one version (3 queries)."""
-    return version_facts_many(versions=[version])[version.pk]
+    """What gates look at for one version, as version_facts_many gives them (2 queries: the latest
+    evaluation's metrics; the stages it is and has been in)."""
+    latest = _LATEST_EVALUATION.first("latest", {}, version_id=version.pk)
+    current, past = set(), set()
+    for stage, when in _STAGES_OF.rows("stages", {}, version_id=version.pk):
+        (current if when == "current" else past).add(stage)
+    return _facts(version, latest[0] if latest else None, current, past)
 
 
 def gate_results(promotion: PromotionRequest, requirements: dict) -> list[rules.GateResult]:
@@ -305,11 +407,11 @@ def review_refusal(user, promotion: PromotionRequest, requirements: dict) -> For
 
 
 def counted_approvals(promotion: PromotionRequest, requirements: dict) -> list[Review]:
-    """Approvals that count now: one per person, from people who are still eligible."""
-    approvals = promotion.reviews.filter(decision=Decision.APPROVE).select_related("reviewer")
-    return [
-        review for review in approvals if review_refusal(review.reviewer, promotion, requirements) is None
-    ]
+    """Approvals that count now: one per person, from people who are still eligible (review_refusal's
+    rules, asked of every reviewer at once by eligible_reviewers: one query, whatever the approvals)."""
+    eligible = eligible_reviewers(promotion, requirements).values("pk")
+    approvals = promotion.reviews.filter(decision=Decision.APPROVE, reviewer__in=eligible)
+    return list(approvals.select_related("reviewer"))
 
 
 def eligible_reviewers(promotion: PromotionRequest, requirements: dict) -> QuerySet[User]:

@@ -12,6 +12,7 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import GlobalRole
 from approvals.models import PromotionRequest, Review
+from core.compiled import CompiledQuery
 from registry.models import Asset, AssetGroupObjectPermission, AssetUserObjectPermission
 from registry.permissions import CODENAMES, Role, restrict_few
 
@@ -48,20 +49,49 @@ def managers(*, asset_id: int, kind: Kind) -> list:
     return list(_people(kind).filter(_holders(asset_id, Role.MANAGE)).order_by("pk"))
 
 
+def reviewers_to_tell(asset_id: int | None, action: str = ""):
+    """The people who could be told that a promotion of the asset waits for review: a superset of
+    eligible_reviewers for any request of it (the same people and grants, before the request's own rules).
+    What audit.services.on_record asks before the review-request listener runs (`wanted`): on PostgreSQL,
+    a request nobody could be told of costs no query of this app."""
+    return _people(Kind.REVIEW_REQUESTED).filter(_holders(asset_id, Role.REVIEW))
+
+
+def _eligible_query(*, kind: Kind, asset_id, requester_id, promotion_id, author_id=None, **teams):
+    """eligible_reviewers' query: author_id when the version's author may not review, teams (team_0, …)
+    when the policy names reviewer teams."""
+    people = _people(kind).filter(_holders(asset_id, Role.REVIEW)).exclude(pk=requester_id)
+    if author_id is not None:
+        people = people.exclude(pk=author_id)
+    if teams:
+        in_teams = get_user_model().groups.through.objects.filter(group_id__in=list(teams.values()))
+        people = people.filter(pk__in=in_teams.values("user_id"))
+    reviewed = Review.objects.filter(promotion_id=promotion_id).values("reviewer_id")
+    return people.exclude(pk__in=reviewed).order_by("pk")
+
+
+# Asked for every review request that someone could be told of: its SQL compiled once per shape (the kind,
+# whether the author is left out, how many teams), which costs more than running it.
+_ELIGIBLE = CompiledQuery(_eligible_query)
+
+
 def eligible_reviewers(*, promotion: PromotionRequest, requirements: dict, kind: Kind) -> list:
     """The people who may review the request now (the rules of approvals.requirements.review_refusal, as one
     query): an explicit review grant, from the policy's reviewer teams when it names some, not the requester,
     not the version's author unless the policy lets authors approve, and not someone who has reviewed it."""
-    people = _people(kind).filter(_holders(promotion.asset_id, Role.REVIEW))
-    people = people.exclude(pk=promotion.requested_by_id)
+    values = {
+        "asset_id": promotion.asset_id,
+        "requester_id": promotion.requested_by_id,
+        "promotion_id": promotion.pk,
+    }
     if not requirements.get("allow_author_approval") and promotion.version.created_by_id:
-        people = people.exclude(pk=promotion.version.created_by_id)
+        values["author_id"] = promotion.version.created_by_id
     teams = requirements.get("reviewer_teams") or []
-    if teams:
-        in_teams = get_user_model().groups.through.objects.filter(group_id__in=teams)
-        people = people.filter(pk__in=in_teams.values("user_id"))
-    reviewed = Review.objects.filter(promotion=promotion).values("reviewer_id")
-    return list(people.exclude(pk__in=reviewed).order_by("pk"))
+    values |= {f"team_{index}": team for index, team in enumerate(teams)}
+    if None in values.values():  # no requester (an account deleted since): the query as it reads
+        return list(_eligible_query(kind=kind, **values))
+    shape = (str(kind), "author_id" in values, len(teams))
+    return _ELIGIBLE.objects(shape, {"kind": kind}, **values)
 
 
 def person_if_allowed(*, user_id: int | None, asset_id: int | None, kind: Kind):

@@ -15,8 +15,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from approvals.models import OPEN_STATUSES, PromotionRequest, Status
-from approvals.requirements import requirements_for
+from approvals.models import OPEN_STATUSES, Policy, PromotionRequest, Status
+from approvals.requirements import promotion_in_hand, requirements_for
 from audit.models import Action, AuditEvent
 from audit.services import audit_record
 from core.exceptions import InvalidInput
@@ -81,21 +81,27 @@ def _queue(
     return len(ids)
 
 
-def _promotion(event: AuditEvent) -> PromotionRequest | None:
+def _promotion(event: AuditEvent) -> tuple[PromotionRequest | None, list[Policy] | None]:
+    """The request the event is about, and the policies that apply to it when the service that recorded the
+    event holds them already (approvals.requirements.in_hand; else None: read them)."""
     if event.target_kind != PromotionRequest._meta.label_lower:
-        return None
-    return (
+        return None, None
+    held = promotion_in_hand(int(event.target_id))
+    if held is not None:
+        return held.promotion, held.policies
+    promotion = (
         PromotionRequest.objects.select_related("asset", "version", "stage", "requested_by", "base_version")
         .filter(pk=int(event.target_id))
         .first()
     )
+    return promotion, None
 
 
 def _review_requested(event: AuditEvent) -> None:
-    promotion = _promotion(event)
+    promotion, policies = _promotion(event)
     if promotion is None:
         return
-    requirements, _ = requirements_for(promotion)
+    requirements, _ = requirements_for(promotion, policies)
     reviewers = selectors.eligible_reviewers(
         promotion=promotion, requirements=requirements, kind=Kind.REVIEW_REQUESTED
     )
@@ -145,7 +151,7 @@ def _decided(promotion: PromotionRequest, status: str, *, actor_id: int | None) 
 
 
 def _on_decision(event: AuditEvent) -> None:
-    promotion = _promotion(event)
+    promotion, _ = _promotion(event)
     if promotion is not None:
         _decided(promotion, DECISIONS[event.action], actor_id=event.actor_id)
 
@@ -153,10 +159,10 @@ def _on_decision(event: AuditEvent) -> None:
 def _on_quorum(event: AuditEvent) -> None:
     """Approved: when the policy applies on approval, the applied (or failed) event follows in this
     transaction and is the one reported; otherwise the request waits for someone to apply it: say so."""
-    promotion = _promotion(event)
+    promotion, policies = _promotion(event)
     if promotion is None:
         return
-    requirements, _ = requirements_for(promotion)
+    requirements, _ = requirements_for(promotion, policies)
     if not requirements["apply_on_approval"]:
         _decided(promotion, "approved", actor_id=None)
 
@@ -197,6 +203,12 @@ HANDLERS: dict[str, Callable[[AuditEvent], None]] = {
     # Recorded by the webhooks app when a subscription's deliveries fail for good (changes: created_by, url).
     Action.WEBHOOK_FAILING: _on_webhook_failing,
 }
+
+
+def on_review_requested(event: AuditEvent) -> None:
+    """The listener of `promotion.requested`, registered apart from on_audit_event with its question
+    (selectors.reviewers_to_tell): on PostgreSQL it is called only when someone could be told."""
+    _review_requested(event)
 
 
 def on_audit_event(event: AuditEvent) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Value
 
 from accounts.permissions import reads_everything
 from audit.models import AuditEvent
@@ -73,6 +73,26 @@ def version_list(*, asset: Asset) -> QuerySet[AssetVersion]:
     return AssetVersion.objects.filter(asset=asset).select_related("asset", "created_by")
 
 
+def _version_query(*, asset_id, number):
+    # The number as an expression: an integer lookup checks its value against the column's range when it is
+    # compiled, and the SQL compiled once must not depend on the value (version_find checks the range).
+    versions = AssetVersion.objects.filter(asset_id=asset_id, number=Value(number))
+    return versions.select_related("asset", "created_by")
+
+
+_VERSION = CompiledQuery(_version_query)
+
+
+def version_find(*, asset: Asset, number: int) -> AssetVersion | None:
+    """The asset's version by number (a whole number; with its asset and author), or None, as version_get
+    reads it, with the SQL compiled once (every promotion request names one)."""
+    low, high = connection.ops.integer_field_range(AssetVersion._meta.get_field("number").get_internal_type())
+    if (low is not None and number < low) or (high is not None and number > high):
+        return None  # no such version (what the ORM's lookup answers without asking)
+    found = _VERSION.objects("version", {}, limit=1, asset_id=asset.pk, number=number)
+    return found[0] if found else None
+
+
 def version_get(*, asset: Asset, number: int) -> AssetVersion:
     version = version_list(asset=asset).filter(number=number).first()
     if version is None:
@@ -91,9 +111,14 @@ def stage_get(*, name: str) -> Stage:
     return stage
 
 
+_STAGE = CompiledQuery(lambda *, name: Stage.objects.filter(name=name))
+
+
 def stage_get_or_invalid(*, name: str, field: str = "stage") -> Stage:
-    """The stage named in a request body: an unknown one is bad input (400), not a missing page."""
-    stage = Stage.objects.filter(name=name).first()
+    """The stage named in a request body: an unknown one is bad input (400), not a missing page. (Every
+    promotion request names one: the SQL is compiled once.)"""
+    found = _STAGE.objects("stage", {}, limit=1, name=name)
+    stage = found[0] if found else None
     if stage is None:
         names = ", ".join(Stage.objects.values_list("name", flat=True))
         raise InvalidInput.field(field, f"no stage named {name!r}; stages: {names}")

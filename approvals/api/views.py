@@ -63,7 +63,7 @@ class PromotionListView(generics.GenericAPIView):
     def _request(self, request, claim: services.IdempotencyClaim) -> PromotionRequest:
         data = validated(s.PromotionIn, request)
         asset = registry_selectors.asset_get_for_user(user=request.user, kind=data["kind"], name=data["name"])
-        version = registry_selectors.version_list(asset=asset).filter(number=data["version"]).first()
+        version = registry_selectors.version_find(asset=asset, number=data["version"])
         if version is None:
             raise InvalidInput.field("version", f"{asset} has no version {data['version']}")
         stage = registry_selectors.stage_get_or_invalid(name=data["stage"])

@@ -14,6 +14,7 @@ import rfc8785
 from django.db import IntegrityError
 
 from approvals.models import IdempotencyRecord, PromotionRequest
+from core.compiled import CompiledQuery
 from core.exceptions import Unprocessable
 
 
@@ -53,9 +54,21 @@ def _answer(record: IdempotencyRecord, *, replayed: bool) -> KeptAnswer:
     )
 
 
+# Read before every promotion request and after it: the SQL compiled once per process.
+_RECORD = CompiledQuery(
+    lambda *, account_id, key: IdempotencyRecord.objects.filter(account_id=account_id, key=key)
+)
+
+
+def _record(account, key: str) -> IdempotencyRecord | None:
+    """The account's record for key (unique together), or None."""
+    found = _RECORD.objects("record", {}, limit=1, account_id=account.pk, key=key)
+    return found[0] if found else None
+
+
 def kept_answer(*, account, claim: IdempotencyClaim) -> KeptAnswer | None:
     """The answer already given to account for claim's key, or None; 422 if the key came with another body."""
-    record = IdempotencyRecord.objects.filter(account=account, key=claim.key).first()
+    record = _record(account, claim.key)
     if record is None:
         return None
     if record.fingerprint != claim.fingerprint:
@@ -89,4 +102,7 @@ def answer_once(*, account, claim: IdempotencyClaim, act: Callable[[], object]) 
         if kept is None:
             raise
         return kept
-    return _answer(IdempotencyRecord.objects.get(account=account, key=claim.key), replayed=False)
+    record = _record(account, claim.key)
+    if record is None:  # act returned without taking the key: not a request this protocol answers
+        raise IdempotencyRecord.DoesNotExist("IdempotencyRecord matching query does not exist.")
+    return _answer(record, replayed=False)

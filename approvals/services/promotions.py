@@ -8,7 +8,9 @@ import functools
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import CharField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from approvals import policy as rules
@@ -17,6 +19,7 @@ from approvals.requirements import (
     combined_requirements,
     counted_approvals,
     gate_results,
+    in_hand,
     policies_for,
     requirements_for,
     review_refusal,
@@ -27,10 +30,11 @@ from approvals.tasks import outbox_callback
 from audit.models import Action
 from audit.services import audit_record
 from core import netguard
+from core.compiled import CompiledQuery
 from core.exceptions import Conflict, Forbidden, InvalidInput, Unprocessable
 from core.source import Source
 from registry.models import Asset, AssetVersion, Stage, StagePointer
-from registry.permissions import Role, effective_roles, require
+from registry.permissions import Role, effective_roles, granted_codenames_sql, require
 from registry.services import stage_move
 
 
@@ -52,6 +56,62 @@ def _not_pending(promotion: PromotionRequest) -> Conflict:
     )
 
 
+def _open_requests(*, asset_id, stage_id):
+    """The open requests for asset → stage, locked, with what their audit events name (the version, its
+    asset and the stage, read without locking them)."""
+    return (
+        PromotionRequest.objects.select_for_update(of=("self",))
+        .select_related("version__asset", "stage")
+        .filter(asset_id=asset_id, stage_id=stage_id, status__in=OPEN_STATUSES)
+        .order_by("pk")
+    )
+
+
+def _asset_locked(*, asset_id):
+    return Asset.objects.select_for_update().filter(pk=asset_id)
+
+
+def _asset_locked_with_grants(*, asset_id, user_id):
+    """The asset's row locked, with the codenames granted on it to the user (PostgreSQL: an ARRAY)."""
+    sql, params = granted_codenames_sql(user_id=user_id)
+    granted = RawSQL(f"ARRAY({sql})", params, output_field=CharField())
+    return _asset_locked(asset_id=asset_id).annotate(granted=granted)
+
+
+def _pointer(*, asset_id, stage_id):
+    return StagePointer.objects.filter(asset_id=asset_id, stage_id=stage_id).select_related("version")
+
+
+# A request's reads, compiled once per process (core.compiled): building the SQL cost more than running it.
+_OPEN_REQUESTS = CompiledQuery(_open_requests)
+_ASSET_LOCKED = CompiledQuery(_asset_locked)
+_ASSET_LOCKED_WITH_GRANTS = CompiledQuery(_asset_locked_with_grants)
+
+
+def _lock_asset_requiring(actor, asset: Asset, role: Role) -> Asset:
+    """require(actor, asset, role), then the asset's row locked; on PostgreSQL both in one statement (the
+    answers are the same: the lock a refused request took goes with its rollback)."""
+    if actor is None or connection.vendor != "postgresql":
+        require(actor, asset, role)
+        (locked,) = _ASSET_LOCKED.objects("lock", {}, limit=1, asset_id=asset.pk)
+        return locked
+    (locked,) = _ASSET_LOCKED_WITH_GRANTS.objects("lock", {}, limit=1, asset_id=asset.pk, user_id=actor.pk)
+    if role not in effective_roles(actor, locked, codenames=locked.granted):
+        raise Forbidden(f"You need the '{role}' role on {asset} to do this.", type="permission-denied")
+    return locked
+
+
+_POINTER = CompiledQuery(_pointer)
+
+
+def _no_reviews_yet(promotion: PromotionRequest) -> None:
+    """A request just made has no reviews: its representation (the answer kept for its Idempotency-Key) reads
+    them from here, as from a prefetch, instead of asking."""
+    reviews = promotion.reviews.all()
+    reviews._result_cache, reviews._prefetch_done = [], True
+    promotion._prefetched_objects_cache = {"reviews": reviews}
+
+
 def _lock(promotion_id: int) -> PromotionRequest:
     """Lock the request's asset, then the request. Every transaction takes its locks in the order
     asset → promotion request → audit log, so that none can wait on another in a cycle."""
@@ -59,7 +119,7 @@ def _lock(promotion_id: int) -> PromotionRequest:
     list(Asset.objects.select_for_update().filter(pk=asset_id))
     return (
         PromotionRequest.objects.select_for_update(of=("self",))
-        .select_related("asset", "version", "stage", "requested_by")
+        .select_related("asset", "version__asset", "stage", "requested_by", "base_version")
         .get(pk=promotion_id)
     )
 
@@ -162,8 +222,8 @@ def promotion_request(
     if idempotency is not None:
         # Inserted first: a concurrent replay of the same key waits on this row, then finds it.
         record = claim_key(account=actor, claim=idempotency)
-    require(actor, asset, Role.REQUEST_PROMOTION)
-    locked = Asset.objects.select_for_update().get(pk=asset.pk)  # one request decision per asset at a time
+    # One request decision per asset at a time (assets are archived, never deleted: the row is there).
+    locked = _lock_asset_requiring(actor, asset, Role.REQUEST_PROMOTION)
     if locked.is_archived:
         raise Conflict(f"{asset} is archived.", type="asset-archived")
     if version.asset_id != asset.pk:
@@ -177,8 +237,8 @@ def promotion_request(
             f"No policy governs promotion of {asset} into {stage.name}; a manager must define one.",
             type="no-policy",
         )
-    pointer = StagePointer.objects.filter(asset=asset, stage=stage).select_related("version").first()
-    base = pointer.version if pointer else None
+    pointers = _POINTER.objects("pointer", {}, limit=1, asset_id=asset.pk, stage_id=stage.pk)
+    base = pointers[0].version if pointers else None
     if base is not None and base.pk == version.pk:
         raise Conflict(
             f"{version} is already in {stage.name}.",
@@ -193,13 +253,7 @@ def promotion_request(
         )
     snapshot = combined_requirements(policies)
     # Lock the open requests this one will supersede now, before the first audit event takes the log's lock.
-    # (With what their audit events name: the version, its asset and the stage, read without locking them.)
-    older = list(
-        PromotionRequest.objects.select_for_update(of=("self",))
-        .select_related("version__asset", "stage")
-        .filter(asset=asset, stage=stage, status__in=OPEN_STATUSES)
-        .order_by("pk")
-    )
+    older = _OPEN_REQUESTS.objects("open", {}, asset_id=asset.pk, stage_id=stage.pk)
     failed = [
         result for result in rules.evaluate(snapshot["gates"], version_facts(version)) if not result.passed
     ]
@@ -224,22 +278,24 @@ def promotion_request(
         base_version=base,
         expires_at=now + dt.timedelta(hours=policy.expiry_hours),
     )
-    audit_record(
-        actor=actor,
-        action=Action.PROMOTION_REQUESTED,
-        target=promotion,
-        source=source,
-        asset_id=asset.pk,
-        changes={
-            "version": version.number,
-            "stage": stage.name,
-            "base_version": base.number if base else None,
-            "justification": promotion.justification,
-            "rollback": rollback,
-            "ci": promotion.ci,
-            "required_approvals": snapshot["required_approvals"],
-        },
-    )
+    _no_reviews_yet(promotion)
+    with in_hand(promotion, policies):  # the e-mails to its reviewers need what was read above
+        audit_record(
+            actor=actor,
+            action=Action.PROMOTION_REQUESTED,
+            target=promotion,
+            source=source,
+            asset_id=asset.pk,
+            changes={
+                "version": version.number,
+                "stage": stage.name,
+                "base_version": base.number if base else None,
+                "justification": promotion.justification,
+                "rollback": rollback,
+                "ci": promotion.ci,
+                "required_approvals": snapshot["required_approvals"],
+            },
+        )
     # Reviewers always look at the latest candidate: older open requests for this stage are superseded (one
     # whose time has run out already reads as expired, and is recorded so).
     for previous in older:
@@ -269,7 +325,13 @@ def promotion_approve(*, actor, source: Source, promotion_id: int, comment: str 
     """Record actor's approval; when the quorum is reached, approve and (by default) apply at once."""
     promotion = _lock(promotion_id)
     _refuse_if_closed(promotion)
-    requirements, current_policy = requirements_for(promotion)
+    policies = policies_for(promotion.asset, promotion.stage)
+    with in_hand(promotion, policies):  # what the listeners of its events need, read once
+        return _approve(promotion, actor=actor, source=source, comment=comment, policies=policies)
+
+
+def _approve(promotion, *, actor, source: Source, comment: str, policies: list[Policy]) -> PromotionRequest:
+    requirements, current_policy = requirements_for(promotion, policies)
     refusal = review_refusal(actor, promotion, requirements)
     if refusal is not None:
         raise refusal
@@ -279,16 +341,17 @@ def promotion_approve(*, actor, source: Source, promotion_id: int, comment: str 
     Review.objects.create(promotion=promotion, reviewer=actor, decision=Decision.APPROVE, comment=comment)
     promotion.revision += 1
     promotion.save(update_fields=["revision", "updated_at"])
-    counted = len(counted_approvals(promotion, requirements))
+    counted = counted_approvals(promotion, requirements)
+    required = requirements["required_approvals"]
     audit_record(
         actor=actor,
         action=Action.PROMOTION_APPROVED,
         target=promotion,
         source=source,
         asset_id=promotion.asset_id,
-        changes={"comment": comment, "approvals": counted, "required": requirements["required_approvals"]},
+        changes={"comment": comment, "approvals": len(counted), "required": required},
     )
-    if counted >= requirements["required_approvals"]:
+    if len(counted) >= required:
         _transition(promotion, Status.APPROVED, decided_at=timezone.now())
         audit_record(
             actor=None,
@@ -296,7 +359,7 @@ def promotion_approve(*, actor, source: Source, promotion_id: int, comment: str 
             target=promotion,
             source=source,
             asset_id=promotion.asset_id,
-            changes={"approvals": counted},
+            changes={"approvals": len(counted)},
         )
         if requirements["apply_on_approval"]:
             _apply(
@@ -305,19 +368,30 @@ def promotion_approve(*, actor, source: Source, promotion_id: int, comment: str 
                 source=source,
                 requirements=requirements,
                 current_policy=current_policy,
+                counted=counted,
             )
     return promotion
 
 
-def _apply(promotion, *, actor, source: Source, requirements: dict, current_policy: Policy | None) -> None:
-    """Move the stage pointer for an approved request, after checking everything again (same transaction)."""
+def _apply(
+    promotion,
+    *,
+    actor,
+    source: Source,
+    requirements: dict,
+    current_policy: Policy | None,
+    counted: list[Review] | None = None,
+) -> None:
+    """Move the stage pointer for an approved request, after checking everything again (same transaction;
+    `counted`: the approvals that count, when the approval that reached the quorum has just counted them
+    under the same locks)."""
     problem = None
     if promotion.stage.protected and current_policy is None:
         problem = f"no policy governs {promotion.stage.name} any more"
     elif promotion.asset.is_archived:
         problem = f"{promotion.asset} was archived"
     else:
-        count = len(counted_approvals(promotion, requirements))
+        count = len(counted if counted is not None else counted_approvals(promotion, requirements))
         failed = [r for r in gate_results(promotion, requirements) if not r.passed]
         pointer = StagePointer.objects.filter(asset=promotion.asset, stage=promotion.stage).first()
         if count < requirements["required_approvals"]:
@@ -367,7 +441,8 @@ def promotion_reject(*, actor, source: Source, promotion_id: int, comment: str) 
         raise Unprocessable("Say why you reject the request.", type="comment-required")
     promotion = _lock(promotion_id)
     _refuse_if_closed(promotion)
-    requirements, _ = requirements_for(promotion)
+    policies = policies_for(promotion.asset, promotion.stage)
+    requirements, _ = requirements_for(promotion, policies)
     refusal = review_refusal(actor, promotion, requirements)
     if refusal is not None:
         raise refusal
@@ -377,14 +452,15 @@ def promotion_reject(*, actor, source: Source, promotion_id: int, comment: str) 
         promotion=promotion, reviewer=actor, decision=Decision.REJECT, comment=comment.strip()
     )
     _transition(promotion, Status.REJECTED, comment.strip(), decided_at=timezone.now())
-    audit_record(
-        actor=actor,
-        action=Action.PROMOTION_REJECTED,
-        target=promotion,
-        source=source,
-        asset_id=promotion.asset_id,
-        changes={"comment": comment.strip()},
-    )
+    with in_hand(promotion, policies):
+        audit_record(
+            actor=actor,
+            action=Action.PROMOTION_REJECTED,
+            target=promotion,
+            source=source,
+            asset_id=promotion.asset_id,
+            changes={"comment": comment.strip()},
+        )
     _notify(promotion)
     return promotion
 
@@ -404,14 +480,15 @@ def promotion_cancel(*, actor, source: Source, promotion_id: int, reason: str = 
     _require_requester_or_manager(actor, promotion, "cancel")
     _refuse_if_closed(promotion, allowed=OPEN_STATUSES)
     _transition(promotion, Status.CANCELLED, reason.strip())
-    audit_record(
-        actor=actor,
-        action=Action.PROMOTION_CANCELLED,
-        target=promotion,
-        source=source,
-        asset_id=promotion.asset_id,
-        changes={"reason": reason.strip()},
-    )
+    with in_hand(promotion, None):
+        audit_record(
+            actor=actor,
+            action=Action.PROMOTION_CANCELLED,
+            target=promotion,
+            source=source,
+            asset_id=promotion.asset_id,
+            changes={"reason": reason.strip()},
+        )
     _notify(promotion)
     return promotion
 
@@ -423,8 +500,12 @@ def promotion_apply(*, actor, source: Source, promotion_id: int) -> PromotionReq
     promotion = _lock(promotion_id)
     _require_requester_or_manager(actor, promotion, "apply")
     _refuse_if_closed(promotion, allowed=(Status.APPROVED,))
-    requirements, current_policy = requirements_for(promotion)
-    _apply(promotion, actor=actor, source=source, requirements=requirements, current_policy=current_policy)
+    policies = policies_for(promotion.asset, promotion.stage)
+    requirements, current_policy = requirements_for(promotion, policies)
+    with in_hand(promotion, policies):
+        _apply(
+            promotion, actor=actor, source=source, requirements=requirements, current_policy=current_policy
+        )
     return promotion
 
 
@@ -446,7 +527,8 @@ def promotion_expire_if_due(*, promotion_id: int, source: Source) -> PromotionRe
     """Record the expiry of one request whose time ran out (when a decision finds it due)."""
     promotion = _lock(promotion_id)
     if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
-        _expire(promotion, source)
+        with in_hand(promotion, None):
+            _expire(promotion, source)
     return promotion
 
 
@@ -458,6 +540,7 @@ def promotion_expire_due(*, source: Source) -> int:
     for promotion_id in list(due.values_list("pk", flat=True)):
         promotion = _lock(promotion_id)  # asset first, like every other transition
         if rules.is_due(promotion.status, promotion.expires_at, timezone.now()):
-            _expire(promotion, source)
+            with in_hand(promotion, None):
+                _expire(promotion, source)
             count += 1
     return count

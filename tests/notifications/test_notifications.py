@@ -24,6 +24,7 @@ from notifications.selectors import eligible_reviewers
 from notifications.services import on_audit_event, promotions_warn_expiring
 from registry.models import AssetUserObjectPermission
 from tests.factories import AssetFactory, ServiceAccountFactory, TeamFactory, UserFactory
+from tests.helpers import IS_POSTGRES
 
 SRC = Source.cli()
 REVIEWERS = ["r1@example.test", "r2@example.test", "r3@example.test"]
@@ -372,3 +373,52 @@ def test_a_subscription_that_fails_for_good_emails_its_creator_once(world, setti
     assert sent_to("Webhook failing") == ["mia@example.test"]
     assert f"https://registry.example.test/webhooks/{subscription.pk}/" in mail.outbox[0].body
     assert "you created this subscription" in mail.outbox[0].body
+
+
+# What the services share with the listener --------------------------------------------------------------
+
+
+def _written() -> list[tuple]:
+    rows = EmailNotification.objects.order_by("kind", "reference", "recipient_id")
+    columns = ("kind", "reference", "recipient_id", "address", "promotion_id", "subject", "body")
+    return list(rows.values_list(*columns))
+
+
+def test_the_emails_written_from_what_the_service_holds_are_those_a_fresh_read_writes(world, rhea):
+    """The services hand the listener the request and policies they hold (approvals.requirements.in_hand);
+    the same events read back from the log, with nothing in hand, write the same e-mails, byte for byte."""
+    promotion = request_as(world, rhea)
+    later = PromotionRequest(pk=promotion.pk + 1)
+    steps = [
+        lambda: None,
+        lambda: services.promotion_approve(actor=world.r1, source=SRC, promotion_id=promotion.pk),
+        lambda: services.promotion_approve(actor=world.r2, source=SRC, promotion_id=promotion.pk),
+        lambda: request_as(world, rhea, version=world.v3),
+        lambda: services.promotion_reject(actor=world.r1, source=SRC, promotion_id=later.pk, comment="no"),
+    ]
+    kinds = set()
+    for step in steps:
+        last = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() if kinds else 0
+        step()
+        written = _written()
+        kinds |= {row[0] for row in written}
+        EmailNotification.objects.all().delete()
+        with transaction.atomic():
+            for event in AuditEvent.objects.filter(seq__gt=last).order_by("seq"):
+                on_audit_event(event)
+        assert _written() == written
+        EmailNotification.objects.all().delete()
+    assert kinds == {Kind.REVIEW_REQUESTED, Kind.DECIDED}
+
+
+@pytest.mark.parametrize("could_be_told", [True, False])
+def test_the_review_request_listener_runs_only_when_someone_could_be_told(world, monkeypatch, could_be_told):
+    """On PostgreSQL the audit append asks first (notifications.selectors.reviewers_to_tell); elsewhere the
+    listener is always called, and finds nobody."""
+    calls = []
+    asked = "notifications.selectors.eligible_reviewers"
+    monkeypatch.setattr(asked, lambda **arguments: calls.append(arguments) or [])
+    if not could_be_told:
+        User.objects.filter(username__in=["r1", "r2", "r3"]).update(email="")
+    request_as(world, world.ci)
+    assert len(calls) == (1 if could_be_told or not IS_POSTGRES else 0)
