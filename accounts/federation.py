@@ -17,14 +17,14 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import oidc
+from accounts import oidc, ratelimit
 from accounts.models import ApiToken, ExternalIdentity, IdTokenUse, TrustPolicy, User
 from accounts.permissions import require_admin
 from accounts.services import _membership_change, _new_token
 from accounts.usernames import accounts_named
 from audit.models import Action
-from audit.services import audit_record
-from core.exceptions import Conflict, DomainError, Forbidden, InvalidInput
+from audit.services import TargetRef, audit_record
+from core.exceptions import Conflict, DomainError, Forbidden, InvalidInput, TooManyRequests
 from core.source import Source
 from core.validators import name_validator
 
@@ -167,13 +167,29 @@ def token_exchange(*, source: Source, id_token: str) -> tuple[ApiToken, str]:
     """A registry token for a CI job's verified OIDC ID token, scoped by the one trust policy it matches.
 
     Refusals: 401 id-token-invalid (what failed is named), 401 id-token-replayed, 403 no-trust-policy (none
-    or several policies match: which ones is not said).
+    or several policies match: which ones is not said), 429 throttled (the client address was refused too
+    often in the window: answered before anything is fetched or verified).
     """
+    retry_after = ratelimit.exchange_retry_after(source.ip)
+    if retry_after:
+        # Neither logged nor audited one by one: the warning when the lock engaged stands for these.
+        raise TooManyRequests(
+            f"Too many refused ID tokens from this address; try again in {retry_after} seconds.",
+            retry_after=retry_after,
+        )
     try:
         return _exchange(source=source, id_token=id_token)
     except DomainError as exc:
-        # Not an audit event: an anonymous caller could grow the log at will. Logged, with the request id.
+        # Logged, with the request id; audited only once the ID token verified (_refusal_record).
         logger.warning("OIDC token exchange refused: %s %s", exc.type, exc.detail)
+        engaged = ratelimit.exchange_note_refusal(source.ip)
+        if engaged:
+            logger.warning(
+                "OIDC token exchange locked for %s after %d refusals, for up to %d seconds",
+                ratelimit.address_bucket(source.ip),
+                engaged,
+                settings.OIDC_EXCHANGE_FAILURE_WINDOW,
+            )
         raise
 
 
@@ -190,9 +206,55 @@ def _exchange(*, source: Source, id_token: str) -> tuple[ApiToken, str]:
         for policy in policies
         if oidc.policy_matches(audience=policy.audience, conditions=policy.conditions, claims=claims)
     ]
-    if len(matching) != 1:
-        raise Forbidden(NO_POLICY, type="no-trust-policy")
-    return _token_mint(source=source, policy=matching[0], claims=claims)
+    try:
+        if len(matching) != 1:
+            cause = "several-policies-match" if matching else "no-policy-matches"
+            raise _Refusal(Forbidden(NO_POLICY, type="no-trust-policy"), cause=cause)
+        return _token_mint(source=source, policy=matching[0], claims=claims)
+    except _Refusal as refusal:
+        # The ID token verified: a trusted issuer signed it for our audience, which an anonymous caller cannot
+        # forge, so its refusal is recorded (the rate limit bounds how often one address can send such
+        # tokens). In a transaction of its own: the exchange's rolled back.
+        _refusal_record(source=source, refusal=refusal, claims=claims, policies=policies, matching=matching)
+        raise refusal.error from None
+
+
+class _Refusal(Exception):
+    """A refusal of a verified ID token (error is what the caller is answered), with its cause for the log."""
+
+    def __init__(self, error: DomainError, *, cause: str) -> None:
+        super().__init__(error.detail)
+        self.error = error
+        self.cause = cause
+
+
+@transaction.atomic(durable=True)
+def _refusal_record(
+    *, source: Source, refusal: _Refusal, claims: dict, policies: list, matching: list
+) -> None:
+    """Audit the refusal of a verified ID token: its issuer, subject, the claims the issuer's policies match
+    on (and the job's context claims), the reason and its cause; never the token.
+
+    The actor is the system: the caller never acted as a service account (none was given to it, and a replay
+    may come from whoever copied the token); the policy it invoked, when one was found, is the target.
+    """
+    conditions = {name: None for policy in policies for name in policy.conditions}
+    changes = {
+        "issuer": claims["iss"],
+        "subject": str(claims["sub"])[:300],
+        "claims": oidc.recorded_claims(conditions=conditions, claims=claims),
+        "reason": refusal.error.type,
+        "cause": refusal.cause,
+        "trust_policies": sorted(policy.name for policy in matching),
+    }
+    if len(matching) == 1:
+        changes["account"] = matching[0].account.username
+        target = matching[0]
+    else:
+        target = TargetRef("issuer", "", str(claims["iss"])[:300])
+    audit_record(
+        actor=None, action=Action.TOKEN_EXCHANGE_REFUSED, target=target, source=source, changes=changes
+    )
 
 
 @transaction.atomic(durable=True)
@@ -203,19 +265,20 @@ def _token_mint(*, source: Source, policy: TrustPolicy, claims: dict) -> tuple[A
     # Locked: a policy disabled, changed or deleted meanwhile is seen, or waits for this exchange.
     current = TrustPolicy.objects.select_for_update().filter(pk=policy.pk, enabled=True).first()
     if current is None or current.conditions != policy.conditions or current.audience != policy.audience:
-        raise Forbidden(NO_POLICY, type="no-trust-policy")
+        raise _Refusal(Forbidden(NO_POLICY, type="no-trust-policy"), cause="policy-changed")
     account = User.objects.get(pk=current.account_id)
     if not account.is_active or not account.is_service_account:
-        raise Forbidden(NO_POLICY, type="no-trust-policy")
+        raise _Refusal(Forbidden(NO_POLICY, type="no-trust-policy"), cause="account-disabled")
     IdTokenUse.objects.filter(expires_at__lt=now).delete()
     key = hashlib.sha256(f"{claims['iss']}\n{claims['jti']}".encode()).hexdigest()
     try:
         with transaction.atomic():
             IdTokenUse.objects.create(key=key, expires_at=max(id_expires, now) + _leeway())
     except IntegrityError:
-        raise oidc.IdTokenRefused(
+        replayed = oidc.IdTokenRefused(
             "The ID token has been exchanged already; request a new one.", type="id-token-replayed"
-        ) from None
+        )
+        raise _Refusal(replayed, cause="replayed") from None
     expires_at = min(now + dt.timedelta(seconds=current.token_lifetime_seconds), id_expires)
     if expires_at <= now:
         raise oidc.IdTokenRefused("The ID token has expired.")

@@ -1,4 +1,5 @@
-"""Failed sign-in counting in the cache: per sign-in name and per client address, over a fixed window.
+"""Failed sign-in counting in the cache: per sign-in name and per client address, over a fixed window; and
+refused OIDC token exchanges, per client address (exchange_retry_after, exchange_note_refusal).
 
 Names are counted by their sign-in name (accounts.usernames), the form the password backend looks accounts up
 by, so `Dave`, `dave ` and `dave` in full-width letters share one count and one lock. Addresses are counted
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
+import time
 
 from django.conf import settings
 from django.core.cache import cache
@@ -69,3 +72,45 @@ def note_failure(name: str, ip: str) -> dict[str, int]:
 def clear(name: str) -> None:
     """Forget the failures of a sign-in name (after its account signed in)."""
     cache.delete_many([key for scope, key in _keys(name, "").items() if scope == USERNAME])
+
+
+# Refused OIDC token exchanges ------------------------------------------------------------------------------
+#
+# Counted per address bucket in windows aligned on multiples of OIDC_EXCHANGE_FAILURE_WINDOW seconds, so that
+# the seconds left until the lock ends (the 429's Retry-After) follow from the clock alone, for every worker.
+# A successful exchange neither counts nor clears the count: a job that succeeds does not earn its address
+# more tries at refused tokens.
+
+
+def _exchange_window(now: float) -> tuple[int, int]:
+    """The current window's number and the whole seconds left in it (at least 1)."""
+    window = settings.OIDC_EXCHANGE_FAILURE_WINDOW
+    number = int(now // window)
+    return number, max(1, math.ceil((number + 1) * window - now))
+
+
+def _exchange_key(ip: str, number: int) -> str:
+    return f"oidc-exchange-fail:{number}:{address_bucket(ip)}"
+
+
+def exchange_retry_after(ip: str) -> int:
+    """Seconds until the address may exchange again: 0 unless its refusals reached the limit this window."""
+    number, left = _exchange_window(time.time())
+    count = cache.get(_exchange_key(ip, number), 0)
+    return left if count >= settings.OIDC_EXCHANGE_FAILURE_LIMIT else 0
+
+
+def exchange_note_refusal(ip: str) -> int | None:
+    """Count one refused exchange of the address; the count when this refusal engaged the lock, else None
+    (reported once per window however many requests race: add and incr are atomic in the cache)."""
+    number, left = _exchange_window(time.time())
+    key = _exchange_key(ip, number)
+    if cache.add(key, 1, timeout=left + 1):
+        count = 1
+    else:
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=left + 1)
+            count = 1
+    return count if count == settings.OIDC_EXCHANGE_FAILURE_LIMIT else None

@@ -60,6 +60,7 @@ class Action(models.TextChoices):
     TRUST_POLICY_UPDATED = "trust_policy.updated"
     TRUST_POLICY_DELETED = "trust_policy.deleted"
     TOKEN_EXCHANGED = "token.exchanged"
+    TOKEN_EXCHANGE_REFUSED = "token.exchange_refused"
 
 
 class AppendOnlyError(Exception):

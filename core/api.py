@@ -11,7 +11,7 @@ from django.http import Http404
 from rest_framework import exceptions, metadata, serializers, status
 from rest_framework.response import Response
 
-from core.exceptions import DomainError
+from core.exceptions import DomainError, TooManyRequests
 from core.pagination import CursorPagination
 from core.parsers import TooLarge
 from core.source import Channel, Source
@@ -61,7 +61,10 @@ def problem_exception_handler(exc, context):
         members = dict(exc.extra)
         if exc.errors:
             members["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
-        return problem(exc.status, exc.type, exc.title, exc.detail, **members)
+        response = problem(exc.status, exc.type, exc.title, exc.detail, **members)
+        if isinstance(exc, TooManyRequests):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, exceptions.NotFound) and str(exc.detail) == CursorPagination.invalid_cursor_message:
         return problem(400, "invalid-cursor", "The input is not valid", "The pagination cursor is not valid.")
     if isinstance(exc, Http404 | exceptions.NotFound):

@@ -70,3 +70,15 @@ class Unprocessable(DomainError):
     status = 422
     type = "unprocessable"
     title = "The request cannot be processed"
+
+
+class TooManyRequests(DomainError):
+    """Too many refusals from one client: refused unexamined for retry_after more seconds (Retry-After)."""
+
+    status = 429
+    type = "throttled"
+    title = "Too Many Requests"
+
+    def __init__(self, detail: str, *, retry_after: int, type: str | None = None) -> None:
+        super().__init__(detail, type=type)
+        self.retry_after = retry_after

@@ -10,8 +10,9 @@ Which operation answers what is decided here from the path and the method, not i
 - a path with parameters: 404 (missing or not visible: the same answer);
 - a body: 400 for JSON and limits, 409 for the state-dependent refusals of the route, 413, 415;
 - the routes whose services answer 422 (promotion requests, rejections);
+- the OIDC token exchange: 429 while its caller's address is locked after too many refused ID tokens;
 - every operation: 503 while the database cannot be reached (core/outage.py).
-No API route answers 412 or 429 (the sign-in page answers 429; it is not in the schema).
+No API route answers 412 (the sign-in page answers 429 too; it is not in the schema).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ STATUS_DESCRIPTIONS = {
     413: "The body is too large.",
     415: "The body is not application/json.",
     422: "The request is well formed but a rule refuses it: nothing was changed.",
+    429: "Too many refusals from your address: send the request again after Retry-After.",
     503: "The database (or the cache) cannot be reached for now: send the request again after Retry-After.",
 }
 
@@ -456,6 +458,15 @@ PROBLEM_TYPES: list[ProblemType] = [
         path=r"/api/v1/audit/export",
         methods=("get",),
     ),
+    # 429 ------------------------------------------------------------------------------------------------
+    ProblemType(
+        429,
+        "throttled",
+        "Too Many Requests",
+        "Too many refused ID tokens from this address; try again in 240 seconds.",
+        path=OIDC_EXCHANGE,
+        methods=("post",),
+    ),
     # 503 ------------------------------------------------------------------------------------------------
     ProblemType(
         503,
@@ -580,7 +591,7 @@ def problem_responses(result: dict, generator, request, public) -> dict:
                         }
                     },
                 }
-                if status == 503:
+                if status in (429, 503):
                     answer["headers"] = {
                         "Retry-After": {
                             "description": "Seconds to wait before sending the same request again.",

@@ -149,6 +149,15 @@ def audit_witness(settings, tmp_path):
     return tmp_path / "witness"
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Every test starts with an empty cache: the refusals counted by earlier tests (failed sign-ins, refused
+    OIDC exchanges, all from 127.0.0.1) would lock later ones out."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def oidc_issuer():
     """A local OpenID Connect issuer on 127.0.0.1 (tests/oidc_issuer.py), with the key cache emptied."""

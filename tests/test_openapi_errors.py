@@ -193,3 +193,23 @@ def test_real_refusals_match_what_the_schema_says(schema, arranged, admin, revie
         assert response.json()["type"] == type_
         examples = documented(schema, path, method, status)["examples"].values()
         assert type_ in {example["value"]["type"] for example in examples}, (method, path, status, type_)
+
+
+def test_the_oidc_exchange_documents_its_429_and_answers_it(schema, settings):
+    """Only the exchange answers 429 (its address lock), with Retry-After; the real answer matches."""
+    with_429 = {
+        (path, method) for path, method, operation in operations(schema) if "429" in operation["responses"]
+    }
+    assert with_429 == {("/api/v1/auth/oidc/token", "post")}
+    answer = schema["paths"]["/api/v1/auth/oidc/token"]["post"]["responses"]["429"]
+    assert answer["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+    settings.OIDC_EXCHANGE_FAILURE_LIMIT = 1
+    client = Client(REMOTE_ADDR="10.8.0.1")
+    body = json.dumps({"token": "not-a-jwt"})
+    assert client.post("/api/v1/auth/oidc/token", body, content_type="application/json").status_code == 401
+    response = client.post("/api/v1/auth/oidc/token", body, content_type="application/json")
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert response["Content-Type"] == PROBLEM_MEDIA_TYPE
+    problem_validator(schema).validate(response.json())
+    examples = answer["content"][PROBLEM_MEDIA_TYPE]["examples"].values()
+    assert response.json()["type"] in {example["value"]["type"] for example in examples}

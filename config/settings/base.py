@@ -265,6 +265,13 @@ OIDC_TOKEN_MAX_SECONDS = 3600
 # Issuers are fetched over HTTPS only. The tests run an issuer on plain HTTP on a loopback address: this turns
 # that on, for loopback hosts only (127.0.0.0/8, ::1, localhost); never in production.
 OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS = env_bool("OIDC_ALLOW_INSECURE_LOOPBACK_ISSUERS", False)
+# Refused exchanges: after OIDC_EXCHANGE_FAILURE_LIMIT refusals from one client address (IPv4 address, IPv6
+# /64) within a window of OIDC_EXCHANGE_FAILURE_WINDOW seconds, the exchange answers 429 until the window
+# ends, before any key is fetched or signature checked (accounts/ratelimit.py).
+OIDC_EXCHANGE_FAILURE_LIMIT = env_int("OIDC_EXCHANGE_FAILURE_LIMIT", 20)
+OIDC_EXCHANGE_FAILURE_WINDOW = env_int("OIDC_EXCHANGE_FAILURE_WINDOW", 300)
+if OIDC_EXCHANGE_FAILURE_LIMIT < 1 or OIDC_EXCHANGE_FAILURE_WINDOW < 1:
+    raise ImproperlyConfigured("OIDC_EXCHANGE_FAILURE_LIMIT and OIDC_EXCHANGE_FAILURE_WINDOW must be >= 1")
 
 # Single sign-on for people (accounts/sso.py, docs/operations.md "Single sign-on"): the OpenID Connect
 # authorization code flow with PKCE against the company's identity provider. Off while SSO_OIDC_ISSUER is

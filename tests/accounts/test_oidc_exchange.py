@@ -6,6 +6,7 @@ import time
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from accounts import oidc
 from accounts.federation import token_exchange, trust_policy_create
@@ -347,3 +348,217 @@ def test_exchange_query_count_is_pinned(oidc_issuer, policy, django_assert_max_n
     # audit head locked, the event inserted, the head updated; plus the transaction's own statements.
     with django_assert_max_num_queries(15):
         exchange(oidc_issuer.token(**github_claims()))
+
+
+# Refusals of a verified ID token are audited; the others are only logged ---------------------------------
+
+# The policy's conditions (repository, ref, environment) and the context claims github_claims has.
+RECORDED = ("repository", "ref", "sha", "environment", "workflow_ref", "job_workflow_ref", "run_id")
+RECORDED += ("run_attempt", "actor")
+
+
+def recorded(**overrides) -> dict:
+    """The claims a refusal records for the policy fixture's issuer: the conditions' and the job's context."""
+    claims = github_claims(**overrides)
+    return {
+        name: claims[name] for name in (*RECORDED, "run_attempt", "actor") if claims.get(name) is not None
+    }
+
+
+def only_refusal_event(before: int) -> AuditEvent:
+    """The one event written since before: a token.exchange_refused event; no token, no spent ID."""
+    events = list(AuditEvent.objects.filter(seq__gt=before).order_by("seq"))
+    assert [event.action for event in events] == ["token.exchange_refused"]
+    event = events[0]
+    assert event.actor_kind == "system" and event.actor_id is None and event.actor_repr == "system"
+    assert "token" not in event.changes  # never the ID token itself
+    return event
+
+
+def last_seq() -> int:
+    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+def test_no_matching_policy_is_audited_with_the_claims_policies_match_on(oidc_issuer, policy):
+    before = last_seq()
+    token = oidc_issuer.token(
+        **github_claims(repository="acme/other", sub="repo:acme/other:environment:prod")
+    )
+    refused(exchange(token), 403, "no-trust-policy")
+    event = only_refusal_event(before)
+    assert event.changes == {
+        "issuer": oidc_issuer.url,
+        "subject": "repo:acme/other:environment:prod",
+        "claims": recorded(repository="acme/other"),
+        "reason": "no-trust-policy",
+        "cause": "no-policy-matches",
+        "trust_policies": [],
+    }
+    assert (event.target_kind, event.target_id, event.target_repr) == ("issuer", "", oidc_issuer.url)
+    assert token not in event.body.decode() and token.split(".")[2] not in event.body.decode()
+    assert not IdTokenUse.objects.exists()
+
+
+def test_several_matching_policies_are_audited_with_their_names(oidc_issuer, policy, service_account):
+    github_policy(oidc_issuer, service_account, name="fraud-any-ref", conditions={"repository": "acme/fraud"})
+    before = last_seq()
+    refused(exchange(oidc_issuer.token(**github_claims())), 403, "no-trust-policy")
+    event = only_refusal_event(before)
+    assert event.changes["cause"] == "several-policies-match"
+    assert event.changes["trust_policies"] == ["fraud-any-ref", "fraud-main"]
+    assert event.changes["claims"] == recorded()
+    assert event.target_kind == "issuer" and "account" not in event.changes
+    assert not IdTokenUse.objects.exists()
+
+
+def test_a_disabled_account_is_audited_against_its_policy(oidc_issuer, policy, service_account):
+    service_account.is_active = False
+    service_account.save()
+    before = last_seq()
+    refused(exchange(oidc_issuer.token(**github_claims())), 403, "no-trust-policy")
+    event = only_refusal_event(before)
+    assert event.changes == {
+        "issuer": oidc_issuer.url,
+        "subject": "repo:acme/fraud:environment:prod",
+        "claims": recorded(),
+        "reason": "no-trust-policy",
+        "cause": "account-disabled",
+        "trust_policies": ["fraud-main"],
+        "account": "ci-bot",
+    }
+    assert (event.target_kind, event.target_id, event.target_repr) == (
+        "accounts.trustpolicy",
+        str(policy.pk),
+        str(policy),
+    )
+    assert not IdTokenUse.objects.exists()
+
+
+def test_a_policy_changed_meanwhile_is_audited(oidc_issuer, policy, monkeypatch):
+    import accounts.federation
+    from accounts.models import TrustPolicy
+
+    mint = accounts.federation._token_mint
+
+    def changed_first(**kwargs):  # an admin narrows the policy between the match and the locked re-read
+        TrustPolicy.objects.filter(pk=policy.pk).update(conditions={"repository": "acme/fraud", "ref": "x"})
+        return mint(**kwargs)
+
+    monkeypatch.setattr(accounts.federation, "_token_mint", changed_first)
+    before = last_seq()
+    refused(exchange(oidc_issuer.token(**github_claims())), 403, "no-trust-policy")
+    event = only_refusal_event(before)
+    assert event.changes["cause"] == "policy-changed" and event.changes["trust_policies"] == ["fraud-main"]
+    assert event.target_kind == "accounts.trustpolicy" and event.target_id == str(policy.pk)
+    assert not IdTokenUse.objects.exists()
+
+
+def test_a_replay_is_audited_once_and_spends_nothing(oidc_issuer, policy):
+    token = oidc_issuer.token(**github_claims(), jti="run-4242-attempt-1")
+    assert exchange(token).status_code == 201
+    before = last_seq()
+    again = exchange(token)
+    assert again.status_code == 401 and again.json()["type"] == "id-token-replayed"
+    event = only_refusal_event(before)
+    assert event.changes == {
+        "issuer": oidc_issuer.url,
+        "subject": "repo:acme/fraud:environment:prod",
+        "claims": recorded(),
+        "reason": "id-token-replayed",
+        "cause": "replayed",
+        "trust_policies": ["fraud-main"],
+        "account": "ci-bot",
+    }
+    assert ApiToken.objects.count() == IdTokenUse.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda issuer: "not-a-jwt",
+        lambda issuer: issuer.unsigned(**github_claims()),
+        lambda issuer: issuer.token(**github_claims(), key=new_key()),
+        lambda issuer: issuer.token(**github_claims(), aud="https://elsewhere.example.org"),
+        lambda issuer: issuer.token(**github_claims(), iss="https://token.actions.githubusercontent.com"),
+        lambda issuer: issuer.token(
+            **github_claims(), exp=int(time.time()) - 3600, iat=int(time.time()) - 4000
+        ),
+        lambda issuer: issuer.token(**github_claims(), jti=None),
+    ],
+    ids=["garbage", "alg-none", "bad-signature", "wrong-audience", "unknown-issuer", "expired", "no-jti"],
+)
+def test_a_token_that_does_not_verify_is_only_logged(oidc_issuer, policy, make, caplog):
+    before = last_seq()
+    refused(exchange(make(oidc_issuer)), 401, "id-token-invalid")
+    assert last_seq() == before
+    assert "OIDC token exchange refused: id-token-invalid" in caplog.text
+
+
+# The rate limit per client address -------------------------------------------------------------------------
+
+
+def exchange_from(address, token):
+    return APIClient(REMOTE_ADDR=address).post(EXCHANGE, {"token": token}, format="json")
+
+
+def test_the_lock_engages_after_the_limit_and_answers_429_without_verifying(oidc_issuer, policy, settings):
+    settings.OIDC_EXCHANGE_FAILURE_LIMIT = 3
+    settings.OIDC_EXCHANGE_FAILURE_WINDOW = 300
+    for _ in range(3):
+        refused(exchange_from("10.9.0.1", "not-a-jwt"), 401, "id-token-invalid")
+    before = last_seq()
+    locked = exchange_from("10.9.0.1", oidc_issuer.token(**github_claims()))  # a good token, unseen
+    assert locked.status_code == 429
+    assert locked["Content-Type"] == "application/problem+json"
+    assert locked.json() == {
+        "type": "throttled",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": "Too many refused ID tokens from this address; "
+        f"try again in {locked['Retry-After']} seconds.",
+    }
+    assert 1 <= int(locked["Retry-After"]) <= 300
+    assert oidc_issuer.jwks_fetches == 0  # nothing was fetched or verified
+    assert last_seq() == before and not ApiToken.objects.exists() and not IdTokenUse.objects.exists()
+    # Another address is unaffected; one in the same IPv6 /64 would share the lock.
+    assert exchange_from("10.9.0.2", oidc_issuer.token(**github_claims())).status_code == 201
+
+
+def test_audited_refusals_count_and_ipv6_counts_per_64(oidc_issuer, policy, settings):
+    settings.OIDC_EXCHANGE_FAILURE_LIMIT = 2
+    other = oidc_issuer.token(**github_claims(environment="staging"))  # verifies; matches no policy
+    refused(exchange_from("2001:db8:5:6::1", other), 403, "no-trust-policy")
+    refused(exchange_from("2001:db8:5:6::2", other), 403, "no-trust-policy")
+    assert exchange_from("2001:db8:5:6::3", oidc_issuer.token(**github_claims())).status_code == 429
+    assert AuditEvent.objects.filter(action="token.exchange_refused").count() == 2
+    assert exchange_from("2001:db8:5:7::1", oidc_issuer.token(**github_claims())).status_code == 201
+
+
+def test_successful_exchanges_do_not_count(oidc_issuer, policy, settings):
+    settings.OIDC_EXCHANGE_FAILURE_LIMIT = 2
+    for _ in range(3):
+        assert exchange_from("10.9.1.1", oidc_issuer.token(**github_claims())).status_code == 201
+    ApiToken.objects.all().delete()
+    refused(exchange_from("10.9.1.1", "not-a-jwt"), 401, "id-token-invalid")  # the first refusal: 1 of 2
+    assert exchange_from("10.9.1.1", oidc_issuer.token(**github_claims())).status_code == 201
+
+
+def test_the_lock_ends_with_its_window(oidc_issuer, policy, settings, monkeypatch, caplog):
+    from types import SimpleNamespace
+
+    from accounts import ratelimit
+
+    settings.OIDC_EXCHANGE_FAILURE_LIMIT = 2
+    settings.OIDC_EXCHANGE_FAILURE_WINDOW = 600
+    now = 1_800_000_400.0  # 400 s past a multiple of 600: the window ends in 200 s
+    clock = SimpleNamespace(time=lambda: now)
+    monkeypatch.setattr(ratelimit, "time", clock)
+    for _ in range(2):
+        refused(exchange_from("10.9.2.1", "not-a-jwt"), 401, "id-token-invalid")
+    assert "OIDC token exchange locked for 10.9.2.1 after 2 refusals" in caplog.text
+    locked = exchange_from("10.9.2.1", oidc_issuer.token(**github_claims()))
+    assert (locked.status_code, locked["Retry-After"]) == (429, "200")
+    clock.time = lambda: now + 199.5
+    assert exchange_from("10.9.2.1", oidc_issuer.token(**github_claims()))["Retry-After"] == "1"
+    clock.time = lambda: now + 200
+    assert exchange_from("10.9.2.1", oidc_issuer.token(**github_claims())).status_code == 201
