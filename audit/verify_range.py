@@ -29,7 +29,7 @@ SQL = "SELECT seq, body, leaf_hash, chain_hash FROM {table} WHERE seq > %s{upto}
 
 def pages(cursor, sql: str, page: int, after: int = 0, last: int | None = None) -> Iterator[list]:
     """The rows of `sql` in pages keyed on seq (the first column): after seq `after`, up to seq `last`."""
-    with cursor:
+    with contextlib.closing(cursor):
         while True:
             cursor.execute(sql, (after, page) if last is None else (after, last, page))
             rows = cursor.fetchall()
@@ -118,8 +118,9 @@ def _check(
                 pages(connection.cursor(binary=True), sql, page, first - 1, last), "audit-range-reader"
             )
         else:
-            rows = pages(contextlib.closing(connection.cursor()), sql, page, first - 1, last)
-        return _walk(rows, before[0][0], first, last, block, stops)
+            rows = pages(connection.cursor(), sql, page, first - 1, last)
+        with contextlib.closing(rows):  # its cursor before the connection
+            return _walk(rows, before[0][0], first, last, block, stops)
 
 
 def _walk(
