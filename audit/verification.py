@@ -334,12 +334,15 @@ class _Walk:
 
 PAGE = 10_000
 PARALLEL_FROM = 200_000  # events: below this, starting another process costs more than it saves
+MAX_PROCESSES = 8  # by default: each holds a database connection
 
 
 def _ranges(processes: int | None) -> list[tuple[int, int | None]] | None:
     """(first, last) seq of each process's range, split at multiples of NODE_SIZE (the last one open: it
     reads to the end of the log), or None for one process."""
-    processes = (os.cpu_count() or 1) if processes is None else processes
+    if processes is None:  # the CPUs this process may use, at most MAX_PROCESSES
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        processes = min(cpus, MAX_PROCESSES)
     count = AuditHead.objects.filter(pk=1).values_list("seq", flat=True).first()
     if processes < 2 or not _number(count) or count < max(PARALLEL_FROM, NODE_SIZE * processes):
         return None
