@@ -22,7 +22,10 @@ parsed object or a regular expression: a third of the time.
 
 from __future__ import annotations
 
+import json
+
 import orjson
+import rfc8785
 
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _BELOW_4_BYTE = bytes(range(0xF0))  # the bytes that do not start a 4-byte UTF-8 sequence
@@ -51,3 +54,26 @@ def canonical_object(body: bytes) -> dict | None:
     if not body.isascii() and body.translate(None, _BELOW_4_BYTE):
         return None
     return None if float_marks(body) else parsed
+
+
+def body_problem(seq: int, body: bytes) -> str:
+    """What is wrong with the stored body of event `seq`, or '' (the verifiers' full check of a body)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return f"altered: seq {seq} is not JSON"
+    except RecursionError:
+        return f"altered: seq {seq} nests too deeply to read"
+    if not isinstance(parsed, dict):
+        return f"altered: seq {seq} is not a JSON object"
+    stated = parsed.get("seq")
+    if not isinstance(stated, int) or isinstance(stated, bool) or stated != seq:
+        return f"reordered: the event stored at seq {seq} says it is seq {json.dumps(stated)}"
+    # The quick proof first, else the full RFC 8785 encoder decides.
+    try:
+        canonical = canonical_object(body) is not None or rfc8785.dumps(parsed) == body
+    except (ValueError, RecursionError):  # e.g. a number too large for JCS
+        canonical = False
+    if not canonical:
+        return f"altered: seq {seq} is not in canonical form"
+    return ""

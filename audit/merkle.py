@@ -85,6 +85,22 @@ class CompactRange:
                 below >>= 1
         hashes.append(leaf)
 
+    def append_subtree(self, size: int, value: bytes) -> list[tuple[int, bytes]]:
+        """Add the hash of a perfect subtree of `size` leaves (a power of two) where the tree's size is a
+        multiple of `size`: what appending its leaves one by one would give. Returns the (size, hash) of each
+        larger subtree it completes, smallest first."""
+        if size & (size - 1) or self.size % size:
+            raise ValueError(f"a subtree of {size} leaves does not start at leaf {self.size}")
+        below, hashes, sha256, completed = self.size // size, self._hashes, hashlib.sha256, []
+        self.size += size
+        while below & 1:
+            value = sha256(b"\x01" + hashes.pop() + value).digest()
+            size <<= 1
+            completed.append((size, value))
+            below >>= 1
+        hashes.append(value)
+        return completed
+
     def root(self) -> bytes:
         if not self._hashes:
             return EMPTY_ROOT

@@ -6,22 +6,22 @@ the database can change a column's type): a corrupt row is named with its seq an
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import threading
+import os
+import pickle
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from queue import Empty, Queue
+from pathlib import Path
 
-import rfc8785
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from audit import merkle, notes, witness
+from audit import merkle, notes, verify_range, witness
 from audit.canonical import GENESIS_CHAIN, chain_hash, leaf_hash
-from audit.canonical_check import canonical_object
+from audit.canonical_check import body_problem, canonical_object
 from audit.export import CHUNK
 from audit.log import NODE_LEVEL, NODE_SIZE
 from audit.models import AuditEvent, AuditHead, Checkpoint, MerkleNode, VerificationRun
@@ -38,8 +38,15 @@ class Result:
     witnessed: int = 0  # witnessed checkpoints that matched the log (superseded ones aside)
 
 
-def verify_log(*, verifier: str | None = None, record: bool = True) -> Result:
-    """One streaming pass over every event (constant memory); checkpoints and Merkle nodes checked on it."""
+def verify_log(*, verifier: str | None = None, record: bool = True, processes: int | None = None) -> Result:
+    """One streaming pass over every event (constant memory); checkpoints and Merkle nodes checked on it.
+
+    A log of PARALLEL_FROM events or more is split into `processes` ranges (default: one per CPU), each
+    checked by a process of its own (audit.verify_range) while this one checks the first and then joins
+    the Merkle hashes of the others in order. Should any range not be plainly right, the whole log is walked
+    again in this process alone, so that the first bad seq and its problem are named exactly as one walk
+    names them.
+    """
     started = timezone.now()
     verifier = verifier or verifier_key()
     checkpoints, result = _checkpoints(verifier)
@@ -47,7 +54,10 @@ def verify_log(*, verifier: str | None = None, record: bool = True) -> Result:
         witnessed, result = _witnessed(verifier)
     if result is None:
         walk = _Walk(checkpoints, witnessed)
-        result = walk.run()
+        result = walk.run_parallel(processes)
+        if result is None:  # one process, or a range that was not plainly right: one walk names the problem
+            walk = _Walk(checkpoints, witnessed)
+            result = walk.run()
         if result.ok:
             result = walk.finish()
     return _done(started, record, result)
@@ -135,13 +145,13 @@ class _Walk:
         self.events = 0
         self.verified = 0
 
-    def run(self) -> Result:
-        """The common row (well typed, its body proven canonical, its hashes matching, no Merkle node or
-        checkpoint ending at it) is checked inline; any other goes through `_step`, which checks it all
-        again and names the problem."""
+    def run(self, last: int | None = None) -> Result:
+        """Every event (up to seq `last`). The common row (well typed, its body proven canonical, its hashes
+        matching, no Merkle node or checkpoint ending at it) is checked inline; any other goes through
+        `_step`, which checks it all again and names the problem."""
         sha256, push, stops = hashlib.sha256, self.tree.push, set(self.checkpoints) | set(self.witnessed)
         chain, expected = self.chain, self.events + 1
-        for seq, body, stored_leaf, stored_chain in _event_rows():
+        for seq, body, stored_leaf, stored_chain in _event_rows(last):
             if (
                 seq == expected
                 and type(seq) is int  # not a bool, a float, a Decimal
@@ -167,6 +177,79 @@ class _Walk:
         self.chain, self.events = chain, expected - 1
         return Result(True, self.events, self.verified, witnessed=self.matched)
 
+    def run_parallel(self, processes: int | None) -> Result | None:
+        """The walk split over processes (see verify_log); None when it is not worth it or not conclusive."""
+        ranges, database = _ranges(processes), _database()
+        if ranges is None or database is None:
+            return None
+        stops = sorted(size for size in {*self.checkpoints, *self.witnessed} if size > ranges[0][1])
+        table = connection.ops.quote_name(AuditEvent._meta.db_table)
+        workers = []
+        try:
+            for first, last in ranges[1:]:
+                spec = {"table": table, "first": first, "last": last, "page": PAGE, "block": NODE_SIZE}
+                spec["stops"] = [size for size in stops if size >= first and (last is None or size <= last)]
+                workers.append((_start(database, spec), first))
+            result = self.run(last=ranges[0][1])
+            if not result.ok:
+                return result  # in the first range: every event before it was checked here
+            if self.events != ranges[0][1]:
+                return None
+            for worker, first in workers:
+                try:
+                    outcome = pickle.loads(worker.stdout.read())
+                except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+                    return None
+                joined = self._join(first, outcome)
+                if joined is not True:
+                    return joined or None
+            return Result(True, self.events, self.verified, witnessed=self.matched)
+        except OSError:  # a process could not be started
+            return None
+        finally:
+            for worker, _first in workers:
+                if worker.poll() is None:
+                    worker.kill()
+                worker.wait()
+                worker.stdout.close()
+
+    def _join(self, first: int, outcome: tuple) -> Result | bool:
+        """A range's Merkle hashes added to the tree, the nodes and checkpoints they end checked: True, or
+        the Result naming a node or checkpoint that is wrong, or False when the range's events were not all
+        plainly right (the caller walks again)."""
+        if outcome[0] != "ok":
+            return False
+        _ok, before, last, chain, items, chains = outcome
+        if before != self.chain or self.events != first - 1:
+            return False
+        block, append, check = NODE_SIZE, self.tree.append, self.nodes.check
+        for item in items:
+            if type(item) is bytes:  # the hash of a full block, no checkpoint within it
+                end = self.events + block
+                self.events = end - 1
+                for size, value in ((block, item), *self.tree.append_subtree(block, item)):
+                    problem = check(size, end, value)
+                    if problem:
+                        return self._bad(end, problem)
+                self.events = end
+                continue
+            for leaf in item:
+                seq = self.events + 1
+                for size, value in append(leaf):
+                    problem = check(size, seq, value)
+                    if problem:
+                        return self._bad(seq, problem)
+                self.events = seq
+                if seq in chains:
+                    self.chain = chains[seq]
+                    bad = self._stop(seq)
+                    if bad is not None:
+                        return bad
+        if self.events != last:
+            return False
+        self.chain = chain
+        return True
+
     def _step(self, seq, body, stored_leaf, stored_chain) -> Result | None:
         expected = self.events + 1
         if not _number(seq):
@@ -179,6 +262,10 @@ class _Walk:
         if problem:
             return self._bad(seq, problem)
         self.events = seq
+        return self._stop(seq)
+
+    def _stop(self, seq: int) -> Result | None:
+        """The signed and witnessed checkpoints of size `seq`, against the tree and the chain at seq."""
         if seq in self.checkpoints:
             root, chain = self.checkpoints[seq]
             if self.tree.root() != root:
@@ -199,7 +286,7 @@ class _Walk:
             if _bytes(value) is None:
                 return f"altered: the {name} of seq {seq} is {_kind(value)}, not bytes"
         body = bytes(body)
-        problem = _check_body(seq, body)
+        problem = body_problem(seq, body)
         if problem:
             return problem
         leaf = leaf_hash(body)
@@ -246,10 +333,57 @@ class _Walk:
 
 
 PAGE = 10_000
+PARALLEL_FROM = 200_000  # events: below this, starting another process costs more than it saves
+MAX_PROCESSES = 8  # by default: each holds a database connection
 
 
-def _event_rows() -> Iterator[tuple]:
-    """(seq, body, leaf hash, chain hash) of every event from seq 1 on, in seq order, in pages keyed on seq.
+def _ranges(processes: int | None) -> list[tuple[int, int | None]] | None:
+    """(first, last) seq of each process's range, split at multiples of NODE_SIZE (the last one open: it
+    reads to the end of the log), or None for one process."""
+    if processes is None:  # the CPUs this process may use, at most MAX_PROCESSES
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        processes = min(cpus, MAX_PROCESSES)
+    count = AuditHead.objects.filter(pk=1).values_list("seq", flat=True).first()
+    if processes < 2 or not _number(count) or count < max(PARALLEL_FROM, NODE_SIZE * processes):
+        return None
+    bounds = [round(count * part / processes / NODE_SIZE) * NODE_SIZE for part in range(processes)]
+    return [(bound + 1, following) for bound, following in zip(bounds, [*bounds[1:], None], strict=True)]
+
+
+def _start(database: tuple[str, dict], spec: dict) -> subprocess.Popen:
+    """A process checking one range (audit.verify_range): a fresh interpreter, which imports neither Django
+    nor the caller's main module, its task pickled on its stdin."""
+    root = str(Path(verify_range.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(":")}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "audit.verify_range"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+    try:
+        worker.stdin.write(pickle.dumps((database, spec)))
+        worker.stdin.close()
+    except OSError:
+        worker.kill()
+        worker.wait()
+        raise
+    return worker
+
+
+def _database() -> tuple[str, dict] | None:
+    """How a process of its own connects to this database: the committed log, as this connection sees it
+    outside a transaction (none inside one: rows it has not committed would be missing)."""
+    if connection.in_atomic_block:
+        return None
+    if connection.vendor == "postgresql":
+        params = connection.get_connection_params()
+        return "postgresql", {k: v for k, v in params.items() if type(v) in (str, int)}
+    if connection.vendor == "sqlite" and not connection.is_in_memory_db():
+        return "sqlite", {"database": str(connection.settings_dict["NAME"])}
+    return None
+
+
+def _event_rows(last: int | None = None) -> Iterator[tuple]:
+    """(seq, body, leaf hash, chain hash) of every event from seq 1 on (to `last`), in seq order, in pages
+    keyed on seq.
 
     Plain SQL on the connection rather than the ORM (whose per-row work cost more than the hashing); on
     PostgreSQL in binary format, so that bytea arrives as bytes, not as hex text to decode, and each page is
@@ -257,60 +391,16 @@ def _event_rows() -> Iterator[tuple]:
     server-side cursor is WITH HOLD, which PostgreSQL materialises whole before the first row (see
     audit.export.by_seq); and COPY measured slower, its rows being parsed one by one in Python.
     """
-    page, table = PAGE, connection.ops.quote_name(AuditEvent._meta.db_table)
-    sql = f"SELECT seq, body, leaf_hash, chain_hash FROM {table} WHERE seq > %s ORDER BY seq LIMIT %s"
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    sql = verify_range.SQL.format(table=table, upto="" if last is None else " AND seq <= %s")
     connection.ensure_connection()
     if connection.vendor == "postgresql":
-        pages = _ahead(_pages(connection.connection.cursor(binary=True), sql, page))
+        cursor = connection.connection.cursor(binary=True)
+        pages = verify_range.ahead(verify_range.pages(cursor, sql, PAGE, 0, last), "audit-verify-reader")
     else:
-        pages = _pages(connection.cursor(), sql, page)
+        pages = verify_range.pages(connection.cursor(), sql, PAGE, 0, last)
     for rows in pages:
         yield from rows
-
-
-def _pages(cursor, sql: str, page: int) -> Iterator[list]:
-    last = 0
-    with cursor:
-        while True:
-            cursor.execute(sql, (last, page))
-            rows = cursor.fetchall()
-            yield rows
-            if len(rows) < page or not _number(rows[-1][0]):
-                return
-            last = rows[-1][0]
-
-
-def _ahead(pages: Iterator[list]) -> Iterator[list]:
-    """The pages, each read by a thread while the caller checks the one before (psycopg waits for the server
-    without holding the GIL). psycopg connections may be shared by threads, one cursor each: the caller's own
-    queries (the Merkle nodes) wait for the connection's lock."""
-    queue: Queue = Queue(maxsize=2)
-    stop = threading.Event()
-
-    def read() -> None:
-        try:
-            for rows in pages:
-                if stop.is_set():
-                    break
-                queue.put(rows)
-        except BaseException as exc:  # handed to the caller, raised there
-            queue.put(exc)
-        else:
-            queue.put(None)
-
-    reader = threading.Thread(target=read, name="audit-verify-reader", daemon=True)
-    reader.start()
-    try:
-        while (item := queue.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while reader.is_alive():  # unblock a put, so that it sees `stop`
-            with contextlib.suppress(Empty):
-                queue.get(timeout=0.05)
-        reader.join()
 
 
 def _node_name(level, index) -> str:
@@ -394,28 +484,6 @@ class _StoredNodes:
         if level < NODE_LEVEL:
             return end, f"altered: {name} is below the stored levels"
         return end, f"altered: {name} lies beyond the log's {count} events"
-
-
-def _check_body(seq: int, body: bytes) -> str:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return f"altered: seq {seq} is not JSON"
-    except RecursionError:
-        return f"altered: seq {seq} nests too deeply to read"
-    if not isinstance(parsed, dict):
-        return f"altered: seq {seq} is not a JSON object"
-    stated = parsed.get("seq")
-    if not _number(stated) or stated != seq:
-        return f"reordered: the event stored at seq {seq} says it is seq {json.dumps(stated)}"
-    # The quick proof first (audit.canonical_check), else the full RFC 8785 encoder decides.
-    try:
-        canonical = canonical_object(body) is not None or rfc8785.dumps(parsed) == body
-    except (ValueError, RecursionError):  # e.g. a number too large for JCS
-        canonical = False
-    if not canonical:
-        return f"altered: seq {seq} is not in canonical form"
-    return ""
 
 
 def _done(started, record: bool, result: Result) -> Result:

@@ -25,7 +25,9 @@ import binascii
 import contextlib
 import hashlib
 import json
+import os
 import queue
+import subprocess
 import sys
 import threading
 import time
@@ -99,8 +101,8 @@ class _Member:
     the caller checks the lines of the piece before.
     """
 
-    def __init__(self, archive: zipfile.ZipFile, name: str) -> None:
-        self.archive, self.name = archive, name
+    def __init__(self, archive: zipfile.ZipFile, name: str, sink=None) -> None:
+        self.archive, self.name, self.sink = archive, name, sink
         self.sha256, self.size, self.digest = hashlib.sha256(), 0, None
         self.unterminated = False  # the last line has no newline (it is yielded all the same)
 
@@ -110,11 +112,27 @@ class _Member:
                 while not stop.is_set() and (piece := member.read(PIECE)):
                     self.sha256.update(piece)
                     self.size += len(piece)
+                    if self.sink is not None:
+                        self._send(piece)
                     pieces.put(piece)
         except BaseException as exc:  # raised in the caller's thread
             pieces.put(exc)
         else:
             pieces.put(None)
+        finally:
+            self._send(None)
+
+    def _send(self, piece: bytes | None) -> None:
+        """The piece to the sink (a pipe: the write lets go of the GIL), or the end of the file."""
+        if self.sink is None:
+            return
+        try:
+            if piece is None:
+                self.sink.close()
+            else:
+                self.sink.write(piece)
+        except (OSError, ValueError):  # the seq reader is gone: the caller walks again without it
+            self.sink = None
 
     def lines(self):
         pieces, stop, tail = queue.Queue(maxsize=2), threading.Event(), b""
@@ -197,7 +215,9 @@ def _same(row: bytes, seq: int, leaf: bytes, chain: bytes) -> bool:
     return row.decode().strip().split(",") == [str(seq), leaf.hex(), chain.hex()]
 
 
-def verify_complete(archive, final, roots, members: dict) -> int:
+def verify_complete(archive, final, roots, members: dict, seqs: SeqReader | None = None) -> int:
+    if seqs is not None:
+        return _verify_complete_beside(archive, final, roots, members, seqs)
     tree, chain, count = merkle.CompactRange(), bytes(32), 0
     sha256, hexlify = hashlib.sha256, binascii.hexlify
     rows = None
@@ -229,6 +249,131 @@ def verify_complete(archive, final, roots, members: dict) -> int:
     return count
 
 
+def _verify_complete_beside(archive, final, roots, members: dict, seqs: SeqReader) -> int:
+    """verify_complete with every entry's seq read by another process (SeqReader) from the same bytes: this
+    loop hashes and compares, and whatever it finds wrong at line n gives way to a seq problem the other
+    found at or before n, so that the first problem is named as one loop names it."""
+    tree, chain, count = merkle.CompactRange(), bytes(32), 0
+    sha256, hexlify, push = hashlib.sha256, binascii.hexlify, tree.push
+    rows = None
+    if "hashes.csv" in archive.namelist():
+        members["hashes.csv"] = _Member(archive, "hashes.csv")
+        rows = members["hashes.csv"].lines()
+        next(rows, None)  # the header
+    lines = members["entries.jsonl"].lines()
+    try:
+        for line in lines:
+            count += 1
+            leaf = sha256(b"\x00" + line).digest()
+            chain = sha256(b"\x02" + chain + leaf).digest()
+            if rows is not None:
+                row = next(rows, b"")
+                if row != b"%d,%b" % (count, hexlify(leaf + chain, b",", 32)) and not _same(
+                    row, count, leaf, chain
+                ):
+                    raise Tampered("altered: leaf or chain hash differs from hashes.csv", seq=count)
+            push(leaf)
+            if count in roots and tree.root() != roots[count]:
+                raise Tampered(
+                    f"altered: the Merkle root at {count} differs from its signed checkpoint", seq=count
+                )
+    except BaseException as exc:
+        lines.close()  # the reader stops and ends the pipe: the seq reader answers
+        seqs.raise_first(count)  # a seq problem at or before this line comes first
+        if isinstance(exc, Tampered) and exc.seq == 1 and seqs.result()["first_is_true"]:
+            exc.seq = True  # the first entry says `"seq": true`, which equals 1: named as it says
+        raise
+    seqs.raise_first(count)
+    size = final.size if final else 0
+    if count != size:
+        raise Tampered(
+            f"missing: the checkpoint covers {size} events, the bundle holds {count}", seq=count + 1
+        )
+    if rows is not None:
+        members["hashes.csv"].drain(rows)
+    return count
+
+
+class SeqReader:
+    """Another process that reads every entry's seq (the JSON parse, the costly part of a line) from the
+    bytes of entries.jsonl piped to it as they are inflated, and names the first line whose seq is wrong,
+    as `_entries` and the loop of verify_complete would."""
+
+    def __init__(self) -> None:
+        here = str(Path(__file__).resolve().parent)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"import sys; sys.path.insert(0, {here!r}); import verify_bundle; verify_bundle.read_seqs()",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.sink = self.process.stdin
+        self.outcome = None
+
+    def result(self) -> dict:
+        if self.outcome is None:
+            out = self.process.stdout.read()
+            self.process.wait()
+            self.outcome = json.loads(out) if self.process.returncode == 0 else {}
+            if "lines" not in self.outcome:
+                raise SeqReaderFailed()
+        return self.outcome
+
+    def raise_first(self, count: int) -> None:
+        """Raise the seq problem found at line `count` or before it, if any."""
+        failure = self.result()["failure"]
+        if failure is not None and failure["line"] <= count:
+            raise Tampered(failure["reason"], seq=failure["seq"], file=failure["file"])
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.sink.close()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.process.stdout.close()
+
+
+class SeqReaderFailed(Exception):
+    """The seq reader gave no answer: the bundle is checked again in one process."""
+
+
+def read_seqs() -> None:
+    """SeqReader's process: entries.jsonl on stdin; {"lines": n, "failure": null | {...}, "first_is_true"}
+    on stdout."""
+    failure, count, first_is_true = None, 0, False
+
+    class Piped:  # what _entries needs of a _Member: lines, and whether the last one ended
+        unterminated = False
+
+        def lines(self):
+            tail, stdin = b"", sys.stdin.buffer
+            while piece := stdin.read(PIECE):
+                lines = (tail + piece).split(b"\n")
+                tail = lines.pop()
+                yield from lines
+            if tail:
+                self.unterminated = True
+                yield tail
+
+    try:
+        for seq, _line in _entries(Piped()):
+            count += 1
+            if seq != count:
+                reason = "missing" if seq > count else "reordered"
+                raise Tampered(f"{reason}: expected seq {count}, found seq {seq}", seq=count)
+            first_is_true = first_is_true or seq is True
+    except Tampered as exc:
+        failure = {"line": count + (exc.seq is None), "reason": exc.reason, "seq": exc.seq, "file": exc.file}
+        with contextlib.suppress(OSError):
+            while sys.stdin.buffer.read(PIECE):  # the rest, so that the writer is not blocked
+                pass
+    print(json.dumps({"lines": count, "failure": failure, "first_is_true": first_is_true}))
+
+
 def verify_filtered(archive, final, members: dict) -> int:
     if final is None:
         raise Tampered("a filtered bundle needs a checkpoint", file="checkpoint.txt")
@@ -249,7 +394,17 @@ def verify_filtered(archive, final, members: dict) -> int:
     return count
 
 
-def verify(path: str, key: str | None, origin: str | None) -> dict:
+SPLIT_FROM = 20 << 20  # bytes of entries.jsonl from which, by default, another process reads the seqs
+
+
+def verify(path: str, key: str | None, origin: str | None, processes: int | None = None) -> dict:
+    try:
+        return _verify(path, key, origin, processes)
+    except SeqReaderFailed:
+        return _verify(path, key, origin, 1)
+
+
+def _verify(path: str, key: str | None, origin: str | None, processes: int | None) -> dict:
     started = time.perf_counter()
     with zipfile.ZipFile(path) as archive:
         # One pass over the large files: their digests are checked after the events were. Should anything
@@ -261,11 +416,16 @@ def verify(path: str, key: str | None, origin: str | None) -> dict:
             origin = origin or manifest["origin"]
             final, roots = _checkpoints(archive, key, origin)
             complete = manifest["complete"]
-            members = {"entries.jsonl": _Member(archive, "entries.jsonl")}
-            if complete:
-                count = verify_complete(archive, final, roots, members)
-            else:
-                count = verify_filtered(archive, final, members)
+            seqs = _seq_reader(archive, processes) if complete else None
+            try:
+                members = {"entries.jsonl": _Member(archive, "entries.jsonl", seqs and seqs.sink)}
+                if complete:
+                    count = verify_complete(archive, final, roots, members, seqs)
+                else:
+                    count = verify_filtered(archive, final, members)
+            finally:
+                if seqs is not None:
+                    seqs.close()
             for name in sorted(set(STREAMED) & set(manifest["files"])):
                 member = members.get(name)
                 digest = member.digest if member is not None and member.digest else _sha256(archive, name)
@@ -274,6 +434,8 @@ def verify(path: str, key: str | None, origin: str | None) -> dict:
                 raise Tampered(
                     "the manifest's root hash differs from the signed checkpoint", file="manifest.json"
                 )
+        except SeqReaderFailed:
+            raise
         except Exception:
             check_manifest(archive)
             raise
@@ -291,14 +453,35 @@ def verify(path: str, key: str | None, origin: str | None) -> dict:
     }
 
 
+def _seq_reader(archive, processes: int | None) -> SeqReader | None:
+    """A SeqReader when it pays: --processes above 1, or by default a large bundle and two CPUs."""
+    if processes is None:
+        big = (
+            "entries.jsonl" in archive.namelist() and archive.getinfo("entries.jsonl").file_size >= SPLIT_FROM
+        )
+        processes = 2 if big and (os.cpu_count() or 1) > 1 else 1
+    if processes < 2:
+        return None
+    try:
+        return SeqReader()
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle")
     parser.add_argument("--key", help="the verifier key you trust (<name>+<key id>+<base64 key>)")
     parser.add_argument("--origin", help="the log origin you expect (default: the manifest's)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        help="2: another process reads the entries' seqs (default for a bundle of 20 MiB of entries or more "
+        "on two CPUs or more); 1: this one alone",
+    )
     args = parser.parse_args(argv)
     try:
-        report = verify(args.bundle, args.key, args.origin)
+        report = verify(args.bundle, args.key, args.origin, args.processes)
     except Tampered as exc:
         print(
             json.dumps({"status": "failed", "reason": exc.reason, "first_bad_seq": exc.seq, "file": exc.file})

@@ -567,7 +567,7 @@ def verifier_breakdown(sample: int, bundle: Path) -> dict:
     import rfc8785
     from django.db import connection
 
-    from audit import merkle, verification
+    from audit import merkle, verify_range
     from audit.canonical import GENESIS_CHAIN, chain_hash, leaf_hash
     from audit.canonical_check import canonical_object
 
@@ -582,7 +582,7 @@ def verifier_breakdown(sample: int, bundle: Path) -> dict:
     started = time.perf_counter()
     rows = [
         row
-        for page in verification._pages(connection.connection.cursor(binary=True), sql, 10_000)
+        for page in verify_range.pages(connection.connection.cursor(binary=True), sql, 10_000)
         for row in page
     ]
     count = len(rows)

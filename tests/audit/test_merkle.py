@@ -185,3 +185,21 @@ def test_c2sp_example_key_id_format():
     key = Ed25519PrivateKey.generate()
     name, kid, _ = notes.parse_verifier_key(notes.verifier_key("a.example/log", key.public_key()))
     assert name == "a.example/log" and len(kid) == 4
+
+
+def test_append_subtree_is_appending_its_leaves():
+    leaves = [merkle.leaf_hash(str(n).encode()) for n in range(1000)]
+    one_by_one, by_blocks = merkle.CompactRange(), merkle.CompactRange()
+    completed = []
+    for leaf in leaves[:768]:
+        completed += [item for item in one_by_one.append(leaf) if item[0] > 256]
+    joined = []
+    for start in range(0, 768, 256):
+        joined += by_blocks.append_subtree(256, merkle.root(leaves[start : start + 256]))
+    assert joined == completed
+    for leaf in leaves[768:]:
+        one_by_one.append(leaf)
+        by_blocks.append(leaf)
+    assert by_blocks.root() == one_by_one.root() == merkle.root(leaves)
+    with pytest.raises(ValueError):
+        by_blocks.append_subtree(256, leaves[0])  # 1000 leaves: not at a multiple of 256

@@ -24,7 +24,9 @@ def files(auditor, history):  # noqa: F811
     return {name: original.read(name) for name in original.namelist()}
 
 
-def run(files: dict, tmp_path, *, manifest_fixed: bool, orjson: bool = True) -> tuple[int, dict]:
+def run(
+    files: dict, tmp_path, *, manifest_fixed: bool, orjson: bool = True, processes: str = "1"
+) -> tuple[int, dict]:
     files = dict(files)
     manifest = json.loads(files.pop("manifest.json"))
     if manifest_fixed:
@@ -38,7 +40,7 @@ def run(files: dict, tmp_path, *, manifest_fixed: bool, orjson: bool = True) -> 
     blocked = "'django'" + (", 'orjson'" if not orjson else "")
     code = (
         f"import runpy, sys; sys.modules.update(dict.fromkeys([{blocked}])); "
-        f"sys.argv = ['verify_bundle.py', {str(path)!r}]; "
+        f"sys.argv = ['verify_bundle.py', {str(path)!r}, '--processes', {processes!r}]; "
         f"runpy.run_path({str(VERIFIER)!r}, run_name='__main__')"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -165,6 +167,32 @@ CASES = {
         False,
         (1, {"status": FAILED, "reason": DIGEST, "first_bad_seq": None, "file": "checkpoint.txt"}),
     ),
+    "two entries swapped (their hashes differ from hashes.csv as well)": (
+        lambda f: line(line(f, 2, f["entries.jsonl"].split(b"\n")[2]), 3, f["entries.jsonl"].split(b"\n")[1]),
+        True,
+        (
+            1,
+            {
+                "status": FAILED,
+                "reason": "missing: expected seq 2, found seq 3",
+                "first_bad_seq": 2,
+                "file": None,
+            },
+        ),
+    ),
+    "a row of hashes.csv before an entry that is not JSON": (
+        lambda f: hashes_row(line(f, 4, b"{not json"), 2, b"2," + b"0" * 64 + b"," + b"0" * 64),
+        True,
+        (
+            1,
+            {
+                "status": FAILED,
+                "reason": "altered: leaf or chain hash differs from hashes.csv",
+                "first_bad_seq": 2,
+                "file": None,
+            },
+        ),
+    ),
     "nothing": (
         lambda f: f,
         False,
@@ -173,8 +201,10 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("processes", ["1", "2"], ids=["one-process", "seqs-read-beside"])
 @pytest.mark.parametrize("orjson", [True, False], ids=["orjson", "standard-library"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_the_report_names_the_first_problem(files, tmp_path, case, orjson):
+def test_the_report_names_the_first_problem(files, tmp_path, case, orjson, processes):
     change, manifest_fixed, expected = CASES[case]
-    assert run(change(files), tmp_path, manifest_fixed=manifest_fixed, orjson=orjson) == expected
+    found = run(change(files), tmp_path, manifest_fixed=manifest_fixed, orjson=orjson, processes=processes)
+    assert found == expected

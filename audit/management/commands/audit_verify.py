@@ -16,9 +16,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--key", help="the verifier key to trust (default: the configured signing key's)")
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
+        parser.add_argument(
+            "--processes",
+            type=int,
+            help="processes a large log is checked by, in ranges (default: one per CPU; 1: this one alone)",
+        )
 
-    def handle(self, *args, key=None, json=False, **options):
-        result = verify_log(verifier=key)
+    def handle(self, *args, key=None, json=False, processes=None, **options):
+        result = verify_log(verifier=key, processes=processes)
         report = {
             "ok": result.ok,
             "events": result.events,
