@@ -6,6 +6,8 @@ problems an `errors` list of {field, message}.
 
 from __future__ import annotations
 
+import threading
+
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, metadata, serializers, status
@@ -123,11 +125,41 @@ def api_source(request) -> Source:
     return Source.from_request(request, Channel.API)
 
 
+_input_serializers = threading.local()
+
+
 def validated(serializer_class, request) -> dict:
-    """The request body checked by an input serializer (400 with every field error otherwise)."""
-    serializer = serializer_class(data=request.data)
+    """The request body checked by an input serializer (400 with every field error otherwise).
+
+    One instance of each input serializer per thread checks every body: a new one would deep-copy its
+    declared fields (all of them, nested serializers included) on every request, most of what validating a
+    small body costs. Validation keeps no state in the serializer or its fields but the three results reset
+    here (`run_validation` builds a new dict every time; defaults are called anew), and no input serializer
+    has a context, so the answer, error bodies included, is the one a new instance gives
+    (tests/test_validated.py)."""
+    serializers_here = _input_serializers.__dict__
+    serializer = serializers_here.get(serializer_class)
+    if serializer is None:
+        serializer = serializers_here[serializer_class] = serializer_class(data=None)
+    serializer.initial_data = request.data
+    for result in ("_validated_data", "_errors", "_data"):
+        serializer.__dict__.pop(result, None)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+_output_serializers = threading.local()
+
+
+def represented(serializer_class, instance) -> dict:
+    """`serializer_class(instance).data` without building a serializer for each answer (which deep-copies
+    its declared fields): one bound instance per thread and class turns every object. For output serializers
+    that read no context (`to_representation` keeps no state in the serializer or its fields)."""
+    serializers_here = _output_serializers.__dict__
+    serializer = serializers_here.get(serializer_class)
+    if serializer is None:
+        serializer = serializers_here[serializer_class] = serializer_class()
+    return serializer.to_representation(instance)
 
 
 class StrictInput(serializers.Serializer):
