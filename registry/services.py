@@ -255,10 +255,11 @@ def _version_input(actor, kind: str, data: dict, lineage, digest_optional: bool 
 
 
 def _version_created(actor, source: Source, version: AssetVersion, parents: list) -> AssetVersion:
-    LineageEdge.objects.bulk_create(
-        LineageEdge(parent=parent, child=version, relation=relation, created_by=actor)
-        for relation, parent in parents
-    )
+    if parents:  # bulk_create costs Python time even with nothing to insert
+        LineageEdge.objects.bulk_create(
+            LineageEdge(parent=parent, child=version, relation=relation, created_by=actor)
+            for relation, parent in parents
+        )
     audit_record(
         actor=actor,
         action=Action.VERSION_CREATED,
