@@ -5,6 +5,7 @@ new serializer gives, error bodies included, whatever came before."""
 import threading
 
 import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.exceptions import ValidationError
@@ -111,6 +112,115 @@ def test_a_reused_serializer_answers_as_a_new_one(serializer_class):
             assert reused(serializer_class, data) == fresh(serializer_class, data)
 
     check()
+
+
+# Bodies near the edges of the quick path (core.api): strings with whitespace around them, blank, at and past
+# their length limits, not ASCII, with NUL; lists of them; JSON objects within and beyond the JSON limits.
+edge_strings = st.sampled_from(
+    [
+        *["", " ", "x", " x", "x ", "\tx", "x\n", "é", "x\x00", "x\x1f", "\u2028", "sha256:" + "a" * 64],
+        *["a" * 7, "a" * 50, "a" * 51, "a" * 71, "a" * 72, "a" * 100, "a" * 101, "a" * 300, "a" * 301],
+        *["0123abc", "https://ci.example/run/1", "model", "dataset", "derived_from", "contribute"],
+    ]
+)
+edge_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) - 1, 2**53 + 1)
+    | st.sampled_from([2**53, -(2**53), 0.5, float("nan"), float("inf")])
+    | edge_strings,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(edge_strings, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def near_valid(serializer_class):
+    names = sorted(serializer_class().fields)
+    members = st.one_of(edge_strings, st.lists(edge_strings, max_size=3), edge_values)
+    return st.dictionaries(st.sampled_from([*names, "nope"]), members, max_size=len(names))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("serializer_class", INPUTS, ids=lambda cls: cls.__name__)
+def test_the_quick_path_answers_as_the_serializer(serializer_class):
+    @EXAMPLES
+    @given(st.lists(near_valid(serializer_class), min_size=1, max_size=4))
+    def check(sequence):
+        for data in sequence:
+            assert reused(serializer_class, data) == fresh(serializer_class, data)
+
+    check()
+
+
+def _quick_fields():
+    for serializer_class in INPUTS:
+        plan = api._quick_plan(serializer_class())
+        for name, field, check in plan or []:
+            if check is not None:
+                yield pytest.param(field, check, id=f"{serializer_class.__name__}.{name}")
+
+
+def _edge_members(field):
+    limits = {getattr(field, "max_length", None), getattr(field, "min_length", None)}
+    child = getattr(field, "child", None)
+    limits |= {getattr(child, "max_length", None), getattr(child, "min_length", None)}
+    sizes = {0, 1, 2} | {n + d for n in limits - {None} for d in (-1, 0, 1) if n + d >= 0}
+    strings = ["a" * n for n in sorted(sizes)]
+    strings += [" a", "a ", " ", "\t", "é", "a\x00", "\ud800", "1", "a\u2028"]
+    members = [*strings, None, True, 5, 2.5, {}, {"a": 1}, {"a": 2**60}, {"a": float("nan")}, {1: "a"}]
+    members += [[], [*strings[:3]], ["a", ""], ["a", None], ["a", 5], [[]], "x" * 20000]
+    return members
+
+
+@pytest.mark.parametrize(("field", "check"), list(_quick_fields()))
+def test_each_quick_check_takes_only_what_its_field_takes_unchanged(field, check):
+    for value in _edge_members(field):
+        quick = check(value)
+        try:
+            expected = field.run_validation(value)
+        except (ValidationError, DjangoValidationError):
+            assert quick is api.NOT_QUICK, value
+            continue
+        assert quick is api.NOT_QUICK or (quick == expected and type(quick) is type(expected)), value
+
+
+def test_the_quick_checks_cover_the_registration_fields():
+    covered = {param.id for param in _quick_fields()}
+    assert {"ModelVersionIn.digest", "ModelVersionIn.metrics", "ModelVersionIn.tags"} <= covered
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"digest": "sha256:" + "a" * 64, "metrics": {"auc": 0.9}},
+        {"digest": "sha256:" + "a" * 64, "tags": ["a", "b"], "uri": "", "metadata": {"k": [1, None]}},
+        {"digest": "sha256:" + "a" * 64, "framework": "sklearn", "model_card": "", "description": "d"},
+    ],
+)
+def test_a_plain_registration_body_takes_the_quick_path(monkeypatch, data):
+    serializer_class = registry.api.serializers.ModelVersionIn
+    expected = fresh(serializer_class, data)
+    monkeypatch.setattr(serializer_class, "is_valid", lambda *a, **k: pytest.fail("ran the serializer"))
+    assert reused(serializer_class, data) == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"digest": " sha256:" + "a" * 64},  # trimmed by the serializer
+        {"digest": "sha256:" + "a" * 64, "source": {"commit": "abc1234"}},  # a nested serializer
+        {"digest": "sha256:" + "a" * 64, "metrics": {"n": 2**60}},  # beyond the JSON limits: refused
+        {"digest": "sha256:" + "a" * 64, "nope": 1},  # not a field: refused
+        {"metrics": {}},  # the digest is required: refused
+    ],
+)
+def test_anything_else_goes_to_the_serializer(monkeypatch, data):
+    serializer_class = registry.api.serializers.ModelVersionIn
+    expected, runs = fresh(serializer_class, data), []
+    real = serializer_class.is_valid
+    monkeypatch.setattr(serializer_class, "is_valid", lambda *a, **k: runs.append(1) or real(*a, **k))
+    assert reused(serializer_class, data) == expected
+    assert runs == [1]
 
 
 GOOD_VERSION = {
