@@ -45,12 +45,13 @@ def jsonable(value):
 
 
 # RFC 8785 of a value made only of dicts with str keys, lists, tuples, str, int, bool and None (no float, no
-# subclass: a TextChoices member, an IntEnum) is compact JSON with its keys sorted, its strings escaped as JSON
-# requires (`"`, `\\`, control characters: `\\b \\t \\n \\f \\r` short, the others `\\u00xx`; the rest
-# raw UTF-8) and its integers, within +/-(2^53 - 1), in decimal: what orjson writes with these options. orjson
-# sorts keys by code point and JCS by UTF-16 code unit, which differ only where a character outside the Basic
-# Multilingual Plane is compared with one from U+E000 up, so a result with a 4-byte UTF-8 character anywhere
-# is left to the rfc8785 encoder (audit/canonical_check.py proves stored bodies canonical the same way).
+# subclass: a TextChoices member, an IntEnum) is compact JSON with its keys sorted, its strings escaped as
+# JSON requires (`"`, `\\`, control characters: `\\b \\t \\n \\f \\r` short, the others `\\u00xx`; the
+# rest raw UTF-8) and its integers, within +/-(2^53 - 1), in decimal: what orjson writes with these options.
+# orjson sorts keys by code point and JCS by UTF-16 code unit, which differ only where a character outside the
+# Basic Multilingual Plane is compared with one from U+E000 up, so a result with a 4-byte UTF-8 character
+# anywhere is left to the rfc8785 encoder (audit/canonical_check.py proves stored bodies canonical the same
+# way).
 _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _BELOW_4_BYTE = bytes(range(0xF0))  # the bytes that do not start a 4-byte UTF-8 sequence
 _SCALARS = frozenset({str, int, bool, type(None)})
@@ -65,7 +66,7 @@ def _plain(value) -> bool:
                 return False
         return True
     if kind is list or kind is tuple:
-        for item in value:
+        for item in value:  # noqa: SIM110 - a loop, not all() over a generator: this runs on every event
             if type(item) not in _SCALARS and not _plain(item):
                 return False
         return True
