@@ -270,3 +270,26 @@ def test_the_version_answer_is_the_serializers(kind):
         got = represented(VERSION_OUT[kind], version)
         assert list(got.items()) == list(expected.items())
         assert JSONRenderer().render(got) == JSONRenderer().render(expected)
+
+
+@pytest.mark.django_db
+def test_other_shapes_are_answered_as_their_serializers_answer():
+    from registry.api.serializers import AssetOut, StagePointerOut, VersionRefOut
+
+    asset = AssetFactory(kind=AssetKind.MODEL, tags=["x"])
+    version = VersionFactory(asset=asset, created_by=None)
+    pointer = {"stage": "staging", "protected": False, "version": 3, "digest": None, "uri": "s3://x"}
+    pointer |= {"updated_by": None, "updated_at": version.created_at}
+    for serializer_class, instance in [
+        (AssetOut, asset),  # no team, no creator: defaults and nulls
+        (VersionRefOut, version),
+        (StagePointerOut, pointer),  # a mapping: the fields' own lookups
+        (StagePointerOut, {"stage": "staging"}),  # missing keys
+    ]:
+        try:
+            expected = serializer_class(instance).data
+        except Exception as exc:
+            with pytest.raises(type(exc)):
+                represented(serializer_class, instance)
+            continue
+        assert list(represented(serializer_class, instance).items()) == list(expected.items())
