@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 
 from django.contrib.auth.models import Group
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -255,10 +255,11 @@ def _version_input(actor, kind: str, data: dict, lineage, digest_optional: bool 
 
 
 def _version_created(actor, source: Source, version: AssetVersion, parents: list) -> AssetVersion:
-    LineageEdge.objects.bulk_create(
-        LineageEdge(parent=parent, child=version, relation=relation, created_by=actor)
-        for relation, parent in parents
-    )
+    if parents:  # bulk_create costs Python time even with nothing to insert
+        LineageEdge.objects.bulk_create(
+            LineageEdge(parent=parent, child=version, relation=relation, created_by=actor)
+            for relation, parent in parents
+        )
     audit_record(
         actor=actor,
         action=Action.VERSION_CREATED,
@@ -335,38 +336,60 @@ def _register_sql(kind_or_id: dict, actor, data: dict) -> tuple[str, list, Asset
     """One statement that locks the asset row (found by id or by kind and name), reads the actor's granted
     permission codenames on it, and, if the actor may contribute and the asset is not archived, inserts the
     next version and moves the asset's latest number. It answers one row (none: no such asset) with the
-    asset's columns, the codenames, and the new version's id (NULL when nothing was inserted)."""
+    asset's columns, the codenames, and the new version's id (NULL when nothing was inserted).
+
+    A column whose value is its field's default (most of a version's: '', {}, [], NULL) is written in the
+    statement as the literal that the parameter would have been, so only the others are adapted and sent."""
+    db = connections[DEFAULT_DB_ALIAS]
     version = AssetVersion(asset_id=0, number=0, created_by=actor, **data)
-    params = [
-        field.get_db_prep_save(field.pre_save(version, True), connection)
-        for field in AssetVersion._meta.local_concrete_fields
-        if field.attname not in _SET_IN_SQL
-    ]
+    params, inline = [], []
+    for field, default in _register_defaults():
+        value = field.pre_save(version, True)
+        if type(value) is type(default) and value == default:
+            inline.append(True)
+        else:
+            inline.append(False)
+            params.append(field.get_db_prep_save(value, db))
     if actor is None:
         granted_params, always, codenames = [], True, []
     else:
         granted_params = granted_codenames_sql(user_id=actor.pk)[1]
         always, codenames = role_rule(actor, Role.CONTRIBUTE)
-    sql = _register_text(tuple(kind_or_id), actor is None)
+    sql = _register_text(tuple(kind_or_id), actor is None, tuple(inline))
     return sql, [*granted_params, *kind_or_id.values(), *params, always, codenames], version
 
 
 _SET_IN_SQL = {"id": None, "asset_id": "a.id", "number": "a.latest_version_number + 1"}
+_INSERTED = [f for f in AssetVersion._meta.local_concrete_fields if not f.primary_key]
 
 
 @functools.cache
-def _register_text(keys: tuple[str, ...], system: bool) -> str:
-    """The text of _register_sql's statement (it depends only on how the asset is found and on whether
-    the actor is the system), built once."""
+def _register_defaults() -> list:
+    """(field, its default) of each column the registration's parameters fill, in column order."""
+    return [(field, field.get_default()) for field in _INSERTED if field.attname not in _SET_IN_SQL]
+
+
+@functools.cache
+def _register_text(keys: tuple[str, ...], system: bool, inline: tuple[bool, ...]) -> str:
+    """The text of _register_sql's statement (it depends only on how the asset is found, on whether the
+    actor is the system and on which columns hold their default), built once."""
+    db = connections[DEFAULT_DB_ALIAS]
+    defaults = iter(zip(_register_defaults(), inline, strict=True))
     columns, values = [], []
-    for field in AssetVersion._meta.local_concrete_fields:
-        if field.primary_key:
+    for field in _INSERTED:
+        columns.append(db.ops.quote_name(field.column))
+        cast = f"::{field.db_type(db)}"
+        if field.attname in _SET_IN_SQL:
+            values.append(_SET_IN_SQL[field.attname])
             continue
-        columns.append(connection.ops.quote_name(field.column))
-        values.append(_SET_IN_SQL.get(field.attname) or f"%s::{field.db_type(connection)}")
-    where = " AND ".join(f'"registry_asset".{connection.ops.quote_name(key)} = %s' for key in keys)
+        (_, default), literal = next(defaults)
+        # The default's literal is what the driver would send for it as a parameter (mogrify).
+        values.append(
+            (db.ops.compose_sql("%s", [field.get_db_prep_save(default, db)]) if literal else "%s") + cast
+        )
+    where = " AND ".join(f'"registry_asset".{db.ops.quote_name(key)} = %s' for key in keys)
     granted_sql = "SELECT NULL::varchar WHERE false" if system else granted_codenames_sql(user_id=0)[0]
-    asset_columns = ", ".join(f'"registry_asset".{connection.ops.quote_name(c)}' for c in ASSET_COLUMNS)
+    asset_columns = ", ".join(f'"registry_asset".{db.ops.quote_name(c)}' for c in ASSET_COLUMNS)
     return f"""
         WITH a AS (
             SELECT {asset_columns}, ARRAY({granted_sql}) AS granted

@@ -57,7 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "core.metrics.MetricsMiddleware",  # first: it times everything below
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "core.csp.CSPMiddleware",  # django-csp's, with the policy of most answers built once
     "core.middleware.RequestIdMiddleware",
     # A database or cache that cannot be reached: 503, Retry-After, logged once per outage (core/outage.py).
     "core.outage.OutageMiddleware",

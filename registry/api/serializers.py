@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.contrib.auth.models import Group
 from rest_framework import serializers
+from rest_framework.fields import _UnvalidatedField
 
-from core.api import StrictInput
+from core.api import NOT_QUICK, StrictInput
 from core.parsers import ASCII_DIGITS, MAX_SAFE_INT, json_problem
 from registry.models import AssetKind, Relation, RiskTier
 from registry.permissions import Role
@@ -29,6 +30,18 @@ class JSONObjectField(serializers.DictField):
             path, message = found
             raise serializers.ValidationError({path: [message]} if path else [message])
         return value
+
+    def quick_value(self, value):
+        """What run_validation returns for a JSON object it takes (a copy with the same members), for the
+        quick path of core.api.validated; NOT_QUICK for anything else (the serializer decides)."""
+        if type(value) is not dict or (not value and not self.allow_empty) or self.validators:
+            return NOT_QUICK
+        if type(self.child) is not _UnvalidatedField or self.child.validators:
+            return NOT_QUICK
+        for key in value:
+            if type(key) is not str:
+                return NOT_QUICK
+        return NOT_QUICK if json_problem(value) else dict(value)
 
 
 def whole_number(**kwargs) -> serializers.IntegerField:

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from accounts import selectors as account_selectors
 from accounts.models import Scope
-from core.api import api_source, validated
+from core.api import api_source, represented, validated
 from core.exceptions import InvalidInput, NotFound
 from core.http import etag_matches
 from core.pagination import AssetPagination, VersionPagination
@@ -127,7 +127,7 @@ class VersionListView(KindView):
             data=data,
             lineage=lineage,
         )
-        body = s.VERSION_OUT[self.kind](version).data
+        body = represented(s.VERSION_OUT[self.kind], version)
         return Response(body, status=201, headers={"Location": body["url"]})
 
 
