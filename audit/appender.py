@@ -38,13 +38,11 @@ CREATE OR REPLACE FUNCTION audit_format_time(t timestamptz) RETURNS text LANGUAG
 $$;
 CREATE UNLOGGED TABLE IF NOT EXISTS audit_pending (
     id bigserial PRIMARY KEY,
-    xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     before bytea NOT NULL, after bytea NOT NULL, actor_id bigint, actor_repr text NOT NULL,
     actor_kind text NOT NULL, action text NOT NULL, target_kind text NOT NULL, target_id text NOT NULL,
     target_repr text NOT NULL, asset_id bigint, changes jsonb NOT NULL, source text NOT NULL,
     context jsonb NOT NULL
 );
-CREATE INDEX IF NOT EXISTS audit_pending_xid ON audit_pending (xid);
 -- One event at the position after (p_seq, p_chain), whose lock the caller holds; the caller moves the head.
 CREATE OR REPLACE FUNCTION audit_put(
     p_seq bigint, p_chain bytea,
@@ -73,39 +71,43 @@ BEGIN
         p_target_repr, p_asset_id, p_changes, p_source, p_context, event_body, event_leaf, event_chain)
     RETURNING id INTO event_id;
 END $$;
--- Append the transaction's pending events, in the order they were recorded.
-CREATE OR REPLACE FUNCTION audit_flush_pending() RETURNS void LANGUAGE plpgsql AS $$
+-- One pending event appended at the head, whose lock it takes (held until the transaction ends).
+CREATE OR REPLACE FUNCTION audit_put_pending(r audit_pending) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    own xid8 := pg_current_xact_id_if_assigned();
-    r audit_pending%ROWTYPE;
     head_seq bigint;
     head_chain bytea;
     put record;
 BEGIN
-    IF own IS NULL THEN
-        RETURN;  -- a transaction that wrote nothing has nothing pending
-    END IF;
-    FOR r IN SELECT * FROM audit_pending WHERE xid = own ORDER BY id LOOP
-        IF head_seq IS NULL THEN
-            -- The head lock serialises appends until commit: positions are gapless, the chain cannot fork.
-            SELECT seq, chain_hash INTO STRICT head_seq, head_chain
-            FROM audit_audithead WHERE id = 1 FOR UPDATE;
-        END IF;
-        SELECT * INTO STRICT put FROM audit_put(
-            head_seq, head_chain, r.before, r.after, r.actor_id, r.actor_repr, r.actor_kind, r.action,
-            r.target_kind, r.target_id, r.target_repr, r.asset_id, r.changes, r.source, r.context);
-        head_seq := put.event_seq;
-        head_chain := put.event_chain;
-        -- One event at a time, as the head's trigger (audit.triggers) requires.
-        UPDATE audit_audithead SET seq = head_seq, chain_hash = head_chain WHERE id = 1;
-    END LOOP;
-    IF head_seq IS NOT NULL THEN
-        DELETE FROM audit_pending WHERE xid = own;
-    END IF;
+    -- The head lock serialises appends until commit: positions are gapless and the chain cannot fork.
+    SELECT seq, chain_hash INTO STRICT head_seq, head_chain FROM audit_audithead WHERE id = 1 FOR UPDATE;
+    SELECT * INTO STRICT put FROM audit_put(
+        head_seq, head_chain, r.before, r.after, r.actor_id, r.actor_repr, r.actor_kind, r.action,
+        r.target_kind, r.target_id, r.target_repr, r.asset_id, r.changes, r.source, r.context);
+    UPDATE audit_audithead SET seq = put.event_seq, chain_hash = put.event_chain WHERE id = 1;
 END $$;
+-- Append the transaction's pending events now, in the order they were recorded. A transaction sees no
+-- pending row but its own: the others' are uncommitted, and none outlives the commit of its transaction.
+CREATE OR REPLACE FUNCTION audit_flush_pending() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    r audit_pending%ROWTYPE;
+BEGIN
+    IF coalesce(current_setting('audit.pending', true), '') <> 'yes' THEN
+        RETURN;  -- nothing deferred in this transaction (or its deferring savepoints rolled back)
+    END IF;
+    FOR r IN SELECT * FROM audit_pending ORDER BY id LOOP
+        DELETE FROM audit_pending WHERE id = r.id;
+        PERFORM audit_put_pending(r);
+    END LOOP;
+    PERFORM set_config('audit.pending', 'no', true);
+END $$;
+-- At COMMIT, once per pending row, in the order the rows were inserted (deferred triggers fire in that
+-- order); a row that an append made at once has taken already is gone.
 CREATE OR REPLACE FUNCTION audit_pending_commit() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM audit_flush_pending();  -- the first pending row's trigger appends them all; the rest find none
+    DELETE FROM audit_pending WHERE id = NEW.id;
+    IF FOUND THEN
+        PERFORM audit_put_pending(NEW);
+    END IF;
     RETURN NULL;
 END $$;
 DROP TRIGGER IF EXISTS audit_pending_at_commit ON audit_pending;
@@ -170,6 +172,8 @@ BEGIN
     VALUES (
         p_before, p_after, p_actor_id, p_actor_repr, p_actor_kind, p_action, p_target_kind, p_target_id,
         p_target_repr, p_asset_id, p_changes, p_source, p_context);
+    -- Transaction-local: a rolled-back savepoint takes it back with its rows.
+    PERFORM set_config('audit.pending', 'yes', true);
     event_wanted := array_fill(false, ARRAY[coalesce(cardinality(p_checks), 0)]);
 END $$;
 """
@@ -178,6 +182,7 @@ _ARG_TYPES = "bytea, bytea, bigint, text, text, text, text, text, text, bigint, 
 DROP = (
     f"DROP FUNCTION IF EXISTS audit_defer({_ARG_TYPES}, text[]); "
     f"DROP FUNCTION IF EXISTS audit_append({_ARG_TYPES}, text[]); "
+    "DROP FUNCTION IF EXISTS audit_put_pending(audit_pending); "
     "DROP TABLE IF EXISTS audit_pending; "
     "DROP FUNCTION IF EXISTS audit_pending_commit(); "
     "DROP FUNCTION IF EXISTS audit_flush_pending(); "

@@ -60,20 +60,17 @@ BEGIN
     UPDATE head SET seq = s, chain = c WHERE id = 1;
     RETURN s;
 END $$;
-CREATE UNLOGGED TABLE pending (
-    id bigserial PRIMARY KEY, xid xid8 NOT NULL DEFAULT pg_current_xact_id(), body bytea NOT NULL);
-CREATE INDEX pending_xid ON pending (xid);
-CREATE FUNCTION flush_pending() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE r record; own xid8 := pg_current_xact_id();
+CREATE UNLOGGED TABLE pending (id bigserial PRIMARY KEY, body bytea NOT NULL);
+CREATE FUNCTION pending_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    FOR r IN SELECT body FROM pending WHERE xid = own ORDER BY id LOOP
-        PERFORM append(r.body);
-    END LOOP;
-    DELETE FROM pending WHERE xid = own;
+    DELETE FROM pending WHERE id = NEW.id;  -- (a row an append made at once took is gone already)
+    IF FOUND THEN
+        PERFORM append(NEW.body);
+    END IF;
     RETURN NULL;
 END $$;
 CREATE CONSTRAINT TRIGGER pending_at_commit AFTER INSERT ON pending
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION flush_pending();
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pending_at_commit();
 CREATE TABLE sealable (id bigserial PRIMARY KEY, xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     body bytea NOT NULL);
 CREATE FUNCTION seal() RETURNS int LANGUAGE plpgsql AS $$

@@ -49,6 +49,7 @@ END $$;
 AT_COMMIT_OBJECTS = (
     "DROP FUNCTION IF EXISTS audit_defer("
     "bytea, bytea, bigint, text, text, text, text, text, text, bigint, jsonb, text, jsonb, text[]); "
+    "DROP FUNCTION IF EXISTS audit_put_pending(audit_pending); "
     "DROP TABLE IF EXISTS audit_pending; "
     "DROP FUNCTION IF EXISTS audit_pending_commit(); "
     "DROP FUNCTION IF EXISTS audit_flush_pending(); "
