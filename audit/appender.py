@@ -32,7 +32,19 @@ from __future__ import annotations
 
 FUNCTION = "audit_append"
 
-CREATE = """
+# The event's columns (in) and what the append stored (out): audit_put, audit_append, audit_defer.
+EVENT_PARAMETERS = (
+    "    p_before bytea, p_after bytea, p_actor_id bigint, p_actor_repr text, p_actor_kind text,"
+    " p_action text,\n"
+    "    p_target_kind text, p_target_id text, p_target_repr text, p_asset_id bigint, p_changes jsonb,\n"
+    "    p_source text, p_context jsonb"
+)
+EVENT_RESULTS = (
+    "    OUT event_id bigint, OUT event_seq bigint, OUT event_time timestamptz, OUT event_body bytea,\n"
+    "    OUT event_leaf bytea, OUT event_chain bytea"
+)
+
+CREATE = f"""
 CREATE OR REPLACE FUNCTION audit_format_time(t timestamptz) RETURNS text LANGUAGE sql STABLE AS $$
     SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 $$;
@@ -46,11 +58,8 @@ CREATE UNLOGGED TABLE IF NOT EXISTS audit_pending (
 -- One event at the position after (p_seq, p_chain), whose lock the caller holds; the caller moves the head.
 CREATE OR REPLACE FUNCTION audit_put(
     p_seq bigint, p_chain bytea,
-    p_before bytea, p_after bytea, p_actor_id bigint, p_actor_repr text, p_actor_kind text, p_action text,
-    p_target_kind text, p_target_id text, p_target_repr text, p_asset_id bigint, p_changes jsonb,
-    p_source text, p_context jsonb,
-    OUT event_id bigint, OUT event_seq bigint, OUT event_time timestamptz, OUT event_body bytea,
-    OUT event_leaf bytea, OUT event_chain bytea
+{EVENT_PARAMETERS},
+{EVENT_RESULTS}
 ) LANGUAGE plpgsql AS $$
 BEGIN
     -- The clock is read once the lock is held (now() is the transaction's start), so time follows seq.
@@ -114,11 +123,8 @@ DROP TRIGGER IF EXISTS audit_pending_at_commit ON audit_pending;
 CREATE CONSTRAINT TRIGGER audit_pending_at_commit AFTER INSERT ON audit_pending
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION audit_pending_commit();
 CREATE OR REPLACE FUNCTION audit_append(
-    p_before bytea, p_after bytea, p_actor_id bigint, p_actor_repr text, p_actor_kind text, p_action text,
-    p_target_kind text, p_target_id text, p_target_repr text, p_asset_id bigint, p_changes jsonb,
-    p_source text, p_context jsonb, p_checks text[],
-    OUT event_id bigint, OUT event_seq bigint, OUT event_time timestamptz, OUT event_body bytea,
-    OUT event_leaf bytea, OUT event_chain bytea, OUT event_wanted boolean[]
+{EVENT_PARAMETERS}, p_checks text[],
+{EVENT_RESULTS}, OUT event_wanted boolean[]
 ) LANGUAGE plpgsql AS $$
 DECLARE
     head_seq bigint;
@@ -145,11 +151,8 @@ END $$;
 -- The writer's one statement for an event positioned at commit: the listeners' questions first (without
 -- the lock); if one wants the event it is appended at once (audit_append), else it waits in audit_pending.
 CREATE OR REPLACE FUNCTION audit_defer(
-    p_before bytea, p_after bytea, p_actor_id bigint, p_actor_repr text, p_actor_kind text, p_action text,
-    p_target_kind text, p_target_id text, p_target_repr text, p_asset_id bigint, p_changes jsonb,
-    p_source text, p_context jsonb, p_checks text[],
-    OUT event_id bigint, OUT event_seq bigint, OUT event_time timestamptz, OUT event_body bytea,
-    OUT event_leaf bytea, OUT event_chain bytea, OUT event_wanted boolean[]
+{EVENT_PARAMETERS}, p_checks text[],
+{EVENT_RESULTS}, OUT event_wanted boolean[]
 ) LANGUAGE plpgsql AS $$
 DECLARE
     check_sql text;
